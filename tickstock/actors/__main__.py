@@ -1,0 +1,109 @@
+"""``python -m tickstock.actors``: run the streaming service.
+
+    python -m tickstock.actors [--config FILE] [--universe KEY] [--now] [--check] [--migrate]
+
+Exit codes: 0 after a clean stop (SIGINT/SIGTERM end the session with ``stopped``), 1 when
+``--check`` finds a problem or the service cannot run, 2 for a bad configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from loguru import logger
+
+from tickstock.config import ConfigError, Settings, load_settings
+from tickstock.logs import configure_logging
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tickstock.actors", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="YAML settings file (default: $TICKSTOCK_CONFIG or config.yaml)")
+    parser.add_argument("--universe", help="universe key to stream, e.g. market_leaders:top_500")
+    parser.add_argument("--now", action="store_true", help="start a session immediately, whatever the clock says")
+    parser.add_argument("--check", action="store_true", help="validate settings and connections, print the plan, exit")
+    parser.add_argument("--migrate", action="store_true", help="create or upgrade the database schema and exit")
+    return parser.parse_args(argv)
+
+
+def check(settings: Settings) -> int:
+    """Validate connections and print what would run. Returns the exit code."""
+    from tickstock.actors.service import UniverseError, load_definitions, resolve_universe
+    from tickstock.adapters.postgres import PostgresStore
+    from tickstock.adapters.redis import RedisPublisher
+
+    problems = []
+    try:
+        RedisPublisher(settings.redis.url).ping()
+        print(f"redis:     ok ({settings.redis.url})")
+    except Exception as exc:
+        problems.append(f"redis {settings.redis.url}: {exc}")
+    try:
+        store = PostgresStore(settings.database.url)
+        store.ping()
+        store.close()
+        print(f"database:  ok ({settings.database.url})")
+    except Exception as exc:
+        problems.append(f"database {settings.database.url}: {exc}")
+    try:
+        symbols = resolve_universe(settings, lambda: PostgresStore(settings.database.url))
+        print(f"universe:  {settings.session.universe} ({settings.session.universe_source}), "
+              f"{len(symbols)} symbols: {', '.join(symbols[:10])}{' ...' if len(symbols) > 10 else ''}")
+    except UniverseError as exc:
+        problems.append(str(exc))
+    definitions, def_problems, source = load_definitions(settings, lambda: PostgresStore(settings.database.url))
+    print(f"analysis:  {', '.join(d.name for d in definitions.definitions) or 'NONE'} (from {source})")
+    problems += def_problems
+    print(f"ticks:     {settings.channels.ticks}; http: {settings.http.host}:{settings.http.port}")
+    for problem in problems:
+        print(f"PROBLEM:   {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = load_settings(args.config, universe=args.universe)
+    except ConfigError as exc:
+        print(f"tickstock: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.logging.level)
+    if args.check:
+        return check(settings)
+
+    from tickstock.adapters.postgres import PostgresStore, migrate
+
+    try:
+        applied = migrate(settings.database.url)
+        logger.info("database schema up to date ({})", ", ".join(applied) if applied else "no changes")
+    except Exception as exc:
+        logger.error("database schema could not be migrated: {!r}", exc)
+        if args.migrate:
+            return 1
+    if args.migrate:
+        return 0
+
+    from tickstock.actors.runtime import build_runtime
+
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        logger.info("received {}: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    runtime = build_runtime(settings, lambda: PostgresStore(settings.database.url))
+    try:
+        runtime.start()
+        runtime.service.run(stop, start_now=args.now)
+    finally:
+        runtime.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,279 @@
+"""TickIngressActor: the Redis subscriber, and where forming bars live.
+
+Why the forming bars live here and not in the symbol actors: a pykka ``tell`` costs ~30 us of CPU
+to wake a thread, so one message per tick tops out near 20k ticks/s, while folding a tick into its
+bar on the receive path costs ~0.2 us (shared/docs/domain.md). So one receive thread reads the
+socket, decodes, and folds; symbol actors get one ``BarClosed`` per bar, persistence one batch per
+minute.
+
+Guarantees:
+- The socket is drained continuously; decoding happens right after each read, in the same thread,
+  so the process never builds an internal tick backlog that Redis would then see as a slow reader.
+- Bars close by the clock (``grace`` after the minute's end) even if no tick arrives. Before a close
+  the receive loop reads whatever is already waiting on the socket, so a tick that reached the
+  service before the deadline is never judged late.
+- A malformed tick is counted per reason, logged at most once per reason per ``log_every`` seconds,
+  and skipped. A lost connection is re-established with back-off while bars keep closing.
+- A crash of the receive thread is reported to the supervisor as ``ChildFailed``.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pykka
+
+from tickstock.actors.base import SupervisedActor
+from tickstock.actors.faults import maybe_fail
+from tickstock.adapters.redis.feed import FeedDisconnected
+from tickstock.bars.aggregator import MinuteBarAggregator
+from tickstock.messages.bars import Bar
+from tickstock.messages.commands import BarClosed, Drain, GetStats, PersistBars, RouteSymbol, SymbolDiscovered
+from tickstock.messages.ticks import TickRejected, decode_tick
+
+_MAX_WAIT = 0.2          # longest the loop blocks on the socket: bounds how late a close can run
+_DRAIN_READS = 64        # reads (up to 1 MiB each) taken before a close to empty the socket
+_MAX_BACKOFF = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class IngressStats:
+    received: int
+    folded: int
+    late: int
+    rejected: dict[str, int]
+    unknown_symbols: int
+    bars_closed: int
+    lag_sum: float
+    lag_count: int
+    last_tick_at: float | None
+    last_seen: dict[str, float]
+    redis_connected: bool
+    reconnects: int
+    forming: int
+
+
+class TickIngressActor(SupervisedActor):
+    def __init__(
+        self,
+        supervisor: pykka.ActorRef | None,
+        session_id: str,
+        feed_factory: Callable[[], Any],
+        routes: dict[str, Any],
+        persistence: Any,
+        aggregator: MinuteBarAggregator,
+        accept_new_symbols: bool = False,
+        max_skew_seconds: float = 3600.0,
+        clock: Callable[[], float] = time.time,
+        log_every: float = 10.0,
+    ) -> None:
+        super().__init__(supervisor, "ingress", session_id)
+        self._feed_factory = feed_factory
+        self._feed = None
+        self.routes = dict(routes)
+        self.persistence = persistence
+        self.aggregator = aggregator
+        self.accept_new_symbols = accept_new_symbols
+        self.max_skew = max_skew_seconds
+        self._clock = clock
+        self._log_every = log_every
+        self._control: queue.SimpleQueue = queue.SimpleQueue()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._requested: set[str] = set()
+        self._pending: dict[str, list[Bar]] = defaultdict(list)
+        self._next_connect_at = 0.0
+        self._backoff = 0.5
+        # Counters: written by the receive thread only, read as snapshots.
+        self.received = 0
+        self.rejected: Counter[str] = Counter()
+        self._rejected_logged: dict[str, tuple[float, int]] = {}
+        self.unknown_symbols = 0
+        self.bars_closed = 0
+        self.lag_sum = 0.0
+        self.lag_count = 0
+        self.last_tick_at: float | None = None
+        self.last_seen: dict[str, float] = {}
+        self.reconnects = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Subscribe (raising if Redis refuses) and start the receive thread."""
+        self._feed = self._feed_factory()
+        self._feed.connect()
+        self._thread = threading.Thread(target=self._run, name="ingress-receive", daemon=True)
+        self._thread.start()
+        self.log.info("subscribed to ticks, {} symbols routed", len(self.routes))
+
+    def on_stop(self) -> None:
+        self._stop_thread()
+
+    def on_failure(self, exception_type, exception_value, traceback) -> None:
+        self._stop_thread()
+        super().on_failure(exception_type, exception_value, traceback)
+
+    def _stop_thread(self) -> None:
+        self._stopping.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        if self._feed is not None:
+            self._feed.close()
+
+    # -- messages -------------------------------------------------------------------------------
+
+    @SupervisedActor.handle.register
+    def _route(self, message: RouteSymbol) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._control.put(message)
+        else:
+            self._apply_route(message)
+
+    @SupervisedActor.handle.register
+    def _drain(self, message: Drain) -> IngressStats:
+        """Stop receiving, close every forming bar now and deliver it: the session's last bars."""
+        self._stop_thread()
+        self._apply_control()
+        self._deliver(self.aggregator.close_all(), self._clock())
+        return self._stats(GetStats())
+
+    @SupervisedActor.handle.register
+    def _stats(self, message: GetStats) -> IngressStats:
+        agg = self.aggregator
+        return IngressStats(
+            self.received, agg.folded_ticks, agg.late_ticks, dict(self.rejected), self.unknown_symbols,
+            self.bars_closed, self.lag_sum, self.lag_count, self.last_tick_at, self.last_seen.copy(),
+            self._feed is not None and self._feed.connected, self.reconnects, agg.forming_count(),
+        )
+
+    # -- receive loop (its own thread) ----------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                self._step()
+        except Exception as exc:  # the thread must never die silently
+            self.log.exception("ingress receive loop crashed")
+            self.report_failure(f"receive loop: {exc!r}")
+
+    def _step(self) -> None:
+        self._apply_control()
+        now = self._clock()
+        deadline = self.aggregator.next_deadline()
+        wait = _MAX_WAIT if deadline is None else min(_MAX_WAIT, max(0.0, deadline - now))
+        if self._feed.connected:
+            self._read(wait)
+        else:
+            self._reconnect(now, wait)
+        if deadline is not None and self._clock() >= deadline:
+            for _ in range(_DRAIN_READS):
+                if not self._feed.connected or not self._read(0.0):
+                    break
+            closed_at = self._clock()
+            self._deliver(self.aggregator.close_due(closed_at), closed_at)
+
+    def _read(self, wait: float) -> int:
+        try:
+            payloads = self._feed.read(wait)
+        except FeedDisconnected as exc:
+            self.log.error("tick feed lost: {}", exc)
+            self._next_connect_at = 0.0
+            return 0
+        if payloads:
+            maybe_fail("ingress:receive")
+            self._ingest(payloads, self._clock())
+        return len(payloads)
+
+    def _reconnect(self, now: float, wait: float) -> None:
+        if now < self._next_connect_at:
+            self._stopping.wait(min(wait, self._next_connect_at - now) or 0.01)
+            return
+        try:
+            self._feed.connect()
+        except ConnectionError as exc:
+            self._next_connect_at = now + self._backoff
+            self._backoff = min(self._backoff * 2, _MAX_BACKOFF)
+            self.log.warning("tick feed reconnect failed, next try in {:.1f}s: {}", self._backoff, exc)
+            return
+        self.reconnects += 1
+        self._backoff = 0.5
+        self.log.info("tick feed re-subscribed (reconnect #{})", self.reconnects)
+
+    def _ingest(self, payloads: list[bytes], received_at: float) -> None:
+        """Decode and fold one read's worth of ticks. The per-tick path: keep it lean."""
+        routes = self.routes
+        last_seen = self.last_seen
+        add = self.aggregator.add
+        lag_sum = 0.0
+        folded = 0
+        for raw in payloads:
+            try:
+                tick = decode_tick(raw, received_at, self.max_skew)
+            except TickRejected as rejected:
+                self._count_rejected(rejected, received_at)
+                continue
+            symbol = tick.symbol
+            if symbol not in routes and not self._admit(symbol):
+                continue
+            if add(tick):
+                last_seen[symbol] = received_at
+                lag_sum += received_at - tick.timestamp
+                folded += 1
+        self.received += len(payloads)
+        if folded:
+            self.lag_sum += lag_sum
+            self.lag_count += folded
+            self.last_tick_at = received_at
+
+    def _admit(self, symbol: str) -> bool:
+        if not self.accept_new_symbols:
+            self.unknown_symbols += 1
+            return False
+        if symbol not in self._requested:
+            self._requested.add(symbol)
+            self.log.info("new symbol {} seen: asking for a symbol actor", symbol)
+            if self.supervisor is not None:
+                self.supervisor.tell(SymbolDiscovered(symbol))
+        return True
+
+    def _count_rejected(self, rejected: TickRejected, now: float) -> None:
+        reason = rejected.reason
+        self.rejected[reason] += 1
+        last_at, last_count = self._rejected_logged.get(reason, (0.0, 0))
+        if now - last_at >= self._log_every:
+            total = self.rejected[reason]
+            self.log.warning("rejected tick ({}; {} since last report): {}", reason, total - last_count, rejected.detail)
+            self._rejected_logged[reason] = (now, total)
+
+    # -- routing --------------------------------------------------------------------------------
+
+    def _apply_control(self) -> None:
+        while True:
+            try:
+                message = self._control.get_nowait()
+            except queue.Empty:
+                return
+            self._apply_route(message)
+
+    def _apply_route(self, message: RouteSymbol) -> None:
+        self.routes[message.symbol] = message.actor_ref
+        held = self._pending.pop(message.symbol, [])
+        for bar in held:
+            message.actor_ref.tell(BarClosed(bar, self._clock()))
+
+    def _deliver(self, bars: list[Bar], closed_at: float) -> None:
+        if not bars:
+            return
+        for bar in bars:
+            target = self.routes.get(bar.symbol)
+            if target is None:
+                self._pending[bar.symbol].append(bar)  # its actor is being started
+            else:
+                target.tell(BarClosed(bar, closed_at))
+        self.bars_closed += len(bars)
+        self.persistence.tell(PersistBars(tuple(bars)))

@@ -1,0 +1,191 @@
+"""PersistenceActor: buffers everything the session computed and writes it in batches.
+
+Guarantees:
+- A database outage never drops a result: on a connection error the batch stays buffered and is
+  retried every ``retry_interval`` seconds; handlers never raise on database errors.
+- A row the database refuses (a foreign key on ``symbol``, say) is reported alone; the rest of its
+  batch is written (the store isolates rows).
+- ``Drain`` writes everything buffered before it returns, within its timeout, and reports what
+  could not be written.
+- Session rows are written in the order they were told (a session's start before its end).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pykka
+import psycopg2
+
+from tickstock.actors.base import SupervisedActor
+from tickstock.actors.faults import maybe_fail
+from tickstock.actors.timer import Ticker
+from tickstock.messages.commands import (
+    Drain, GetStats, PersistBars, PersistResults, RecordHealth, RecordSession, TimerTick,
+)
+
+# Connection-level failures: the data is fine, the database is not. Keep and retry.
+_OUTAGE_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError, ConnectionError, OSError)
+
+
+@dataclass(frozen=True, slots=True)
+class PersistenceStats:
+    backlog: int
+    bars_written: int
+    patterns_written: int
+    indicators_written: int
+    rows_rejected: int
+    db_connected: bool
+    failing_since: float | None
+    last_error: str
+
+
+class PersistenceActor(SupervisedActor):
+    def __init__(
+        self,
+        supervisor: pykka.ActorRef | None,
+        session_id: str,
+        connect: Callable[[], Any],
+        batch_size: int = 500,
+        flush_interval: float = 0.25,
+        retry_interval: float = 2.0,
+    ) -> None:
+        super().__init__(supervisor, "persistence", session_id)
+        self._connect = connect
+        self._store = None
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.retry_interval = retry_interval
+        # (store method name, buffer) in write order; session rows first so results follow them.
+        self._queues: dict[str, deque] = {
+            "session": deque(), "upsert_bars": deque(), "insert_patterns": deque(),
+            "insert_indicators": deque(), "insert_health": deque(),
+        }
+        self._written = {"upsert_bars": 0, "insert_patterns": 0, "insert_indicators": 0, "insert_health": 0}
+        self.rows_rejected = 0
+        self.db_connected = False
+        self.failing_since: float | None = None
+        self.last_error = ""
+        self._retry_at = 0.0
+        self._ticker: Ticker | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def open(self) -> None:
+        self._store = self._connect()
+        try:
+            self._store.ping()
+            self.db_connected = True
+        except _OUTAGE_ERRORS as exc:
+            # Start anyway: results are buffered until the database is back.
+            self._mark_down(exc, time.time())
+        self._ticker = Ticker(self.actor_ref, self.flush_interval, TimerTick, "persistence").start()
+
+    def on_stop(self) -> None:
+        if self._ticker:
+            self._ticker.stop()
+        if self.backlog:
+            self.log.error("persistence stopped with {} rows unwritten: {}", self.backlog, self.last_error)
+        if self._store is not None:
+            self._store.close()
+
+    @property
+    def backlog(self) -> int:
+        return sum(len(q) for q in self._queues.values())
+
+    # -- messages -------------------------------------------------------------------------------
+
+    @SupervisedActor.handle.register
+    def _bars(self, message: PersistBars) -> None:
+        self._queues["upsert_bars"].extend(message.bars)
+        self._flush_if_full()
+
+    @SupervisedActor.handle.register
+    def _results(self, message: PersistResults) -> None:
+        self._queues["insert_patterns"].extend(message.patterns)
+        self._queues["insert_indicators"].extend(message.indicators)
+        self._flush_if_full()
+
+    @SupervisedActor.handle.register
+    def _session(self, message: RecordSession) -> None:
+        self._queues["session"].append(message.record)
+        self._flush(time.time())
+
+    @SupervisedActor.handle.register
+    def _health(self, message: RecordHealth) -> None:
+        self._queues["insert_health"].append(message.record)
+
+    @SupervisedActor.handle.register
+    def _timer(self, message: TimerTick) -> None:
+        self._flush(time.time())
+
+    @SupervisedActor.handle.register
+    def _drain(self, message: Drain) -> PersistenceStats:
+        deadline = time.monotonic() + message.timeout
+        while self.backlog and time.monotonic() < deadline:
+            self._retry_at = 0.0
+            if not self._flush(time.time()):
+                time.sleep(min(self.retry_interval, max(deadline - time.monotonic(), 0)))
+        return self._stats(GetStats())
+
+    @SupervisedActor.handle.register
+    def _stats(self, message: GetStats) -> PersistenceStats:
+        return PersistenceStats(
+            self.backlog, self._written["upsert_bars"], self._written["insert_patterns"],
+            self._written["insert_indicators"], self.rows_rejected, self.db_connected,
+            self.failing_since, self.last_error,
+        )
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def _flush_if_full(self) -> None:
+        if any(len(q) >= self.batch_size for q in self._queues.values()):
+            self._flush(time.time())
+
+    def _flush(self, now: float) -> bool:
+        """Write everything buffered, batch by batch. Returns False if the database is down."""
+        if now < self._retry_at:
+            return False
+        try:
+            maybe_fail("persistence:write")
+            for method, queue in self._queues.items():
+                while queue:
+                    if method == "session":
+                        record = queue[0]
+                        if record.final_status is None:
+                            self._store.start_session(record)
+                        else:
+                            self._store.finish_session(record)
+                        queue.popleft()
+                        continue
+                    batch = [queue[i] for i in range(min(self.batch_size, len(queue)))]
+                    result = getattr(self._store, method)(batch)
+                    for _ in batch:
+                        queue.popleft()
+                    self._written[method] += result.written
+                    self._report_rejected(method, result.rejected)
+        except _OUTAGE_ERRORS as exc:
+            self._mark_down(exc, now)
+            return False
+        if not self.db_connected:
+            self.log.info("database reachable again after {:.1f}s", now - (self.failing_since or now))
+        self.db_connected = True
+        self.failing_since = None
+        return True
+
+    def _report_rejected(self, method: str, rejected: list) -> None:
+        for item, error in rejected:
+            self.rows_rejected += 1
+            # One line per refused row: these are rare and each one is a lost fact worth seeing.
+            self.log.error("{}: database refused {!r}: {}", method, item, error)
+
+    def _mark_down(self, exc: Exception, now: float) -> None:
+        if self.db_connected or self.failing_since is None:
+            self.log.error("database write failed, keeping {} rows buffered: {!r}", self.backlog, exc)
+            self.failing_since = now
+        self.db_connected = False
+        self.last_error = repr(exc)
+        self._retry_at = now + self.retry_interval

@@ -1,0 +1,117 @@
+"""SymbolActor: one per symbol. Holds its closed bars, runs its analysis pipeline on each, and
+sends every result to the publisher and persistence actors.
+
+The analysis itself is pure (``tickstock.analysis``); this actor only keeps the state and routes
+messages. A component that raises is isolated by the pipeline; an unexpected error here kills only
+this actor, and the supervisor restarts it primed from the database.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import pykka
+
+from tickstock.actors.base import SupervisedActor
+from tickstock.actors.faults import maybe_fail
+from tickstock.messages.bars import Bar
+from tickstock.messages.commands import BarClosed, GetStats, PersistResults, Publish
+from tickstock.messages.events import IndicatorAlertRaised, IndicatorCalculated, PatternDetected, bar_data
+from tickstock.messages.records import IndicatorRecord, PatternRecord
+from tickstock.messages.wire import iso_utc
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolStats:
+    symbol: str
+    bars: int
+    patterns: int
+    indicators: int
+    component_errors: int
+    last_bar_start: int | None
+
+
+class SymbolActor(SupervisedActor):
+    def __init__(
+        self,
+        supervisor: pykka.ActorRef | None,
+        session_id: str,
+        symbol: str,
+        pipeline: Any,
+        publisher: Any,
+        persistence: Any,
+        history: Sequence[Bar] = (),
+        pattern_ttl: float = 3600.0,
+        indicator_ttl: float = 3600.0,
+        max_bars: int = 500,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(supervisor, f"symbol:{symbol}", session_id)
+        self.symbol = symbol
+        self.pipeline = pipeline
+        self.publisher = publisher
+        self.persistence = persistence
+        self.bars: deque[Bar] = deque(history, maxlen=max_bars)
+        self._pattern_ttl = pattern_ttl
+        self._indicator_ttl = indicator_ttl
+        self._clock = clock
+        self.patterns = self.indicators = self.component_errors = 0
+        # Priming publishes nothing: it only brings indicators and candle averages up to date.
+        self.pipeline.prime(list(history))
+
+    @SupervisedActor.handle.register
+    def _bar(self, message: BarClosed) -> None:
+        maybe_fail(f"symbol:{self.symbol}:bar")
+        bar = message.bar
+        self.bars.append(bar)
+        out = self.pipeline.on_bar(bar)
+        now = self._clock()
+        events: list = []
+        patterns: list[PatternRecord] = []
+        indicators: list[IndicatorRecord] = []
+        for p in out.patterns:
+            events.append(PatternDetected(
+                self.symbol, p.name, p.confidence, now, p.bar, self.session_id,
+                dict(p.parameters), tuple(p.levels), message.closed_at,
+            ))
+            patterns.append(PatternRecord(
+                symbol=self.symbol, pattern_type=p.name, confidence=p.confidence,
+                detection_timestamp=now, expiration_timestamp=now + self._pattern_ttl,
+                pattern_data={"bar_timestamp": iso_utc(p.bar.start), "bar_data": bar_data(p.bar), **p.parameters},
+                levels=tuple(p.levels), metadata={"session_id": self.session_id},
+            ))
+        for i in out.indicators:
+            events.append(IndicatorCalculated(
+                self.symbol, i.name, i.value, dict(i.values), now, i.bar, self.session_id,
+                dict(i.metadata), message.closed_at,
+            ))
+            indicators.append(IndicatorRecord(
+                symbol=self.symbol, indicator_type=i.name, value=i.value, calculation_timestamp=now,
+                expiration_timestamp=now + self._indicator_ttl, value_data=dict(i.values),
+                metadata={**i.metadata, "session_id": self.session_id, "bar_timestamp": iso_utc(i.bar.start)},
+            ))
+        for a in out.alerts:
+            events.append(IndicatorAlertRaised(
+                a.alert_type, self.symbol, a.indicator, a.value, a.threshold, a.direction, now, self.session_id,
+            ))
+        for e in out.errors:
+            self.component_errors += 1
+            self.log.error(
+                "{} component {} failed on bar {}: {}{}", self.symbol, e.name, iso_utc(e.bar_start),
+                e.error_repr, " (disabled for this symbol)" if e.disabled else "",
+            )
+        self.patterns += len(patterns)
+        self.indicators += len(indicators)
+        if events:
+            self.publisher.tell(Publish(tuple(events)))
+        if patterns or indicators:
+            self.persistence.tell(PersistResults(tuple(patterns), tuple(indicators)))
+
+    @SupervisedActor.handle.register
+    def _stats(self, message: GetStats) -> SymbolStats:
+        last = self.bars[-1].start if self.bars else None
+        return SymbolStats(self.symbol, len(self.bars), self.patterns, self.indicators, self.component_errors, last)
+

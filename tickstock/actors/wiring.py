@@ -1,0 +1,76 @@
+"""Production wiring: builds the session's children on the real Redis and PostgreSQL adapters.
+
+The only module that knows both the actors and the concrete adapters; tests replace it with a
+factory of mocks (see ``session.ChildFactory``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import pykka
+
+from tickstock.actors.handle import ChildHandle
+from tickstock.actors.ingress import TickIngressActor
+from tickstock.actors.persistence import PersistenceActor
+from tickstock.actors.publisher import PublisherActor, encode_for_redis
+from tickstock.actors.session import SessionPlan
+from tickstock.actors.symbol import SymbolActor
+from tickstock.adapters.postgres import PostgresStore
+from tickstock.adapters.redis import RedisPublisher, RedisTickFeed
+from tickstock.analysis import AnalysisPipeline
+from tickstock.bars.aggregator import MinuteBarAggregator
+from tickstock.config import Settings
+from tickstock.messages.bars import Bar
+
+
+class ProductionFactory:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def publisher(self, supervisor: pykka.ActorRef, plan: SessionPlan) -> pykka.ActorRef:
+        s = self.settings
+        return PublisherActor.start(
+            supervisor, plan.session_id, s.channels, s.keys, s.session.session_key_ttl_seconds,
+            s.analysis.high_confidence, lambda: RedisPublisher(s.redis.url),
+        )
+
+    def persistence(self, supervisor: pykka.ActorRef, plan: SessionPlan) -> pykka.ActorRef:
+        s = self.settings
+        return PersistenceActor.start(
+            supervisor, plan.session_id, lambda: PostgresStore(s.database.url), s.persistence.batch_size,
+            s.persistence.flush_interval_seconds, s.persistence.retry_interval_seconds,
+        )
+
+    def symbol(self, supervisor: pykka.ActorRef, plan: SessionPlan, symbol: str, history: Sequence[Bar],
+               publisher: ChildHandle, persistence: ChildHandle) -> pykka.ActorRef:
+        a = self.settings.analysis
+        pipeline = AnalysisPipeline(plan.definitions, symbol=symbol, max_failures=a.max_component_failures)
+        return SymbolActor.start(
+            supervisor, plan.session_id, symbol, pipeline, publisher, persistence, history,
+            a.pattern_ttl_seconds, a.indicator_ttl_seconds, max(a.prime_bars, 500),
+        )
+
+    def ingress(self, supervisor: pykka.ActorRef, plan: SessionPlan, routes: dict[str, ChildHandle],
+                persistence: ChildHandle, aggregator: MinuteBarAggregator) -> pykka.ActorRef:
+        s = self.settings
+        return TickIngressActor.start(
+            supervisor, plan.session_id, lambda: RedisTickFeed(s.redis.url, s.channels.ticks), routes,
+            persistence, aggregator, s.session.accept_new_symbols, s.bars.max_tick_skew_seconds,
+        )
+
+    def load_history(self, symbols: Sequence[str], limit: int) -> dict[str, list[Bar]]:
+        store = PostgresStore(self.settings.database.url)
+        try:
+            return store.load_recent_bars(list(symbols), limit)
+        finally:
+            store.close()
+
+    def publish_directly(self, plan: SessionPlan, events: Sequence[Any]) -> None:
+        s = self.settings
+        client = RedisPublisher(s.redis.url)
+        try:
+            client.publish_many(encode_for_redis(events, s.channels, s.analysis.high_confidence))
+            client.delete(s.keys.session)
+        finally:
+            client.close()

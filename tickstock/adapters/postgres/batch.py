@@ -1,0 +1,145 @@
+"""Batched writes with per-row isolation: the one write path shared by bars, patterns, indicators.
+
+Scheme, inside the caller's transaction (the caller commits):
+
+1. Convert every item to parameters; an item that cannot be converted is rejected on the spot.
+2. Send the rest with ``execute_values`` (multi-row INSERT, ``PAGE_SIZE`` rows per statement).
+3. If the server refuses the batch for a DATA reason (``ROW_ERRORS``: bad value, constraint or
+   foreign-key violation), roll back and send the rows one at a time, each under a SAVEPOINT, so
+   only the refused rows fail and every other row is written.
+
+Anything else (connection lost, deadlock, statement cancelled, schema missing) is raised as is:
+the transaction is then not committed, so nothing of the batch is written and the caller can keep
+its buffer and retry the whole batch later. Nothing is ever half-written and unreported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import psycopg2
+import psycopg2.extras
+
+T = TypeVar("T")
+
+PAGE_SIZE = 500
+
+# Errors that condemn a row, not the connection: SQLSTATE class 22 (data exception) and 23
+# (integrity constraint violation).
+ROW_ERRORS: tuple[type[Exception], ...] = (psycopg2.DataError, psycopg2.IntegrityError)
+
+# Client-side conversion failures (see rows.py).
+CONVERSION_ERRORS: tuple[type[Exception], ...] = (TypeError, ValueError, OverflowError, OSError)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult(Generic[T]):
+    """Outcome of a batch write: ``written + len(rejected) == len(items)`` always holds.
+
+    ``rejected`` holds ``(item, reason)`` for each refused item, in input order; ``reason`` names
+    the problem (e.g. ``23503 ForeignKeyViolation: insert or update ... violates foreign key``).
+    A rejected item will be refused again on a retry: it is for logging, not for re-queueing.
+    """
+
+    written: int
+    rejected: list[tuple[T, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchStatement:
+    """An ``INSERT ... VALUES %s ...`` for ``execute_values`` and its per-row ``template``."""
+
+    sql: str
+    template: str
+
+
+def describe(exc: Exception) -> str:
+    """A one-line reason for a rejection."""
+    if isinstance(exc, psycopg2.Error):
+        message = exc.diag.message_primary or str(exc).strip()
+        detail = f" ({exc.diag.message_detail})" if exc.diag.message_detail else ""
+        return f"{exc.pgcode} {type(exc).__name__}: {message}{detail}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def write_batch(
+    conn: Any,
+    statement: BatchStatement,
+    items: Sequence[T],
+    to_row: Callable[[T], tuple[Any, ...]],
+    key: Callable[[T], Hashable] | None = None,
+) -> WriteResult[T]:
+    """Write ``items`` in the open transaction of ``conn`` (not committed here).
+
+    ``key`` (for upserts) gives each item's conflict key. ``INSERT ... ON CONFLICT DO UPDATE``
+    refuses a statement that touches one row twice, so items sharing a key are sent in successive
+    statements, in input order: the result is that of upserting them one after another (the later
+    item wins), and every item counts as written.
+    """
+    rejected: list[tuple[int, T, str]] = []
+    prepared: list[tuple[int, T, tuple[Any, ...]]] = []
+    for index, item in enumerate(items):
+        try:
+            prepared.append((index, item, to_row(item)))
+        except CONVERSION_ERRORS as exc:
+            rejected.append((index, item, describe(exc)))
+
+    written = 0
+    if prepared:
+        with conn.cursor() as cur:
+            # A DEFERRABLE constraint would otherwise fail only at COMMIT, where it condemns the
+            # whole batch instead of one row.
+            cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cur.execute("SAVEPOINT tickstock_batch")
+            try:
+                for rows in _conflict_free_rounds(prepared, key):
+                    psycopg2.extras.execute_values(
+                        cur, statement.sql, rows, template=statement.template, page_size=PAGE_SIZE
+                    )
+                written = len(prepared)
+            except ROW_ERRORS:
+                # A savepoint, not a full rollback: SET CONSTRAINTS stays in force.
+                cur.execute("ROLLBACK TO SAVEPOINT tickstock_batch")
+                written, refused = _write_one_by_one(cur, statement, prepared)
+                rejected.extend(refused)
+    rejected.sort(key=lambda entry: entry[0])
+    return WriteResult(written, [(item, reason) for _, item, reason in rejected])
+
+
+def _conflict_free_rounds(
+    prepared: list[tuple[int, T, tuple[Any, ...]]], key: Callable[[T], Hashable] | None
+) -> list[list[tuple[Any, ...]]]:
+    """Rows split so that no round holds a key twice; round n holds each key's n-th occurrence."""
+    if key is None:
+        return [[row for _, _, row in prepared]]
+    rounds: list[list[tuple[Any, ...]]] = []
+    seen: dict[Hashable, int] = {}
+    for _, item, row in prepared:
+        k = key(item)
+        occurrence = seen.get(k, 0)
+        seen[k] = occurrence + 1
+        if occurrence == len(rounds):
+            rounds.append([])
+        rounds[occurrence].append(row)
+    return rounds
+
+
+def _write_one_by_one(
+    cur: Any, statement: BatchStatement, prepared: list[tuple[int, T, tuple[Any, ...]]]
+) -> tuple[int, list[tuple[int, T, str]]]:
+    """Each row under its own savepoint, in input order; returns (written, rejected)."""
+    written = 0
+    refused: list[tuple[int, T, str]] = []
+    for index, item, row in prepared:
+        cur.execute("SAVEPOINT tickstock_row")
+        try:
+            psycopg2.extras.execute_values(cur, statement.sql, [row], template=statement.template)
+        except ROW_ERRORS as exc:
+            cur.execute("ROLLBACK TO SAVEPOINT tickstock_row")
+            refused.append((index, item, describe(exc)))
+        else:
+            cur.execute("RELEASE SAVEPOINT tickstock_row")
+            written += 1
+    return written, refused

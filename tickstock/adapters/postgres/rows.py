@@ -1,0 +1,140 @@
+"""Conversions between the service's records and database parameters/rows.
+
+Pure functions, no I/O. A conversion raises TypeError/ValueError/OverflowError for an item that
+cannot become a valid row (non-finite number, epoch outside the datetime range, non-JSON dict):
+the batch writer turns that into a rejection of that item alone, before anything reaches the
+server.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from tickstock.messages.bars import Bar
+from tickstock.messages.records import HealthRecord, IndicatorRecord, PatternRecord, SessionRecord
+
+
+def utc(epoch_seconds: float) -> datetime:
+    """Epoch seconds (UTC) as an aware datetime, so TIMESTAMPTZ never depends on a session time zone."""
+    return datetime.fromtimestamp(float(epoch_seconds), tz=timezone.utc)
+
+
+def utc_or_none(epoch_seconds: float | None) -> datetime | None:
+    return None if epoch_seconds is None else utc(epoch_seconds)
+
+
+def finite(value: Any, what: str) -> float:
+    """``value`` as a finite float. NUMERIC accepts 'NaN' and 'Infinity', which would then poison
+    every reader, so the adapter refuses them like the database refuses a bad foreign key."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{what} is not finite: {number!r}")
+    return number
+
+
+def finite_or_none(value: Any, what: str) -> float | None:
+    return None if value is None else finite(value, what)
+
+
+def json_text(value: Any) -> str:
+    """Strict JSON for a JSONB parameter (no NaN/Infinity: PostgreSQL rejects them anyway)."""
+    return json.dumps(value, allow_nan=False, separators=(",", ":"))
+
+
+def bar_row(bar: Bar) -> tuple[Any, ...]:
+    """Parameters for ``ohlcv_1min (symbol, timestamp, open, high, low, close, volume)``."""
+    return (
+        bar.symbol,
+        utc(bar.start),
+        finite(bar.open, "open"),
+        finite(bar.high, "high"),
+        finite(bar.low, "low"),
+        finite(bar.close, "close"),
+        int(bar.volume),
+    )
+
+
+def bar_key(bar: Bar) -> tuple[str, int]:
+    """The primary key of a bar's row."""
+    return (bar.symbol, bar.start)
+
+
+def pattern_row(rec: PatternRecord) -> tuple[Any, ...]:
+    """Parameters in ``PATTERN_COLUMNS`` order."""
+    return (
+        rec.symbol,
+        rec.pattern_type,
+        finite(rec.confidence, "confidence"),
+        json_text(rec.pattern_data),
+        utc(rec.detection_timestamp),
+        utc_or_none(rec.expiration_timestamp),
+        [finite(level, "level") for level in rec.levels],
+        json_text(rec.metadata),
+        rec.timeframe,
+    )
+
+
+def indicator_row(rec: IndicatorRecord) -> tuple[Any, ...]:
+    """Parameters in ``INDICATOR_COLUMNS`` order."""
+    return (
+        rec.symbol,
+        rec.indicator_type,
+        finite_or_none(rec.value, "value"),
+        json_text(rec.value_data),
+        utc(rec.calculation_timestamp),
+        utc_or_none(rec.expiration_timestamp),
+        json_text(rec.metadata),
+        rec.timeframe,
+    )
+
+
+def session_params(rec: SessionRecord) -> dict[str, Any]:
+    return {
+        "session_id": rec.session_id,
+        "universe": rec.universe,
+        "started_at": utc(rec.started_at),
+        "stopped_at": utc_or_none(rec.stopped_at),
+        "symbol_count": int(rec.symbol_count),
+        "total_patterns": int(rec.total_patterns),
+        "total_indicators": int(rec.total_indicators),
+        "final_status": rec.final_status,
+    }
+
+
+def health_params(rec: HealthRecord) -> dict[str, Any]:
+    return {
+        "session_id": rec.session_id,
+        "recorded_at": utc(rec.recorded_at),
+        "status": rec.status,
+        "active_symbols": int(rec.active_symbols),
+        "ticks_per_second": finite(rec.ticks_per_second, "ticks_per_second"),
+        "bars_per_minute": finite(rec.bars_per_minute, "bars_per_minute"),
+        "processing_lag_ms": finite_or_none(rec.processing_lag_ms, "processing_lag_ms"),
+        "patterns_detected": int(rec.patterns_detected),
+        "indicators_calculated": int(rec.indicators_calculated),
+        "payload": json_text(rec.payload),
+    }
+
+
+def bar_from_row(symbol: str, timestamp: datetime, open_: Decimal, high: Decimal, low: Decimal,
+                 close: Decimal, volume: int) -> Bar:
+    """A stored bar back as a ``Bar`` with float prices (``tick_count`` is not stored: 0)."""
+    return Bar(
+        symbol=symbol,
+        start=int(timestamp.timestamp()),
+        open=float(open_),
+        high=float(high),
+        low=float(low),
+        close=float(close),
+        volume=int(volume),
+    )
+
+
+def plain_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A definitions row as plain Python: NUMERIC (Decimal) becomes float; arrays stay lists and
+    JSONB stays dicts/lists (psycopg2 already decodes both)."""
+    return {k: float(v) if isinstance(v, Decimal) else v for k, v in row.items()}

@@ -1,0 +1,6 @@
+"""Redis adapters: the tick feed subscriber and the event publisher."""
+
+from tickstock.adapters.redis.feed import FeedDisconnected, RedisTickFeed
+from tickstock.adapters.redis.publisher import RedisPublisher
+
+__all__ = ["FeedDisconnected", "RedisTickFeed", "RedisPublisher"]

@@ -1,0 +1,253 @@
+"""Events the service publishes on Redis, and their exact wire schemas.
+
+Each event is immutable and knows its channel (by settings name, see ``ChannelSettings``) and its
+wire form (``to_wire``). Field names follow ``shared/docs/interface.md`` exactly; where the
+dashboard has read two spellings, both are sent. Times are epoch seconds inside and ISO-8601 UTC
+on the wire.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from tickstock.messages.bars import Bar
+from tickstock.messages.wire import finite_or_none, iso_utc
+
+SESSION_STATUSES = ("completed", "stopped", "failed")
+HEALTH_STATUSES = ("healthy", "warning", "critical")
+
+
+def bar_data(bar: Bar) -> dict[str, Any]:
+    return {"open": bar.open, "high": bar.high, "low": bar.low, "close": bar.close, "volume": bar.volume}
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStarted:
+    channel: ClassVar[str] = "session_started"
+    session_id: str
+    universe: str
+    started_at: float
+    symbol_count: int
+    published_at: float
+
+    def session_json(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "universe": self.universe,
+            "started_at": iso_utc(self.started_at),
+            "symbol_count": self.symbol_count,
+            "status": "active",
+        }
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": "streaming_session_started",
+            "session": self.session_json(),
+            "timestamp": iso_utc(self.published_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStopped:
+    channel: ClassVar[str] = "session_stopped"
+    session_id: str
+    stopped_at: float
+    duration_seconds: float
+    total_patterns: int
+    total_indicators: int
+    final_status: str
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.final_status not in SESSION_STATUSES:
+            raise ValueError(f"final_status must be one of {SESSION_STATUSES}, got {self.final_status!r}")
+
+    def to_wire(self) -> dict[str, Any]:
+        session = {
+            "session_id": self.session_id,
+            "stopped_at": iso_utc(self.stopped_at),
+            "duration_seconds": round(self.duration_seconds, 3),
+            "total_patterns": self.total_patterns,
+            "total_indicators": self.total_indicators,
+            "final_status": self.final_status,
+        }
+        if self.reason:
+            session["reason"] = self.reason
+        return {"type": "streaming_session_stopped", "session": session, "timestamp": iso_utc(self.stopped_at)}
+
+
+@dataclass(frozen=True, slots=True)
+class PatternDetected:
+    channel: ClassVar[str] = "patterns"
+    symbol: str
+    pattern: str
+    confidence: float
+    detected_at: float
+    bar: Bar
+    session_id: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    levels: tuple[float, ...] = ()
+    bar_closed_at: float | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        parameters = {"bar_timestamp": iso_utc(self.bar.start), **self.parameters}
+        metadata: dict[str, Any] = {"session_id": self.session_id}
+        if self.bar_closed_at is not None:
+            metadata["bar_closed_at"] = iso_utc(self.bar_closed_at)
+        if self.levels:
+            metadata["levels"] = list(self.levels)
+        return {
+            "type": "streaming_pattern",
+            "detection": {
+                "symbol": self.symbol,
+                "pattern": self.pattern,
+                "pattern_type": self.pattern,
+                "confidence": finite_or_none(self.confidence),
+                "timestamp": iso_utc(self.detected_at),
+                "timeframe": "1min",
+                "parameters": parameters,
+                "bar_data": bar_data(self.bar),
+                "metadata": metadata,
+            },
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorCalculated:
+    channel: ClassVar[str] = "indicators"
+    symbol: str
+    indicator: str
+    value: float
+    values: dict[str, float]
+    calculated_at: float
+    bar: Bar
+    session_id: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    bar_closed_at: float | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        metadata = {**self.metadata, "session_id": self.session_id, "bar_timestamp": iso_utc(self.bar.start)}
+        if self.bar_closed_at is not None:
+            metadata["bar_closed_at"] = iso_utc(self.bar_closed_at)
+        return {
+            "type": "streaming_indicator",
+            "calculation": {
+                "symbol": self.symbol,
+                "indicator": self.indicator,
+                "indicator_type": self.indicator,
+                "value": finite_or_none(self.value),
+                "values": {k: finite_or_none(v) for k, v in self.values.items()},
+                "timestamp": iso_utc(self.calculated_at),
+                "timeframe": "1min",
+                "metadata": metadata,
+            },
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorAlertRaised:
+    channel: ClassVar[str] = "indicator_alerts"
+    alert_type: str  # RSI_OVERBOUGHT | RSI_OVERSOLD
+    symbol: str
+    indicator: str
+    value: float
+    threshold: float
+    direction: str  # above | below
+    raised_at: float
+    session_id: str
+    severity: str = "warning"
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": "indicator_alert",
+            "alert_type": self.alert_type,
+            "symbol": self.symbol,
+            "timestamp": iso_utc(self.raised_at),
+            "session_id": self.session_id,
+            "severity": self.severity,
+            "data": {
+                "indicator": self.indicator,
+                "value": finite_or_none(self.value),
+                "threshold": self.threshold,
+                "direction": self.direction,
+            },
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CriticalAlert:
+    """A flat alert on ``tickstock:alerts:critical``; ``severity`` 'info' marks a recovery."""
+
+    channel: ClassVar[str] = "critical_alerts"
+    message: str
+    component: str
+    raised_at: float
+    action_required: str = ""
+    severity: str = "critical"
+    session_id: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"component": self.component, "action_required": self.action_required}
+        if self.session_id:
+            data["session_id"] = self.session_id
+        return {
+            "type": "critical_alert",
+            "severity": self.severity,
+            "message": self.message,
+            "timestamp": iso_utc(self.raised_at),
+            "data": data,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    channel: ClassVar[str] = "health"
+    session_id: str
+    status: str
+    active_symbols: int
+    ticks_per_second: float
+    patterns_detected: int
+    indicators_calculated: int
+    bars_per_minute: float
+    processing_lag_ms: float | None
+    cpu_percent: float
+    memory_mb: float
+    stale_symbols: tuple[str, ...]
+    stale_count: int
+    redis: str
+    database: str
+    issues: tuple[str, ...]
+    reported_at: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.status not in HEALTH_STATUSES:
+            raise ValueError(f"health status must be one of {HEALTH_STATUSES}, got {self.status!r}")
+
+    def health_json(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "status": self.status,
+            "active_symbols": self.active_symbols,
+            "ticks_per_second": round(self.ticks_per_second, 2),
+            "patterns_detected": self.patterns_detected,
+            "indicators_calculated": self.indicators_calculated,
+            "data_flow": {
+                "ticks_per_second": round(self.ticks_per_second, 2),
+                "bars_per_minute": round(self.bars_per_minute, 2),
+                "processing_lag_ms": None if self.processing_lag_ms is None else round(self.processing_lag_ms, 2),
+            },
+            "resources": {"cpu_percent": round(self.cpu_percent, 1), "memory_mb": round(self.memory_mb, 1)},
+            "stale_symbols": {"count": self.stale_count, "symbols": list(self.stale_symbols)},
+            "connection": {"redis": self.redis, "database": self.database},
+            "issues": list(self.issues),
+            "timestamp": iso_utc(self.reported_at),
+            **self.extra,
+        }
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": "streaming_health", "health": self.health_json(), "timestamp": iso_utc(self.reported_at)}
+
+
+Event = SessionStarted | SessionStopped | PatternDetected | IndicatorCalculated | IndicatorAlertRaised | CriticalAlert | HealthReport

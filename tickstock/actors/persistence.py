@@ -31,6 +31,10 @@ from tickstock.messages.commands import (
 _OUTAGE_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError, ConnectionError, OSError)
 
 
+# Rows written one at a time (a handful per minute); the rest go in batches.
+_ONE_ROW_METHODS = frozenset({"session", "insert_health"})
+
+
 @dataclass(frozen=True, slots=True)
 class PersistenceStats:
     backlog: int
@@ -153,12 +157,8 @@ class PersistenceActor(SupervisedActor):
             maybe_fail("persistence:write")
             for method, queue in self._queues.items():
                 while queue:
-                    if method == "session":
-                        record = queue[0]
-                        if record.final_status is None:
-                            self._store.start_session(record)
-                        else:
-                            self._store.finish_session(record)
+                    if method in _ONE_ROW_METHODS:
+                        self._write_one(method, queue[0])
                         queue.popleft()
                         continue
                     batch = [queue[i] for i in range(min(self.batch_size, len(queue)))]
@@ -175,6 +175,15 @@ class PersistenceActor(SupervisedActor):
         self.db_connected = True
         self.failing_since = None
         return True
+
+    def _write_one(self, method: str, record: Any) -> None:
+        if method == "insert_health":
+            self._store.insert_health(record)
+            self._written[method] += 1
+        elif record.final_status is None:
+            self._store.start_session(record)
+        else:
+            self._store.finish_session(record)
 
     def _report_rejected(self, method: str, rejected: list) -> None:
         for item, error in rejected:

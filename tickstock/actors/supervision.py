@@ -69,6 +69,7 @@ class RestartPolicy:
         self.within_seconds = within_seconds
         self._restarts: deque[float] = deque()
         self.total_restarts = 0
+        self.last_restart_at: float | None = None
 
     def on_failure(self, child_name: str, state: SessionState, now: float) -> Decision:
         if state in (SessionState.STOPPING, SessionState.STOPPED, SessionState.FAILED):
@@ -86,4 +87,5 @@ class RestartPolicy:
             )
         self._restarts.append(now)
         self.total_restarts += 1
+        self.last_restart_at = now
         return Decision(Action.RESTART, f"restarting {child_name} ({len(self._restarts)}/{self.max_restarts})")

@@ -79,7 +79,10 @@ class SessionWindow:
         return self.open <= t < self.close
 
     def describe(self) -> str:
-        """Log text in exchange time, e.g. ``2026-11-27 09:30-13:00 America/New_York (early close)``."""
+        """Log text in exchange time.
+
+        Example: ``2026-11-27 09:30-13:00 America/New_York (early close)``.
+        """
         o = dt.datetime.fromtimestamp(self.open, tz=EXCHANGE_TZ)
         c = dt.datetime.fromtimestamp(self.close, tz=EXCHANGE_TZ)
         text = f"{self.date.isoformat()} {o:%H:%M}-{c:%H:%M} {EXCHANGE_TZ_NAME}"

@@ -17,6 +17,7 @@ MILLISECONDS_THRESHOLD = 1e11
 # How far a tick's own time may be from the moment it was received before it is absurd.
 DEFAULT_MAX_SKEW_SECONDS = 24 * 3600.0
 
+_MAX_VOLUME = 2**63 - 1  # ohlcv_1min.volume is a BIGINT
 _SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,19}$")
 
 
@@ -77,7 +78,8 @@ def decode_tick(
             raise TickRejected("missing_field", text) from None
         if "out of range" in text:
             # e.g. 1e999: a number that is not finite once parsed.
-            field = "bad_timestamp" if "timestamp" in text else "bad_price" if "price" in text else "wrong_type"
+            field = ("bad_timestamp" if "timestamp" in text else "bad_price" if "price" in text
+                     else "bad_volume" if "volume" in text else "wrong_type")
             raise TickRejected(field, text) from None
         raise TickRejected("wrong_type", text) from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
@@ -86,13 +88,15 @@ def decode_tick(
         raise TickRejected("malformed_json", repr(exc)) from None
 
     symbol = wire.symbol
-    if not _SYMBOL.match(symbol):
+    if not _SYMBOL.fullmatch(symbol):
         raise TickRejected("bad_symbol", f"symbol {symbol[:32]!r} is not an upper-case ticker")
     price = wire.price
     if not math.isfinite(price) or price <= 0.0:
         raise TickRejected("bad_price", f"price {price!r} is not finite and positive")
     if wire.volume < 0:
         raise TickRejected("bad_volume", f"volume {wire.volume} is negative")
+    if wire.volume > _MAX_VOLUME:
+        raise TickRejected("bad_volume", f"volume {wire.volume} exceeds a BIGINT")
     ts = wire.timestamp
     if not math.isfinite(ts):
         raise TickRejected("bad_timestamp", f"timestamp {ts!r} is not finite")

@@ -20,9 +20,10 @@ from tickstock.clock import ManualClock
 from tickstock.market.calendar import MarketCalendar, SessionWindow
 from tickstock.market.schedule import Action, SessionScheduler
 
-# Every 2026 date under test is well inside this calendar's range (2025-12-28 .. 2027-01-05), so
-# the shared calendar never rebuilds.
-ANCHOR = "2026-01-05T00:00:00Z"
+# Range 2026-01-25 .. 2027-02-01. Queries are answered without a rebuild for exchange dates
+# 2026-01-26 .. 2027-01-01, which holds every 2026 date that the shared-calendar tests use. The
+# fixture's teardown checks this.
+ANCHOR = "2026-02-01T12:00:00Z"
 
 
 def utc(iso: str) -> float:

@@ -26,7 +26,7 @@ def hm(t: float) -> str:
     ("day", "open_z", "close_z"),
     [
         # winter (EST, UTC-5): 09:30-16:00 ET = 14:30-21:00Z
-        (D(2026, 1, 6), "14:30", "21:00"),
+        (D(2026, 2, 10), "14:30", "21:00"),
         # summer (EDT, UTC-4): 13:30-20:00Z
         (D(2026, 6, 9), "13:30", "20:00"),
         # 2026-03-08 (Sunday) switches to EDT: Friday before is winter, Monday after is summer
@@ -108,7 +108,7 @@ def test_weekend_has_no_session(calendar: MarketCalendar, utc: Callable[[str], f
 def test_session_date_is_the_new_york_date(
     calendar: MarketCalendar, utc: Callable[[str], float]
 ) -> None:
-    # Monday 00:30Z is still Sunday evening in New York: not in a session, and the next one is Monday.
+    # Monday 00:30Z is still Sunday evening in New York: no session now, and the next is Monday's.
     t = utc("2026-11-30T00:30:00Z")
     assert exchange_date(t) == D(2026, 11, 29)
     assert calendar.window_at(t) is None
@@ -117,7 +117,8 @@ def test_session_date_is_the_new_york_date(
 
 def test_is_trading_day_rejects_datetimes(calendar: MarketCalendar) -> None:
     with pytest.raises(TypeError):
-        calendar.is_trading_day(dt.datetime(2026, 11, 27, 12, tzinfo=dt.timezone.utc))  # type: ignore[arg-type]
+        when = dt.datetime(2026, 11, 27, 12, tzinfo=dt.timezone.utc)
+        calendar.is_trading_day(when)  # type: ignore[arg-type]
 
 
 def test_rejects_non_finite_instants(calendar: MarketCalendar) -> None:

@@ -56,7 +56,10 @@ def test_rebuilds_when_a_query_gets_within_the_margin_of_the_end(
     within_margin = end - dt.timedelta(days=30)  # 30 days before the end: rebuild now
     w = cal.next_window(utc(f"{within_margin}T17:00:00Z"))
     assert cal.rebuilds == 1 and len(factory.calls) == 2
-    assert cal.coverage == (within_margin - dt.timedelta(days=7), within_margin + dt.timedelta(days=366))
+    assert cal.coverage == (
+        within_margin - dt.timedelta(days=7),
+        within_margin + dt.timedelta(days=366),
+    )
     assert w.date >= within_margin
     # the new range covers the query, so repeating it does not rebuild again
     cal.next_window(utc(f"{within_margin}T17:00:00Z"))
@@ -101,7 +104,8 @@ def test_short_range_factory_rebuilds_repeatedly_without_changing_answers(
     factory = CountingFactory()
     clock = ManualClock(utc("2026-06-01T00:00:00Z"))
     short = MarketCalendar(clock.now(), factory=factory, horizon_days=40, rebuild_margin_days=30)
-    ran = run(SessionScheduler(short, clock), clock, until=utc("2026-06-29T00:00:00Z"), keep_step=None)
+    scheduler = SessionScheduler(short, clock)
+    ran = run(scheduler, clock, until=utc("2026-06-29T00:00:00Z"), keep_step=None)
 
     assert short.rebuilds >= 2 and len(factory.calls) == short.rebuilds + 1
     assert all(end - start == dt.timedelta(days=47) for start, end in factory.calls)

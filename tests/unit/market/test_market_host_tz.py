@@ -30,7 +30,13 @@ PROBES = [
 
 EXPECTED = {
     "anchor_range": (D(2025, 12, 28), D(2027, 1, 5)),
-    "exchange_dates": [D(2026, 11, 27), D(2026, 11, 29), D(2026, 3, 9), D(2026, 11, 2), D(2026, 7, 2)],
+    "exchange_dates": [
+        D(2026, 11, 27),
+        D(2026, 11, 29),
+        D(2026, 3, 9),
+        D(2026, 11, 2),
+        D(2026, 7, 2),
+    ],
     "window_at": [
         "2026-11-27 09:30-13:00 America/New_York (early close)",
         None,
@@ -45,15 +51,19 @@ EXPECTED = {
         "2026-11-02T14:30:00+00:00",
         "2026-07-06T13:30:00+00:00",
     ],
-    "decisions": [
-        ("start", 1795802400.0),  # 2026-11-27T18:00Z
-        ("wait", 1796049000.0),  # 2026-11-30T14:30Z
-        ("start", 1773086400.0),  # 2026-03-09T20:00Z
-        ("wait", 1793629800.0),  # 2026-11-02T14:30Z
-        ("wait", 1783345800.0),  # 2026-07-06T13:30Z
+    "decisions": [  # (action, until) for a stopped service
+        ("start", "2026-11-27T18:00:00+00:00"),
+        ("wait", "2026-11-30T14:30:00+00:00"),
+        ("start", "2026-03-09T20:00:00+00:00"),
+        ("wait", "2026-11-02T14:30:00+00:00"),
+        ("wait", "2026-07-06T13:30:00+00:00"),
     ],
     "trading_days": [False, True, False, False],  # 07-03, 07-06, 11-26, 11-28
 }
+
+
+def iso_utc(t: float | None) -> str | None:
+    return None if t is None else dt.datetime.fromtimestamp(t, tz=dt.timezone.utc).isoformat()
 
 
 def answers(utc: Callable[[str], float]) -> dict:
@@ -69,7 +79,8 @@ def answers(utc: Callable[[str], float]) -> dict:
         "window_at": [w.describe() if w else None for w in current],
         "next_open_utc": [cal.next_window(t).open_utc.isoformat() for t in ts],
         "decisions": [
-            (d.action.value, d.until) for d in (scheduler.decide(t, running=False) for t in ts)
+            (d.action.value, iso_utc(d.until))
+            for d in (scheduler.decide(t, running=False) for t in ts)
         ],
         "trading_days": [
             cal.is_trading_day(d)

@@ -16,9 +16,9 @@ Connection guarantees (every method):
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg2
 import psycopg2.errors
@@ -31,6 +31,8 @@ from tickstock.messages.records import HealthRecord, IndicatorRecord, PatternRec
 from . import rows
 from .batch import BatchStatement, WriteResult, write_batch
 from .universe import UniverseNotFound, parse_universe_value, split_key
+
+T = TypeVar("T")
 
 # Errors after which the connection cannot be trusted: drop it, reconnect on the next call.
 CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
@@ -207,8 +209,13 @@ class PostgresStore:
         """Append rows to ``intraday_indicators``; same guarantees as :meth:`insert_patterns`."""
         return self._write(INSERT_INDICATORS, records, rows.indicator_row)
 
-    def _write(self, statement: BatchStatement, items: Sequence[Any], to_row: Any,
-               key: Any = None) -> WriteResult[Any]:
+    def _write(
+        self,
+        statement: BatchStatement,
+        items: Sequence[T],
+        to_row: Callable[[T], tuple[Any, ...]],
+        key: Callable[[T], Hashable] | None = None,
+    ) -> WriteResult[T]:
         if not items:
             return WriteResult(0, [])
         with self._transaction() as conn:

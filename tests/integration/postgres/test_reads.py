@@ -1,0 +1,104 @@
+"""Reads: recent bars, definitions, and universes from the dashboard's cache_entries."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.integration.postgres.helpers import run_sql
+from tickstock.adapters.postgres import PostgresStore, UniverseNotFound, migrate
+from tickstock.messages.bars import Bar
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_728_309_600
+
+
+def test_load_recent_bars_limit_and_order(store: PostgresStore) -> None:
+    aapl = [Bar("AAPL", T0 + 60 * i, 100 + i, 101 + i, 99 + i, 100.25 + i, 10 * i) for i in range(10)]
+    msft = [Bar("MSFT", T0 + 60 * i, 400.5, 401.0, 400.0, 400.75, 7) for i in range(3)]
+    # Written newest first, to prove the order comes from the query, not from insertion.
+    store.upsert_bars(list(reversed(aapl)) + msft)
+
+    result = store.load_recent_bars(["AAPL", "MSFT", "NONE", "AAPL"], 4)
+    assert list(result) == ["AAPL", "MSFT", "NONE"]
+    assert result["AAPL"] == aapl[-4:]  # the 4 most recent, oldest first; tick_count is 0
+    assert result["MSFT"] == msft
+    assert result["NONE"] == []
+    assert all(type(b.close) is float and type(b.volume) is int for b in result["AAPL"])
+
+    assert store.load_recent_bars(["AAPL"], 0) == {"AAPL": []}
+    assert store.load_recent_bars([], 5) == {}
+    with pytest.raises(ValueError):
+        store.load_recent_bars(["AAPL"], -1)
+
+
+def test_load_definitions_returns_every_row(store: PostgresStore, sql) -> None:
+    sql("UPDATE pattern_definitions SET enabled = false, confidence_threshold = 0.75 WHERE name = 'Hammer'")
+    try:
+        patterns, indicators = store.load_definitions()
+    finally:
+        sql("UPDATE pattern_definitions SET enabled = true, confidence_threshold = NULL WHERE name = 'Hammer'")
+    assert [p["name"] for p in patterns] == ["Doji", "Hammer", "HeadShoulders", "InverseHeadShoulders"]
+    hammer = patterns[1]
+    assert hammer["enabled"] is False  # no filtering here
+    assert hammer["confidence_threshold"] == 0.75 and type(hammer["confidence_threshold"]) is float
+    assert hammer["applicable_timeframes"] == ["intraday"]
+    assert hammer["instantiation_params"] == {}
+    assert {"id", "display_name", "short_description", "code_reference", "category",
+            "display_order", "min_bars_required"} <= set(hammer)
+    rsi = next(i for i in indicators if i["name"] == "RSI")
+    assert (rsi["period"], rsi["min_bars_required"], rsi["parameters"]) == (14, 15, {"period": 14})
+    assert [i["name"] for i in indicators] == ["RSI", "SMA"]
+
+
+def put_universe(sql, name: str, key: str, value: object) -> None:
+    sql("INSERT INTO cache_entries (type, name, key, value) VALUES ('stock_universe', %s, %s, %s::jsonb)",
+        (name, key, json.dumps(value)))
+
+
+@pytest.mark.parametrize("value", [
+    {"stocks": [{"ticker": "AAPL", "name": "Apple"}, {"ticker": "msft"}, {"ticker": "BRK.B"},
+                {"ticker": "AAPL"}]},
+    ["AAPL", "msft", "BRK.B", "aapl"],
+    {"symbols": ["AAPL", "MSFT", "BRK.B"]},
+    {"symbols": [{"symbol": "AAPL"}, {"symbol": "MSFT"}, {"symbol": "brk.b"}]},
+], ids=["stocks", "plain-list", "symbols", "symbol-objects"])
+def test_load_universe_shapes(store: PostgresStore, sql, value: object) -> None:
+    put_universe(sql, "market_leaders", "top_500", value)
+    assert store.load_universe("market_leaders:top_500") == ["AAPL", "MSFT", "BRK.B"]
+
+
+def test_load_universe_splits_on_the_first_colon_and_ignores_other_types(store: PostgresStore, sql) -> None:
+    put_universe(sql, "sector", "tech:large", ["NVDA"])
+    sql("INSERT INTO cache_entries (type, name, key, value) VALUES "
+        "('other_type', 'market_leaders', 'top_500', '[\"WRONG\"]')")
+    assert store.load_universe("sector:tech:large") == ["NVDA"]
+    with pytest.raises(UniverseNotFound):
+        store.load_universe("market_leaders:top_500")
+
+
+def test_missing_universe(store: PostgresStore, sql) -> None:
+    put_universe(sql, "market_leaders", "top_100", ["AAPL"])
+    with pytest.raises(UniverseNotFound) as info:
+        store.load_universe("market_leaders:top_500")
+    assert info.value.key == "market_leaders:top_500"
+    store.ping()  # the store is usable afterwards
+
+
+def test_unrecognised_universe_shape_names_it(store: PostgresStore, sql) -> None:
+    put_universe(sql, "market_leaders", "top_500", {"tickers": ["AAPL"]})
+    with pytest.raises(ValueError, match="tickers"):
+        store.load_universe("market_leaders:top_500")
+    with pytest.raises(ValueError, match="name:key"):
+        store.load_universe("no_colon")
+
+
+def test_database_without_cache_entries(fresh_dsn: str) -> None:
+    migrate(fresh_dsn)
+    with PostgresStore(fresh_dsn) as store:
+        with pytest.raises(UniverseNotFound, match="no cache_entries table"):
+            store.load_universe("market_leaders:top_500")
+        store.ping()
+    assert run_sql(fresh_dsn, "SELECT to_regclass('cache_entries')") == [(None,)]

@@ -1,0 +1,127 @@
+"""HealthMonitor: measures the session on its timer and reports by the rules in ``health.rules``.
+
+Runs in the SessionActor's thread (one health publisher only). Every timer tick it reads the
+children's counters and evaluates the rules; it publishes a ``HealthReport`` every
+``health_interval_seconds`` and at once when the status changes. A transition into critical
+raises a critical alert; leaving critical raises an ``info`` one. Each report is also a
+``streaming_health_metrics`` row.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import psutil
+from loguru import logger
+
+from tickstock.config import Settings
+from tickstock.health.rules import HealthInputs, evaluate
+from tickstock.messages.commands import GetStats, Publish, RecordHealth
+from tickstock.messages.events import CriticalAlert, HealthReport
+from tickstock.messages.records import HealthRecord
+
+_ASK_TIMEOUT = 2.0
+_MAX_LISTED_STALE = 50
+
+
+class HealthMonitor:
+    def __init__(
+        self,
+        settings: Settings,
+        definitions_loaded: int,
+        definition_problems: tuple[str, ...],
+        market_open: Callable[[float], bool],
+        manual: bool,
+        observer: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.definitions_loaded = definitions_loaded
+        self.definition_problems = tuple(definition_problems)
+        self.market_open = market_open
+        self.manual = manual
+        self.observer = observer  # e.g. the Prometheus collector; gets every measurement
+        self.status: str | None = None
+        self.last_report: HealthReport | None = None
+        self._prev: tuple[float, Any] | None = None
+        self._process = psutil.Process()
+        self._process.cpu_percent(None)
+
+    def check(self, session: Any, now: float, force: bool) -> HealthReport | None:
+        """Measure; publish if ``force`` or the status changed. Returns the report if published."""
+        try:
+            ingress = session.ingress.ask(GetStats(), timeout=_ASK_TIMEOUT)
+        except Exception:
+            ingress = None
+        persistence = _ask(session.persistence)
+        publisher = _ask(session.publisher)
+        prev_time, prev = self._prev if self._prev else (session.started_at, None)
+        elapsed = max(now - prev_time, 1e-6)
+        h = self.settings.health
+        received = ingress.folded + ingress.late if ingress else 0
+        tps = (received - ((prev.folded + prev.late) if prev else 0)) / elapsed if ingress else 0.0
+        bars = ingress.bars_closed - (prev.bars_closed if prev else 0) if ingress else 0
+        lag_n = ingress.lag_count - (prev.lag_count if prev else 0) if ingress else 0
+        lag_ms = (ingress.lag_sum - (prev.lag_sum if prev else 0.0)) / lag_n * 1000 if lag_n > 0 else None
+        last_seen = ingress.last_seen if ingress else {}
+        active = sum(1 for t in last_seen.values() if now - t <= h.active_symbol_seconds)
+        stale = sorted(s for s, t in last_seen.items() if now - t > h.stale_symbol_seconds)
+        inputs = HealthInputs(
+            now=now,
+            expecting_ticks=self.manual or self.market_open(now),
+            last_tick_at=ingress.last_tick_at if ingress else None,
+            session_started_at=session.started_at,
+            feed_connected=bool(ingress and ingress.redis_connected),
+            publisher_connected=bool(publisher and publisher.redis_connected),
+            db_connected=bool(persistence and persistence.db_connected),
+            db_failing_since=persistence.failing_since if persistence else now,
+            persistence_backlog=persistence.backlog if persistence else 0,
+            backlog_warning=self.settings.persistence.backlog_warning,
+            definitions_loaded=self.definitions_loaded,
+            definition_problems=self.definition_problems,
+            last_restart_at=session.policy.last_restart_at,
+        )
+        status, issues = evaluate(inputs, h)
+        changed = status != self.status
+        if not (force or changed):
+            return None
+        report = HealthReport(
+            session_id=session.plan.session_id, status=status, active_symbols=active, ticks_per_second=tps,
+            patterns_detected=publisher.patterns if publisher else 0,
+            indicators_calculated=publisher.indicators if publisher else 0,
+            bars_per_minute=bars * 60.0 / elapsed, processing_lag_ms=lag_ms,
+            cpu_percent=self._process.cpu_percent(None), memory_mb=self._process.memory_info().rss / 2**20,
+            stale_symbols=tuple(stale[:_MAX_LISTED_STALE]), stale_count=len(stale),
+            redis="connected" if inputs.feed_connected and inputs.publisher_connected else "disconnected",
+            database="connected" if inputs.db_connected else "disconnected",
+            issues=tuple(issues), reported_at=now,
+        )
+        events: list[Any] = [report]
+        if changed and status == "critical":
+            events.append(CriticalAlert(f"Streaming health critical: {'; '.join(issues)}", "health", now,
+                                        "check the tick feed, Redis and PostgreSQL", session_id=report.session_id))
+        elif changed and self.status == "critical":
+            events.append(CriticalAlert(f"Streaming health recovered: {status}", "health", now,
+                                        severity="info", session_id=report.session_id))
+        if changed:
+            logger.bind(session_id=report.session_id, actor="health").log(
+                "WARNING" if status != "healthy" else "INFO", "health {} -> {}: {}", self.status, status,
+                "; ".join(issues) or "no issues")
+        session.publisher.tell(Publish(tuple(events)))
+        session.persistence.tell(RecordHealth(HealthRecord(
+            report.session_id, now, status, active, tps, report.bars_per_minute, lag_ms,
+            report.patterns_detected, report.indicators_calculated, report.health_json())))
+        self.status = status
+        self.last_report = report
+        if ingress is not None:
+            self._prev = (now, ingress)
+        if self.observer is not None:
+            self.observer({"ingress": ingress, "persistence": persistence, "publisher": publisher,
+                           "report": report, "session": session.status()})
+        return report
+
+
+def _ask(handle: Any) -> Any:
+    try:
+        return handle.ask(GetStats(), timeout=_ASK_TIMEOUT)
+    except Exception:
+        return None

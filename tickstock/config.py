@@ -75,6 +75,8 @@ class SessionSettings:
     universe: str = "market_leaders:top_500"
     # 'yaml': the `universes` section of this file; 'database': the dashboard's cache_entries row.
     universe_source: str = "yaml"
+    # true: sessions follow the NYSE calendar; false: sessions start only by --now or the admin API.
+    auto_start: bool = True
     accept_new_symbols: bool = False
     heartbeat_interval_seconds: float = 5.0
     session_key_ttl_seconds: float = 30.0

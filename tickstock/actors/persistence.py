@@ -31,6 +31,8 @@ from tickstock.messages.commands import (
 _OUTAGE_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError, ConnectionError, OSError)
 
 
+# The row itself is refused (bad value, constraint): retrying cannot help.
+_DATA_ERRORS = (psycopg2.DataError, psycopg2.IntegrityError, ValueError)
 # Rows written one at a time (a handful per minute); the rest go in batches.
 _ONE_ROW_METHODS = frozenset({"session", "insert_health"})
 
@@ -158,7 +160,11 @@ class PersistenceActor(SupervisedActor):
             for method, queue in self._queues.items():
                 while queue:
                     if method in _ONE_ROW_METHODS:
-                        self._write_one(method, queue[0])
+                        record = queue[0]
+                        try:
+                            self._write_one(method, record)
+                        except _DATA_ERRORS as exc:  # this row can never be written: report it alone
+                            self._report_rejected(method, [(record, repr(exc))])
                         queue.popleft()
                         continue
                     batch = [queue[i] for i in range(min(self.batch_size, len(queue)))]

@@ -29,6 +29,6 @@ class Runtime:
 
 def build_runtime(settings: Settings, store_factory: Callable[[], Any]) -> Runtime:
     clock = SystemClock()
-    scheduler = SessionScheduler(MarketCalendar(clock.now()), clock)
+    scheduler = SessionScheduler(MarketCalendar(clock.now()), clock) if settings.session.auto_start else None
     service = StreamingService(settings, ProductionFactory(settings), store_factory, scheduler)
     return Runtime(service)

@@ -7,8 +7,7 @@ into a ``ChildFailed`` message to the supervisor, which applies the policy in ``
 
 from __future__ import annotations
 
-import functools
-from typing import Any
+from typing import Any, Callable
 
 import pykka
 from loguru import logger
@@ -16,8 +15,32 @@ from loguru import logger
 from tickstock.messages.commands import ChildFailed, Open, Ping
 
 
+def handles(*message_types: type) -> Callable:
+    """Mark a method as the handler of ``message_types`` in its class (and its subclasses)."""
+
+    def mark(method: Callable) -> Callable:
+        method._handles = message_types
+        return method
+
+    return mark
+
+
 class SupervisedActor(pykka.ThreadingActor):
-    """A child of the SessionActor. Subclasses register handlers with ``@handle.register``."""
+    """A child of the SessionActor. Subclasses mark handlers with ``@handles(MessageType)``.
+
+    Each class gets its own table (type -> method name), inherited and extended by subclasses, so
+    two actor classes never share a dispatch registry.
+    """
+
+    _handlers: dict[type, str] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        table = dict(getattr(cls, "_handlers", {}))
+        for name, attr in vars(cls).items():
+            for message_type in getattr(attr, "_handles", ()):
+                table[message_type] = name
+        cls._handlers = table
 
     def __init__(self, supervisor: pykka.ActorRef | None, name: str, session_id: str = "") -> None:
         super().__init__()
@@ -27,17 +50,16 @@ class SupervisedActor(pykka.ThreadingActor):
         self.log = logger.bind(session_id=session_id, actor=name)
 
     def on_receive(self, message: Any) -> Any:
-        return self.handle(message)
+        name = self._handlers.get(type(message))
+        if name is None:
+            raise TypeError(f"{self.child_name} cannot handle {type(message).__name__}")
+        return getattr(self, name)(message)
 
-    @functools.singledispatchmethod
-    def handle(self, message: Any) -> Any:
-        raise TypeError(f"{self.child_name} cannot handle {type(message).__name__}")
-
-    @handle.register
+    @handles(Ping)
     def _ping(self, message: Ping) -> bool:
         return True
 
-    @handle.register
+    @handles(Open)
     def _open(self, message: Open) -> bool:
         self.open()
         return True
@@ -56,3 +78,6 @@ class SupervisedActor(pykka.ThreadingActor):
     def on_failure(self, exception_type, exception_value, traceback) -> None:
         self.log.error("{} died: {!r}", self.child_name, exception_value)
         self.report_failure(f"{exception_type.__name__}: {exception_value}")
+
+
+SupervisedActor._handlers = {Ping: "_ping", Open: "_open"}

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import pykka
 
-from tickstock.actors.base import SupervisedActor
+from tickstock.actors.base import SupervisedActor, handles
 from tickstock.actors.faults import maybe_fail
 from tickstock.adapters.redis.feed import FeedDisconnected
 from tickstock.bars.aggregator import MinuteBarAggregator
@@ -127,14 +127,14 @@ class TickIngressActor(SupervisedActor):
 
     # -- messages -------------------------------------------------------------------------------
 
-    @SupervisedActor.handle.register
+    @handles(RouteSymbol)
     def _route(self, message: RouteSymbol) -> None:
         if self._thread is not None and self._thread.is_alive():
             self._control.put(message)
         else:
             self._apply_route(message)
 
-    @SupervisedActor.handle.register
+    @handles(Drain)
     def _drain(self, message: Drain) -> IngressStats:
         """Stop receiving, close every forming bar now and deliver it: the session's last bars."""
         self._stop_thread()
@@ -142,7 +142,7 @@ class TickIngressActor(SupervisedActor):
         self._deliver(self.aggregator.close_all(), self._clock())
         return self._stats(GetStats())
 
-    @SupervisedActor.handle.register
+    @handles(GetStats)
     def _stats(self, message: GetStats) -> IngressStats:
         agg = self.aggregator
         return IngressStats(

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import pykka
 import psycopg2
 
-from tickstock.actors.base import SupervisedActor
+from tickstock.actors.base import SupervisedActor, handles
 from tickstock.actors.faults import maybe_fail
 from tickstock.actors.timer import Ticker
 from tickstock.messages.commands import (
@@ -104,31 +104,31 @@ class PersistenceActor(SupervisedActor):
 
     # -- messages -------------------------------------------------------------------------------
 
-    @SupervisedActor.handle.register
+    @handles(PersistBars)
     def _bars(self, message: PersistBars) -> None:
         self._queues["upsert_bars"].extend(message.bars)
         self._flush_if_full()
 
-    @SupervisedActor.handle.register
+    @handles(PersistResults)
     def _results(self, message: PersistResults) -> None:
         self._queues["insert_patterns"].extend(message.patterns)
         self._queues["insert_indicators"].extend(message.indicators)
         self._flush_if_full()
 
-    @SupervisedActor.handle.register
+    @handles(RecordSession)
     def _session(self, message: RecordSession) -> None:
         self._queues["session"].append(message.record)
         self._flush(time.time())
 
-    @SupervisedActor.handle.register
+    @handles(RecordHealth)
     def _health(self, message: RecordHealth) -> None:
         self._queues["insert_health"].append(message.record)
 
-    @SupervisedActor.handle.register
+    @handles(TimerTick)
     def _timer(self, message: TimerTick) -> None:
         self._flush(time.time())
 
-    @SupervisedActor.handle.register
+    @handles(Drain)
     def _drain(self, message: Drain) -> PersistenceStats:
         deadline = time.monotonic() + message.timeout
         while self.backlog and time.monotonic() < deadline:
@@ -137,7 +137,7 @@ class PersistenceActor(SupervisedActor):
                 time.sleep(min(self.retry_interval, max(deadline - time.monotonic(), 0)))
         return self._stats(GetStats())
 
-    @SupervisedActor.handle.register
+    @handles(GetStats)
     def _stats(self, message: GetStats) -> PersistenceStats:
         return PersistenceStats(
             self.backlog, self._written["upsert_bars"], self._written["insert_patterns"],

@@ -17,7 +17,7 @@ from typing import Callable
 import pykka
 import redis
 
-from tickstock.actors.base import SupervisedActor
+from tickstock.actors.base import SupervisedActor, handles
 from tickstock.actors.timer import Ticker
 from tickstock.config import ChannelSettings, KeySettings
 from tickstock.messages.commands import ClearSession, GetStats, Heartbeat, Publish, RetainSession, TimerTick
@@ -95,7 +95,7 @@ class PublisherActor(SupervisedActor):
         if self._buffer:
             self.log.error("publisher stopped with {} events unsent: {}", len(self._buffer), self.last_error)
 
-    @SupervisedActor.handle.register
+    @handles(Publish)
     def _publish(self, message: Publish) -> None:
         for event in message.events:
             if isinstance(event, PatternDetected):
@@ -111,25 +111,25 @@ class PublisherActor(SupervisedActor):
             self.log.error("publish buffer full: dropped {} oldest events", overflow)
         self._flush()
 
-    @SupervisedActor.handle.register
+    @handles(Heartbeat)
     def _heartbeat(self, message: Heartbeat) -> None:
         self._call(lambda: self._redis.refresh(self._keys.heartbeat, str(message.now), self._keys.session, self._ttl))
         self._flush()
 
-    @SupervisedActor.handle.register
+    @handles(RetainSession)
     def _retain(self, message: RetainSession) -> None:
         self._call(lambda: self._redis.set_value(self._keys.session, dumps(message.payload), self._ttl))
 
-    @SupervisedActor.handle.register
+    @handles(ClearSession)
     def _clear(self, message: ClearSession) -> None:
         self._call(lambda: self._redis.delete(self._keys.session))
 
-    @SupervisedActor.handle.register
+    @handles(TimerTick)
     def _timer(self, message: TimerTick) -> None:
         if self._buffer:
             self._flush()
 
-    @SupervisedActor.handle.register
+    @handles(GetStats)
     def _stats(self, message: GetStats) -> PublisherStats:
         return PublisherStats(
             self.published, len(self._buffer), self.dropped, self.patterns, self.indicators,

@@ -192,6 +192,12 @@ class SessionActor(pykka.ThreadingActor):
             "started_at": self.started_at,
             "restarts": self.policy.total_restarts,
             "manual": self.plan.manual,
+            "mailboxes": {
+                "publisher": self.publisher.mailbox_depth(),
+                "persistence": self.persistence.mailbox_depth(),
+                "ingress": self.ingress.mailbox_depth(),
+                "symbols_max": max((h.mailbox_depth() for h in self.symbols.values()), default=0),
+            },
         }
 
     def _announce(self, now: float) -> None:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 import pykka
 
-from tickstock.actors.base import SupervisedActor
+from tickstock.actors.base import SupervisedActor, handles
 from tickstock.actors.faults import maybe_fail
 from tickstock.messages.bars import Bar
 from tickstock.messages.commands import BarClosed, GetStats, PersistResults, Publish
@@ -62,7 +62,7 @@ class SymbolActor(SupervisedActor):
         # Priming publishes nothing: it only brings indicators and candle averages up to date.
         self.pipeline.prime(list(history))
 
-    @SupervisedActor.handle.register
+    @handles(BarClosed)
     def _bar(self, message: BarClosed) -> None:
         maybe_fail(f"symbol:{self.symbol}:bar")
         bar = message.bar
@@ -110,7 +110,7 @@ class SymbolActor(SupervisedActor):
         if patterns or indicators:
             self.persistence.tell(PersistResults(tuple(patterns), tuple(indicators)))
 
-    @SupervisedActor.handle.register
+    @handles(GetStats)
     def _stats(self, message: GetStats) -> SymbolStats:
         last = self.bars[-1].start if self.bars else None
         return SymbolStats(self.symbol, len(self.bars), self.patterns, self.indicators, self.component_errors, last)

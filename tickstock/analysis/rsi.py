@@ -2,9 +2,10 @@
 
 Seed: the simple means of the first ``period`` gains and losses (bars 1..period); after that Wilder's
 smoothing ``avg = (avg * (period - 1) + x) / period``; RSI = 100 * gain / (gain + loss). The first
-value is on the bar with index ``period`` (``min_bars = period + 1``). Every operation is TA-Lib's, in
-TA-Lib's order, so values are bit-identical to ``talib.RSI`` over the same closes from the same first
-bar -- with one deliberate exception, below.
+value is on the bar with index ``period`` (``min_bars = period + 1``). Every operation is the one the
+ta-lib 0.8.x wheel performs, in its order (it scales by ``1/period`` rather than dividing, which can
+differ in the last bit), so values are bit-identical to ``talib.RSI`` over the same closes from the
+same first bar -- and within 1e-13 of a build that divides -- with one deliberate exception, below.
 
 Flat series (average gain and average loss both exactly 0, i.e. no price change at all since the
 seed window): TA-Lib returns 0.0, which reads as "maximally oversold" and would raise an

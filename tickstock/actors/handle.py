@@ -36,6 +36,14 @@ class ChildHandle:
             except pykka.ActorDeadError:
                 pass
         with self._lock:
+            # A replace() may have finished while we were failing on the old ref: use the new one.
+            current = self._ref
+            if current is not None and current is not ref:
+                try:
+                    current.tell(message)
+                    return
+                except pykka.ActorDeadError:
+                    pass
             if len(self._pending) < self._max_pending:
                 self._pending.append(message)
             else:
@@ -51,10 +59,12 @@ class ChildHandle:
     def replace(self, ref: pykka.ActorRef) -> None:
         """Point the handle at a (re)started child and hand it what arrived in between."""
         with self._lock:
+            # Replay before publishing the new ref, under the lock: nothing told meanwhile can
+            # overtake what was queued while the child was down.
+            for message in self._pending:
+                ref.tell(message)
+            self._pending = []
             self._ref = ref
-            pending, self._pending = self._pending, []
-        for message in pending:
-            ref.tell(message)
 
     def is_alive(self) -> bool:
         return self._ref is not None and self._ref.is_alive()

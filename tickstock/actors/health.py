@@ -43,37 +43,46 @@ class HealthMonitor:
         self.status: str | None = None
         self.last_report: HealthReport | None = None
         self._prev: tuple[float, Any] | None = None
+        self._persistence_silent_since: float | None = None
+        self.feed_connected = False
         self._process = psutil.Process()
         self._process.cpu_percent(None)
 
     def check(self, session: Any, now: float, force: bool) -> HealthReport | None:
         """Measure; publish if ``force`` or the status changed. Returns the report if published."""
-        try:
-            ingress = session.ingress.ask(GetStats(), timeout=_ASK_TIMEOUT)
-        except Exception:
-            ingress = None
+        ingress = _ask(session.ingress)
         persistence = _ask(session.persistence)
         publisher = _ask(session.publisher)
         prev_time, prev = self._prev if self._prev else (session.started_at, None)
         elapsed = max(now - prev_time, 1e-6)
         h = self.settings.health
-        received = ingress.folded + ingress.late if ingress else 0
-        tps = (received - ((prev.folded + prev.late) if prev else 0)) / elapsed if ingress else 0.0
-        bars = ingress.bars_closed - (prev.bars_closed if prev else 0) if ingress else 0
-        lag_n = ingress.lag_count - (prev.lag_count if prev else 0) if ingress else 0
-        lag_ms = (ingress.lag_sum - (prev.lag_sum if prev else 0.0)) / lag_n * 1000 if lag_n > 0 else None
-        last_seen = ingress.last_seen if ingress else {}
+        if ingress is not None:
+            received = _delta(ingress.folded + ingress.late, (prev.folded + prev.late) if prev else 0)
+            tps = received / elapsed
+            bars = _delta(ingress.bars_closed, prev.bars_closed if prev else 0)
+            lag_n = _delta(ingress.lag_count, prev.lag_count if prev else 0)
+            lag_sum = ingress.lag_sum - prev.lag_sum if prev and ingress.lag_count >= prev.lag_count else ingress.lag_sum
+            lag_ms = lag_sum / lag_n * 1000 if lag_n > 0 else None
+            last_seen = ingress.last_seen
+        else:
+            tps, bars, lag_ms, last_seen = 0.0, 0, None, {}
         active = sum(1 for t in last_seen.values() if now - t <= h.active_symbol_seconds)
         stale = sorted(s for s, t in last_seen.items() if now - t > h.stale_symbol_seconds)
+        # A persistence actor that does not answer counts as failing since it first stopped answering.
+        if persistence is None:
+            self._persistence_silent_since = self._persistence_silent_since or now
+        else:
+            self._persistence_silent_since = None
+        self.feed_connected = bool(ingress and ingress.redis_connected)
         inputs = HealthInputs(
             now=now,
             expecting_ticks=self.manual or self.market_open(now),
             last_tick_at=ingress.last_tick_at if ingress else None,
             session_started_at=session.started_at,
-            feed_connected=bool(ingress and ingress.redis_connected),
+            feed_connected=self.feed_connected,
             publisher_connected=bool(publisher and publisher.redis_connected),
             db_connected=bool(persistence and persistence.db_connected),
-            db_failing_since=persistence.failing_since if persistence else now,
+            db_failing_since=persistence.failing_since if persistence else self._persistence_silent_since,
             persistence_backlog=persistence.backlog if persistence else 0,
             backlog_warning=self.settings.persistence.backlog_warning,
             definitions_loaded=self.definitions_loaded,
@@ -82,8 +91,6 @@ class HealthMonitor:
         )
         status, issues = evaluate(inputs, h)
         changed = status != self.status
-        if not (force or changed):
-            return None
         report = HealthReport(
             session_id=session.plan.session_id, status=status, active_symbols=active, ticks_per_second=tps,
             patterns_detected=publisher.patterns if publisher else 0,
@@ -95,6 +102,11 @@ class HealthMonitor:
             database="connected" if inputs.db_connected else "disconnected",
             issues=tuple(issues), reported_at=now,
         )
+        if self.observer is not None:
+            self.observer({"ingress": ingress, "persistence": persistence, "publisher": publisher,
+                           "report": report, "session": session.status()})
+        if not (force or changed):
+            return None
         events: list[Any] = [report]
         if changed and status == "critical":
             events.append(CriticalAlert(f"Streaming health critical: {'; '.join(issues)}", "health", now,
@@ -114,10 +126,12 @@ class HealthMonitor:
         self.last_report = report
         if ingress is not None:
             self._prev = (now, ingress)
-        if self.observer is not None:
-            self.observer({"ingress": ingress, "persistence": persistence, "publisher": publisher,
-                           "report": report, "session": session.status()})
         return report
+
+
+def _delta(current: int, previous: int) -> int:
+    """Increase of a counter; a counter that went down was reset (a restarted actor)."""
+    return current - previous if current >= previous else current
 
 
 def _ask(handle: Any) -> Any:

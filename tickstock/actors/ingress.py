@@ -176,6 +176,10 @@ class TickIngressActor(SupervisedActor):
                     break
             closed_at = self._clock()
             self._deliver(self.aggregator.close_due(closed_at), closed_at)
+        elif deadline is None:
+            # Nothing forming: still move the watermark, so a tick for a minute that ended
+            # during a quiet spell is late rather than a bar delivered a minute after the fact.
+            self.aggregator.close_due(self._clock())
 
     def _read(self, wait: float) -> int:
         try:

@@ -58,8 +58,10 @@ class PersistenceActor(SupervisedActor):
         batch_size: int = 500,
         flush_interval: float = 0.25,
         retry_interval: float = 2.0,
+        observe_latency: Callable[[float], None] | None = None,
     ) -> None:
         super().__init__(supervisor, "persistence", session_id)
+        self._observe_latency = observe_latency
         self._connect = connect
         self._store = None
         self.batch_size = batch_size
@@ -148,12 +150,14 @@ class PersistenceActor(SupervisedActor):
     # -- writing --------------------------------------------------------------------------------
 
     def _flush_if_full(self) -> None:
-        if any(len(q) >= self.batch_size for q in self._queues.values()):
+        # Writes normally go on the timer (every flush_interval): at a bar close the analysis
+        # burst needs the CPU first. Only a backlog of several batches is written at once.
+        if any(len(q) >= 4 * self.batch_size for q in self._queues.values()):
             self._flush(time.time())
 
     def _flush(self, now: float) -> bool:
         """Write everything buffered, batch by batch. Returns False if the database is down."""
-        if now < self._retry_at:
+        if self._store is None or now < self._retry_at:  # not opened yet, or backing off
             return False
         try:
             maybe_fail("persistence:write")
@@ -168,7 +172,10 @@ class PersistenceActor(SupervisedActor):
                         queue.popleft()
                         continue
                     batch = [queue[i] for i in range(min(self.batch_size, len(queue)))]
+                    started = time.perf_counter()
                     result = getattr(self._store, method)(batch)
+                    if self._observe_latency is not None:
+                        self._observe_latency(time.perf_counter() - started)
                     for _ in batch:
                         queue.popleft()
                     self._written[method] += result.written

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import pykka
 import redis
@@ -23,6 +23,10 @@ from tickstock.config import ChannelSettings, KeySettings
 from tickstock.messages.commands import ClearSession, GetStats, Heartbeat, Publish, RetainSession, TimerTick
 from tickstock.messages.events import Event, IndicatorCalculated, PatternDetected
 from tickstock.messages.wire import dumps
+
+
+_MAX_PIPELINE = 2000  # events per round trip at most when coalescing
+_COALESCE_WAIT = 0.002  # seconds a lone Publish waits for company before it is sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +70,10 @@ class PublisherActor(SupervisedActor):
         connect: Callable[[], object],
         max_buffer: int = 100_000,
         retry_interval: float = 1.0,
+        observe_latency: Callable[[float], None] | None = None,
     ) -> None:
         super().__init__(supervisor, "publisher", session_id)
+        self._observe_latency = observe_latency
         self._channels = channels
         self._keys = keys
         self._ttl = session_key_ttl
@@ -109,7 +115,11 @@ class PublisherActor(SupervisedActor):
                 self._buffer.popleft()
             self.dropped += overflow
             self.log.error("publish buffer full: dropped {} oldest events", overflow)
-        self._flush()
+        # Coalesce: at a bar close 500 symbol actors each send a Publish within a few ms. One
+        # round trip per message made the last symbol wait ~400 ms; flushing only when no further
+        # Publish is queued (or the batch is large) sends them in a handful of pipelines.
+        if len(self._buffer) >= _MAX_PIPELINE or not self._more_queued(_COALESCE_WAIT):
+            self._flush()
 
     @handles(Heartbeat)
     def _heartbeat(self, message: Heartbeat) -> None:
@@ -136,7 +146,26 @@ class PublisherActor(SupervisedActor):
             self.redis_connected, self.last_error,
         )
 
+    def _more_queued(self, wait: float) -> bool:
+        """Whether another message is queued, waiting up to ``wait`` for one to arrive: symbol
+        actors finish a bar close within a few ms of each other, so a short wait turns hundreds
+        of round trips into a few."""
+        if self.actor_inbox.qsize() > 0:
+            return True
+        if wait > 0:
+            time.sleep(wait)
+        return self.actor_inbox.qsize() > 0
+
+    def on_receive(self, message: Any) -> Any:
+        result = super().on_receive(message)
+        # Whatever the message, events must not wait for the timer when nothing else is queued.
+        if self._buffer and not isinstance(message, Publish) and not self._more_queued(0):
+            self._flush()
+        return result
+
     def _call(self, operation: Callable[[], object]) -> bool:
+        if self._redis is None:  # not opened yet: keep everything for when it is
+            return False
         try:
             operation()
         except redis.RedisError as exc:
@@ -157,6 +186,9 @@ class PublisherActor(SupervisedActor):
         if not self._buffer or self._redis is None:
             return
         batch = list(self._buffer)
+        started = time.perf_counter()
         if self._call(lambda: self._redis.publish_many(batch)):
+            if self._observe_latency is not None:
+                self._observe_latency(time.perf_counter() - started)
             self._buffer.clear()
             self.published += len(batch)

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from loguru import logger
-
 from tickstock.actors.health import HealthMonitor
 from tickstock.actors.service import StreamingService
 from tickstock.actors.session import SessionPlan
@@ -32,14 +30,13 @@ class Runtime:
         report = monitor.last_report if monitor else None
         if report is None:
             return True, "session starting; no health report yet"
-        if report.redis != "connected":
+        if not monitor.feed_connected:
             return False, "tick feed disconnected"
         return True, f"session running, health {report.status}"
 
     def start(self) -> None:
         if self.http is not None:
             self.http.start()
-            logger.info("admin/metrics HTTP on {}:{}", self.service.settings.http.host, self.http.port)
 
     def close(self) -> None:
         if self.http is not None:
@@ -63,7 +60,7 @@ def build_runtime(settings: Settings, store_factory: Callable[[], Any]) -> Runti
         monitors[:] = [monitor]
         return monitor
 
-    service = StreamingService(settings, ProductionFactory(settings), store_factory, scheduler, monitor_for)
+    service = StreamingService(settings, ProductionFactory(settings, metrics), store_factory, scheduler, monitor_for)
     runtime = Runtime(service, metrics, None, monitors)
     if settings.http.enabled:
         runtime.http = AdminServer(service, metrics, settings.http, runtime.ready)

@@ -110,8 +110,11 @@ class StreamingService:
 
     @property
     def running(self) -> bool:
-        ref = self._session
-        return ref is not None and ref.is_alive()
+        """A session is running (or starting/stopping) and has not yet announced its end."""
+        ref, plan, last = self._session, self._plan, self.last_outcome
+        if ref is None or not ref.is_alive():
+            return False
+        return not (last is not None and plan is not None and last.session_id == plan.session_id)
 
     def start_session(self, manual: bool = True) -> tuple[bool, dict[str, Any]]:
         """Start a session unless one runs. Returns (started, status). Raises ``UniverseError``
@@ -125,38 +128,43 @@ class StreamingService:
             self._session = SessionActor.start(plan, self.factory, self._on_ended, monitor)
         try:
             self._session.ask(GetStats(), timeout=self.settings.session.startup_timeout_seconds * 4)
-        except pykka.ActorDeadError:
+        except (pykka.ActorDeadError, pykka.Timeout):
             pass  # start-up failed: on_ended has recorded the outcome and it was announced
-        return True, self.status()
+        return self.running, self.status()
 
     def stop_session(self, final_status: str = "stopped", reason: str = "manual stop") -> SessionOutcome | None:
         """End the running session (if any) and return how it ended."""
-        ref = self._session
-        if ref is None or not ref.is_alive():
+        ref, plan = self._session, self._plan
+        if ref is None or not self.running:
             return None
         timeout = self.settings.session.shutdown_timeout_seconds * 4 + 5
         try:
             return ref.ask(StopSession(final_status, reason), timeout=timeout)
-        except pykka.ActorDeadError:
-            return self.last_outcome
+        except (pykka.ActorDeadError, pykka.Timeout) as exc:
+            logger.error("stopping the session did not complete: {!r}", exc)
+            last = self.last_outcome
+            return last if last is not None and plan is not None and last.session_id == plan.session_id else None
 
     def status(self) -> dict[str, Any]:
-        ref, plan = self._session, self._plan
-        if ref is not None and ref.is_alive():
+        """Always the same shape. Never blocks long: a session busy starting or stopping says so."""
+        ref, plan, last = self._session, self._plan, self.last_outcome
+        session = None
+        if ref is not None and self.running:
             try:
-                return {"running": True, "session": ref.ask(GetStats(), timeout=5)}
+                session = ref.ask(GetStats(), timeout=1.0)
             except (pykka.ActorDeadError, pykka.Timeout):
-                pass
-        last = self.last_outcome
+                session = {"session_id": plan.session_id if plan else None, "state": "busy"}
         return {
-            "running": False,
-            "session": None,
+            "running": session is not None,
+            "session": session,
             "last_session": None if last is None else {
                 "session_id": last.session_id, "final_status": last.final_status, "reason": last.reason,
                 "started_at": last.started_at, "stopped_at": last.stopped_at,
                 "total_patterns": last.total_patterns, "total_indicators": last.total_indicators,
             },
             "universe": plan.universe if plan else self.settings.session.universe,
+            "definitions_source": self.definitions_source,
+            "definition_problems": list(self.definition_problems),
         }
 
     def _on_ended(self, outcome: SessionOutcome) -> None:

@@ -146,11 +146,14 @@ class SessionActor(pykka.ThreadingActor):
         self._open(self.ingress, self._new_ingress(), timeout)
 
     def _open(self, handle: ChildHandle, ref: pykka.ActorRef, timeout: float) -> None:
-        handle.replace(ref)
+        """Open the new child first, then point the handle at it (which hands it what queued
+        up meanwhile): a child never sees work before its connections exist."""
         try:
             ref.ask(Open(), timeout=timeout)
         except Exception as exc:
+            _stop_quietly(ref)
             raise RuntimeError(f"{handle.name} did not start: {exc}") from exc
+        handle.replace(ref)
 
     def _load_history(self, symbols: Sequence[str]) -> dict[str, list[Bar]]:
         limit = self.settings.analysis.prime_bars
@@ -219,8 +222,18 @@ class SessionActor(pykka.ThreadingActor):
             force = now >= self._next_health
             if force:
                 self._next_health = now + s.health_interval_seconds
-            self.health_monitor.check(self, now, force)
+            try:
+                self.health_monitor.check(self, now, force)
+            except Exception as exc:  # a measuring fault must never take the session down
+                self.log.exception("health check failed: {!r}", exc)
         self._check_children()
+
+    def on_failure(self, exception_type, exception_value, traceback) -> None:
+        """A bug in the session's own handling: still end in order and announce it."""
+        self.log.error("session actor failed: {!r}", exception_value)
+        if self.outcome is None:
+            self._end("failed", f"session supervisor error: {exception_type.__name__}: {exception_value}",
+                      alert_component="session")
 
     def _check_children(self) -> None:
         """Catch deaths that sent no ChildFailed (e.g. a crash inside pykka itself)."""
@@ -266,7 +279,11 @@ class SessionActor(pykka.ThreadingActor):
             return
         history = self._load_history([symbol]).get(symbol, [])
         handle = ChildHandle(f"symbol:{symbol}")
-        self._open(handle, self._new_symbol(symbol, history), self.settings.session.startup_timeout_seconds)
+        try:
+            self._open(handle, self._new_symbol(symbol, history), self.settings.session.startup_timeout_seconds)
+        except Exception as exc:  # one new symbol must not end the session; its ticks stay unrouted
+            self.log.error("could not start a symbol actor for new symbol {}: {!r}", symbol, exc)
+            return
         self.symbols[symbol] = handle
         self.ingress.tell(RouteSymbol(symbol, handle))
         self.log.info("added symbol actor for {} ({} symbols now)", symbol, len(self.symbols))
@@ -326,7 +343,7 @@ class SessionActor(pykka.ThreadingActor):
         try:
             self.on_ended(outcome)
         finally:
-            self.stop()
+            _stop_quietly(self.actor_ref, block=False)
         return outcome
 
     def _totals(self, timeout: float) -> tuple[int, int]:
@@ -351,3 +368,11 @@ class SessionActor(pykka.ThreadingActor):
             self.factory.publish_directly(self.plan, events)
         except Exception as exc:
             self.log.critical("session end could not be published at all: {!r}", exc)
+
+
+def _stop_quietly(ref: pykka.ActorRef, block: bool = True) -> None:
+    """Stop an actor that may already be dead (stopping a dead actor is not an error here)."""
+    try:
+        ref.stop(block=block, timeout=5 if block else None)
+    except (pykka.ActorDeadError, pykka.Timeout):
+        pass

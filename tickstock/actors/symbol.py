@@ -48,8 +48,10 @@ class SymbolActor(SupervisedActor):
         indicator_ttl: float = 3600.0,
         max_bars: int = 500,
         clock: Callable[[], float] = time.time,
+        on_detection: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(supervisor, f"symbol:{symbol}", session_id)
+        self._on_detection = on_detection
         self.symbol = symbol
         self.pipeline = pipeline
         self.publisher = publisher
@@ -73,6 +75,8 @@ class SymbolActor(SupervisedActor):
         patterns: list[PatternRecord] = []
         indicators: list[IndicatorRecord] = []
         for p in out.patterns:
+            if self._on_detection is not None:
+                self._on_detection(p.name)
             events.append(PatternDetected(
                 self.symbol, p.name, p.confidence, now, p.bar, self.session_id,
                 dict(p.parameters), tuple(p.levels), message.closed_at,

@@ -25,14 +25,19 @@ from tickstock.messages.bars import Bar
 
 
 class ProductionFactory:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: Any = None) -> None:
         self.settings = settings
+        self.metrics = metrics  # adapters.http.ServiceMetrics, or None
+
+    def _hook(self, name: str) -> Any:
+        return getattr(self.metrics, name) if self.metrics is not None else None
 
     def publisher(self, supervisor: pykka.ActorRef, plan: SessionPlan) -> pykka.ActorRef:
         s = self.settings
         return PublisherActor.start(
             supervisor, plan.session_id, s.channels, s.keys, s.session.session_key_ttl_seconds,
             s.analysis.high_confidence, lambda: RedisPublisher(s.redis.url),
+            observe_latency=self._hook("observe_publish_latency"),
         )
 
     def persistence(self, supervisor: pykka.ActorRef, plan: SessionPlan) -> pykka.ActorRef:
@@ -40,6 +45,7 @@ class ProductionFactory:
         return PersistenceActor.start(
             supervisor, plan.session_id, lambda: PostgresStore(s.database.url), s.persistence.batch_size,
             s.persistence.flush_interval_seconds, s.persistence.retry_interval_seconds,
+            observe_latency=self._hook("observe_db_write_latency"),
         )
 
     def symbol(self, supervisor: pykka.ActorRef, plan: SessionPlan, symbol: str, history: Sequence[Bar],
@@ -49,6 +55,7 @@ class ProductionFactory:
         return SymbolActor.start(
             supervisor, plan.session_id, symbol, pipeline, publisher, persistence, history,
             a.pattern_ttl_seconds, a.indicator_ttl_seconds, max(a.prime_bars, 500),
+            on_detection=self._hook("record_detection"),
         )
 
     def ingress(self, supervisor: pykka.ActorRef, plan: SessionPlan, routes: dict[str, ChildHandle],

@@ -36,8 +36,11 @@ q_symmetry = 1 - |ln(ratio)| / ln(max_symmetry_ratio) (each term 1.0 when the to
 the ratio bound is 1, since the rule then only passes exactly). Range 0.5..1.0, never NaN.
 
 ``levels`` = (left shoulder, head, right shoulder, neckline at the breaking bar).
-``parameters`` = the five pivot prices and times (ISO-8601 UTC), neckline, slope, the measured
-deviations, prominence, symmetry ratio, bars since the right shoulder, and the detector settings.
+``parameters`` = the five pivot prices and their times as ISO-8601 UTC strings (``left_shoulder``,
+``left_shoulder_at``, ``left_trough``, ``head``, ``right_trough``, ``right_shoulder`` and ``*_at``;
+the inverse says ``left_peak``/``right_peak``), ``neckline``, ``neckline_slope_per_bar``, the measured
+``shoulder_deviation``/``trough_deviation``, ``head_prominence``, ``symmetry_ratio``, ``pattern_bars``,
+``bars_since_right_shoulder``, and the detector settings.
 """
 
 from __future__ import annotations

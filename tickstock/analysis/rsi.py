@@ -7,8 +7,8 @@ ta-lib 0.8.x wheel performs, in its order (it scales by ``1/period`` rather than
 differ in the last bit), so values are bit-identical to ``talib.RSI`` over the same closes from the
 same first bar -- and within 1e-13 of a build that divides -- with one deliberate exception, below.
 
-Flat series (average gain and average loss both exactly 0, i.e. no price change at all since the
-seed window): TA-Lib returns 0.0, which reads as "maximally oversold" and would raise an
+Flat series (average gain and average loss both exactly 0: no close-to-close change in any bar so
+far): TA-Lib returns 0.0, which reads as "maximally oversold" and would raise an
 RSI_OVERSOLD alert for every halted or untraded symbol. This component returns 50.0 instead: no
 movement is neutral, not oversold. This is the only case where it differs from TA-Lib (the parity
 test excludes exactly these bars and asserts TA-Lib's 0.0 there). A series that only falls still

@@ -37,6 +37,8 @@ class MinuteBarAggregator:
         self._open_from = self._first_open_minute(now) if now is not None else 0
         self.late_ticks = 0
         self.folded_ticks = 0
+        # Kept as a plain int so other threads can read it without iterating the dicts.
+        self.forming = 0
 
     def _first_open_minute(self, now: float) -> int:
         return int((now - self.grace_seconds) // BAR_SECONDS) * BAR_SECONDS
@@ -60,6 +62,7 @@ class MinuteBarAggregator:
         bar = bars.get(tick.symbol)
         if bar is None:
             bars[tick.symbol] = [price, price, price, price, tick.volume, 1, ts, ts]
+            self.forming += 1
         else:
             if price > bar[_HIGH]:
                 bar[_HIGH] = price
@@ -98,10 +101,11 @@ class MinuteBarAggregator:
         return [bar for m in minutes for bar in self._emit(m)]
 
     def forming_count(self) -> int:
-        return sum(len(b) for b in self._forming.values())
+        return self.forming
 
     def _emit(self, minute: int) -> list[Bar]:
         bars = self._forming.pop(minute)
+        self.forming -= len(bars)
         return [
             Bar(symbol, minute, b[_OPEN], b[_HIGH], b[_LOW], b[_CLOSE], b[_VOLUME], b[_COUNT])
             for symbol, b in bars.items()

@@ -69,7 +69,7 @@ def candles(seed: int, n: int, price: float, vol: float, tick: float | None = No
 
 
 def parity_series() -> list[tuple[str, list[Bar]]]:
-    """25,000 bars in five series: normal, tiny, huge, scale-jumping (running-total drift), flat-heavy."""
+    """~30,000 bars in six series: normal, tiny, huge, scale-jumping, drift trap, flat-heavy."""
     out = [
         ("equity_cents", to_bars(*candles(1, 8000, 100.0, 0.002, tick=0.01))),
         ("tiny_1e-4", to_bars(*candles(2, 4000, 1e-4, 0.003))),
@@ -80,9 +80,32 @@ def parity_series() -> list[tuple[str, list[Bar]]]:
         seg = candles(100 + k, 500, scale, 0.002)
         o += seg[0]; h += seg[1]; l += seg[2]; c += seg[3]
     out.append(("mixed_scales", to_bars(o, h, l, c)))
+    out.append(("drift_trap", to_bars(*drift_trap(9, 300))))
     out.append(("flat_heavy", to_bars(*candles(4, 3000, 50.0, 0.0004, tick=0.01, flat_start=30,
                                                p_flat=0.3, p_zero_range=0.1))))
     return out
+
+
+def drift_trap(seed: int, blocks: int) -> tuple[list[float], ...]:
+    """Blocks of bars at wildly different price levels (1e-3 .. 1e7) followed by flat bars.
+
+    Adding a 1e-3 range to a 1e6 running total rounds; once the big bars slide out of the window the
+    total is a rounding residue instead of 0, and its SIGN decides whether a flat bar (body 0) is a
+    doji: 0 <= 0.1 * residue / 10. TA-Lib's answer depends on its exact operation order, so this is
+    where a detector that sums "equivalently" but not identically disagrees with it."""
+    rng = np.random.default_rng(seed)
+    o_, h_, l_, c_ = [], [], [], []
+    for _ in range(blocks):
+        for _ in range(int(rng.integers(3, 12))):
+            p = 10 ** rng.uniform(-3, 7)
+            r = p * rng.random() * 0.05
+            o, c = p, max(p + rng.normal(0.0, r / 3), p * 0.5)
+            o_.append(o); c_.append(c)
+            h_.append(max(o, c) + rng.random() * r); l_.append(max(min(o, c) - rng.random() * r, p * 0.1))
+        p = 10 ** rng.uniform(-3, 2)
+        for _ in range(int(rng.integers(8, 16))):
+            o_.append(p); h_.append(p); l_.append(p); c_.append(p)
+    return o_, h_, l_, c_
 
 
 def path_bars(waypoints: Sequence[float], legs: int | Sequence[int] = 10, symbol: str = "HS",

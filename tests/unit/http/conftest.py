@@ -27,8 +27,9 @@ TOKEN = "s3cret-token"
 class FakeService:
     """Stands in for ``StreamingService``: configurable state, every call recorded."""
 
-    def __init__(self, running: bool = False, universe_error: str | None = None) -> None:
+    def __init__(self, running: bool = False, universe_error: str | None = None, start_fails: bool = False) -> None:
         self._running = running
+        self.start_fails = start_fails
         self.universe_error = universe_error
         self.start_calls: list[bool] = []
         self.stop_calls: list[tuple[str, str]] = []
@@ -50,6 +51,8 @@ class FakeService:
         if self.universe_error:
             raise UniverseError(self.universe_error)
         self.start_calls.append(manual)
+        if self.start_fails:  # the session was announced as failed; nothing runs
+            return False, self.status()
         self._running = True
         return True, self.status()
 

@@ -83,6 +83,15 @@ def test_start_twice_answers_409_and_starts_once(server, call, fake, token):
     assert fake.start_calls == [True]
 
 
+def test_start_that_fails_during_startup_is_503_not_201(server, call, fake, token):
+    fake.start_fails = True
+    response = call(server, "POST", START, token=token)
+    assert response.status == 503
+    assert response.json()["started"] is False
+    assert response.json()["status"]["running"] is False
+    assert fake.start_calls == [True]
+
+
 def test_concurrent_starts_start_one_session(make_server, call, fake_service_cls, token):
     lock = threading.Lock()
 

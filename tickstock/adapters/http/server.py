@@ -1,7 +1,7 @@
 """AdminServer: the HTTP control and observation surface, standard library only.
 
 Routes:
-- ``POST /api/admin/streaming/start``  201 started, 409 already running (answered, never a second
+- ``POST /api/admin/streaming/start``  201 started, 409 already running, 503 start-up failed (answered, never a second
   session), 422 universe cannot be resolved.
 - ``POST /api/admin/streaming/stop``   200 with the outcome, 409 when no session runs.
 - ``GET  /api/streaming/status``       200 ``service.status()``; no token needed.
@@ -28,7 +28,6 @@ import ipaddress
 import socket
 import threading
 from collections.abc import Callable
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -164,7 +163,10 @@ class AdminServer:
             return 422, {"started": False, "error": str(exc)}
         if started:
             return 201, {"started": True, "status": status}
-        return 409, {"started": False, "status": status}
+        if status.get("running"):
+            return 409, {"started": False, "status": status}
+        # Nothing runs although we asked: start-up failed (announced as a failed session).
+        return 503, {"started": False, "error": "session start-up failed", "status": status}
 
     def handle_stop(self, reason: str) -> tuple[int, Any]:
         outcome = self.service.stop_session(final_status="stopped", reason=reason)

@@ -116,11 +116,6 @@ def test_stop_is_safe_on_a_missing_or_dead_child_and_stops_a_live_one():
     handle.stop(timeout=1)  # already dead: no error
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG handle.py ChildHandle.tell: tell() reads self._ref outside the lock; if the "
-    "supervisor's replace() swaps in the new child and flushes _pending between that read and the "
-    "failed tell to the old dead ref, the message is appended to _pending AFTER the flush and is "
-    "never delivered to the replacement (only to a future replacement, if any)."))
 def test_tell_racing_a_replace_is_still_delivered_to_the_replacement():
     replacement = Recorder("replacement")
 

@@ -205,12 +205,6 @@ def test_tick_read_while_the_deadline_passes_is_folded_before_the_close():
     assert stats.late == 0 and stats.forming == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG ingress.py TickIngressActor._step (`if deadline is not None and self._clock() >= deadline`): the close "
-    "watermark (aggregator.close_due) only advances while some bar is forming, so after an idle "
-    "spell a tick whose minute ended long ago (deadline passed) is folded and its bar emitted late "
-    "instead of being counted late; aggregator.py says a tick whose minute is closed by the clock "
-    "is late."))
 def test_tick_whose_minute_closed_by_the_clock_while_idle_is_late():
     env = make(symbols=("AAPL",))
     step_at(env, M + 20, [tick("AAPL", 100.0, M + 10)])

@@ -268,13 +268,6 @@ def test_drain_gives_up_at_its_timeout_and_keeps_the_rows(clock):
     assert result.backlog == 4 and result.db_connected is False and result.bars_written == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG persistence.py PersistenceActor._flush/_write_one: before open() self._store is None, so a "
-    "message that flushes at once (RecordSession always; PersistBars/PersistResults once a queue "
-    "passes the immediate-flush threshold) raises AttributeError and kills the actor. A restarted "
-    "persistence gets such messages before Open: session.py SessionActor._open calls "
-    "handle.replace(ref), which replays what was told while the child was down, before "
-    "ref.ask(Open()); the replacement dies and the restart ends the session 'failed'."))
 def test_rows_arriving_before_open_are_buffered_not_fatal(clock):
     store = FakeStore()
     actor = PersistenceActor(None, "sid", lambda: store, batch_size=3, flush_interval=3600.0)

@@ -224,13 +224,6 @@ def test_pure_helpers_match_the_actor():
     assert [c for c, _ in pairs] == [STREAMING, CH.indicators]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG publisher.py PublisherActor._heartbeat/_retain/_clear: before open() self._redis is None, so "
-    "`self._redis.refresh(...)` raises AttributeError (PublisherActor._call catches only "
-    "redis.RedisError) and kills the actor. A restarted publisher receives exactly such messages "
-    "before Open: session.py SessionActor._open replays the ChildHandle's pending messages "
-    "(handle.replace) before ref.ask(Open()), so a Heartbeat told while the publisher was down turns "
-    "its restart into a session failure."))
 def test_heartbeat_arriving_before_open_is_not_fatal():
     fake = FakeRedis()
     actor = PublisherActor(None, "sid", CH, KEYS, 30.0, 0.8, lambda: fake, retry_interval=3600.0)
@@ -267,12 +260,6 @@ def test_publishes_queued_behind_a_slow_round_trip_go_out_together_in_order():
     assert ref.ask(GetStats(), timeout=2).buffered == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG publisher.py PublisherActor._publish (coalescing, `if ... or not self._more_queued()`): "
-    "_more_queued() is true for ANY queued message, but only Publish/Heartbeat/TimerTick flush; if "
-    "the last Publish of a burst is followed by a GetStats (the health monitor asks every second), "
-    "RetainSession or ClearSession, its events stay buffered until the next TimerTick "
-    "(retry_interval, 1 s by default) although Redis is up -- past the 100 ms publish target."))
 def test_events_are_not_stranded_when_a_non_publish_message_is_queued_behind_them():
     fake = FakeRedis()
     ref = start_publisher(fake)

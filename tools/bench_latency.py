@@ -50,6 +50,36 @@ def per_bar_cost(bars: int = 20_000) -> float:
     return (time.perf_counter() - start) / bars * 1e6
 
 
+class FastReceiver:
+    """Raw hiredis subscribers (as the service's own ingress), each read stamped on arrival, so
+    the measurement is not limited by a slow client."""
+
+    def __init__(self, channels: list[str]) -> None:
+        import threading
+
+        from tickstock.adapters.redis.feed import RedisTickFeed
+
+        self.feeds = [RedisTickFeed(REDIS_URL, ch) for ch in channels]
+        for feed in self.feeds:
+            feed.connect()
+        self.received: list[tuple[bytes, float]] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(f,), daemon=True) for f in self.feeds]
+        for t in self._threads:
+            t.start()
+
+    def _run(self, feed) -> None:
+        while not self._stop.is_set():
+            batch = feed.read(0.1)
+            now = time.time()
+            self.received.extend((raw, now) for raw in batch)
+
+    def close(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(1)
+
+
 def seed_history(dsn: str, symbols: list[str], bars: int) -> None:
     """``bars`` recent 1-minute bars per symbol, so RSI/SMA and candle averages are primed."""
     import psycopg2
@@ -102,6 +132,7 @@ def main() -> None:
 
         config.write_text(yaml.safe_dump(cfg))
         watcher = Watcher(cfg["channels"])
+        fast = FastReceiver([cfg["channels"]["patterns"], cfg["channels"]["indicators"]])
         client = redis.Redis.from_url(REDIS_URL)
         service = Service(config)
         try:
@@ -121,11 +152,11 @@ def main() -> None:
         finally:
             service.terminate()
             watcher.close()
+            fast.close()
         grace = cfg["bars"]["grace_seconds"]
         from_close, from_deadline, in_actor = [], [], []
-        with watcher._lock:
-            pairs = list(zip(watcher.messages, watcher.received_at))
-        for (name, payload), received in pairs:
+        pairs = [(json.loads(raw), received) for raw, received in fast.received]
+        for payload, received in pairs:
             body = payload.get("detection") or payload.get("calculation")
             if not body or "bar_closed_at" not in body["metadata"]:
                 continue

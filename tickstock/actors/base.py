@@ -12,6 +12,7 @@ from typing import Any, Callable
 import pykka
 from loguru import logger
 
+from tickstock.actors.dispatch import PooledActor
 from tickstock.messages.commands import ChildFailed, Open, Ping
 
 
@@ -25,8 +26,9 @@ def handles(*message_types: type) -> Callable:
     return mark
 
 
-class SupervisedActor(pykka.ThreadingActor):
-    """A child of the SessionActor. Subclasses mark handlers with ``@handles(MessageType)``.
+class Supervised:
+    """What every child of the SessionActor has, whichever runtime runs it (its own thread or a
+    shared dispatcher). Subclasses mark handlers with ``@handles(MessageType)``.
 
     Each class gets its own table (type -> method name), inherited and extended by subclasses, so
     two actor classes never share a dispatch registry.
@@ -42,8 +44,8 @@ class SupervisedActor(pykka.ThreadingActor):
                 table[message_type] = name
         cls._handlers = table
 
-    def __init__(self, supervisor: pykka.ActorRef | None, name: str, session_id: str = "") -> None:
-        super().__init__()
+    def __init__(self, supervisor: pykka.ActorRef | None, name: str, session_id: str = "", *runtime_args: Any) -> None:
+        super().__init__(*runtime_args)
         self.supervisor = supervisor
         self.child_name = name
         self.session_id = session_id
@@ -80,4 +82,12 @@ class SupervisedActor(pykka.ThreadingActor):
         self.report_failure(f"{exception_type.__name__}: {exception_value}")
 
 
-SupervisedActor._handlers = {Ping: "_ping", Open: "_open"}
+Supervised._handlers = {Ping: "_ping", Open: "_open"}
+
+
+class SupervisedActor(Supervised, pykka.ThreadingActor):
+    """A child on a thread of its own: ingress, persistence, publisher."""
+
+
+class PooledSupervisedActor(Supervised, PooledActor):
+    """A child on a shared dispatcher: the symbol actors (see ``dispatch.py`` for why)."""

@@ -33,6 +33,8 @@ _OUTAGE_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError, Connection
 
 # The row itself is refused (bad value, constraint): retrying cannot help.
 _DATA_ERRORS = (psycopg2.DataError, psycopg2.IntegrityError, ValueError)
+_QUIET_SECONDS = 0.1      # no new rows for this long: a good moment to write
+_MAX_DELAY_SECONDS = 1.0  # ...but no row waits longer than this while the database is up
 # Rows written one at a time (a handful per minute); the rest go in batches.
 _ONE_ROW_METHODS = frozenset({"session", "insert_health"})
 
@@ -78,6 +80,8 @@ class PersistenceActor(SupervisedActor):
         self.failing_since: float | None = None
         self.last_error = ""
         self._retry_at = 0.0
+        self._last_message_at = 0.0
+        self._oldest_at: float | None = None  # when the oldest unwritten row arrived
         self._ticker: Ticker | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -106,6 +110,13 @@ class PersistenceActor(SupervisedActor):
 
     # -- messages -------------------------------------------------------------------------------
 
+    def on_receive(self, message: Any) -> Any:
+        if not isinstance(message, (TimerTick, GetStats)):
+            self._last_message_at = time.time()
+            if self._oldest_at is None:
+                self._oldest_at = self._last_message_at
+        return super().on_receive(message)
+
     @handles(PersistBars)
     def _bars(self, message: PersistBars) -> None:
         self._queues["upsert_bars"].extend(message.bars)
@@ -128,7 +139,14 @@ class PersistenceActor(SupervisedActor):
 
     @handles(TimerTick)
     def _timer(self, message: TimerTick) -> None:
-        self._flush(time.time())
+        # Write in a quiet moment: right after a bar close the analysis burst is still publishing,
+        # and a row may wait a second where an event may not. A backlog older than
+        # ``max_delay`` is written regardless.
+        now = time.time()
+        quiet = now - self._last_message_at >= _QUIET_SECONDS
+        overdue = self._oldest_at is not None and now - self._oldest_at >= _MAX_DELAY_SECONDS
+        if quiet or overdue:
+            self._flush(now)
 
     @handles(Drain)
     def _drain(self, message: Drain) -> PersistenceStats:
@@ -183,6 +201,7 @@ class PersistenceActor(SupervisedActor):
         except _OUTAGE_ERRORS as exc:
             self._mark_down(exc, now)
             return False
+        self._oldest_at = None
         if not self.db_connected:
             self.log.info("database reachable again after {:.1f}s", now - (self.failing_since or now))
         self.db_connected = True

@@ -15,16 +15,17 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import pykka
-import redis
 
 from tickstock.actors.base import SupervisedActor, handles
 from tickstock.actors.timer import Ticker
+from tickstock.adapters.redis.resp import RedisReplyError, RedisUnavailable
 from tickstock.config import ChannelSettings, KeySettings
 from tickstock.messages.commands import ClearSession, GetStats, Heartbeat, Publish, RetainSession, TimerTick
 from tickstock.messages.events import Event, IndicatorCalculated, PatternDetected
 from tickstock.messages.wire import dumps
 
 
+_REDIS_ERRORS = (RedisUnavailable, RedisReplyError, OSError)
 _MAX_PIPELINE = 2000  # events per round trip at most when coalescing
 _COALESCE_WAIT = 0.002  # seconds a lone Publish waits for company before it is sent
 
@@ -168,7 +169,7 @@ class PublisherActor(SupervisedActor):
             return False
         try:
             operation()
-        except redis.RedisError as exc:
+        except _REDIS_ERRORS as exc:
             self._mark_down(exc)
             return False
         if not self.redis_connected:

@@ -1,6 +1,9 @@
 """SymbolActor: one per symbol. Holds its closed bars, runs its analysis pipeline on each, and
 sends every result to the publisher and persistence actors.
 
+Symbol actors run on a shared ``Dispatcher`` (two threads), not a thread each: see dispatch.py.
+Their handlers never block on another actor.
+
 The analysis itself is pure (``tickstock.analysis``); this actor only keeps the state and routes
 messages. A component that raises is isolated by the pipeline; an unexpected error here kills only
 this actor, and the supervisor restarts it primed from the database.
@@ -15,7 +18,8 @@ from typing import Any, Callable, Sequence
 
 import pykka
 
-from tickstock.actors.base import SupervisedActor, handles
+from tickstock.actors.base import PooledSupervisedActor, handles
+from tickstock.actors.dispatch import Dispatcher, default_dispatcher
 from tickstock.actors.faults import maybe_fail
 from tickstock.messages.bars import Bar
 from tickstock.messages.commands import BarClosed, GetStats, PersistResults, Publish
@@ -34,7 +38,7 @@ class SymbolStats:
     last_bar_start: int | None
 
 
-class SymbolActor(SupervisedActor):
+class SymbolActor(PooledSupervisedActor):
     def __init__(
         self,
         supervisor: pykka.ActorRef | None,
@@ -49,8 +53,9 @@ class SymbolActor(SupervisedActor):
         max_bars: int = 500,
         clock: Callable[[], float] = time.time,
         on_detection: Callable[[str], None] | None = None,
+        dispatcher: Dispatcher | None = None,
     ) -> None:
-        super().__init__(supervisor, f"symbol:{symbol}", session_id)
+        super().__init__(supervisor, f"symbol:{symbol}", session_id, dispatcher or default_dispatcher())
         self._on_detection = on_detection
         self.symbol = symbol
         self.pipeline = pipeline

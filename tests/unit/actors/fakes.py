@@ -12,8 +12,8 @@ from types import SimpleNamespace
 from typing import Any, Callable, Iterable, Sequence
 
 import psycopg2
+from tickstock.adapters.redis.resp import RedisUnavailable
 import pykka
-import redis
 
 from tickstock.adapters.redis.feed import FeedDisconnected
 from tickstock.messages.commands import Drain, GetStats, Open, Ping
@@ -229,7 +229,7 @@ class FakeStore:
 
 
 class FakeRedis:
-    """Records publishes and key operations; ``fail`` makes every call raise ``redis.ConnectionError``."""
+    """Records publishes and key operations; ``fail`` makes every call raise ``RedisUnavailable``."""
 
     def __init__(self) -> None:
         self.batches: list[list[tuple[str, bytes]]] = []
@@ -245,7 +245,7 @@ class FakeRedis:
 
     def _check(self) -> None:
         if self.fail:
-            raise redis.ConnectionError("Connection refused")
+            raise RedisUnavailable("Connection refused")
 
     def ping(self) -> None:
         self.pings += 1

@@ -2,5 +2,6 @@
 
 from tickstock.adapters.redis.feed import FeedDisconnected, RedisTickFeed
 from tickstock.adapters.redis.publisher import RedisPublisher
+from tickstock.adapters.redis.resp import RedisReplyError, RedisUnavailable
 
-__all__ = ["FeedDisconnected", "RedisTickFeed", "RedisPublisher"]
+__all__ = ["FeedDisconnected", "RedisTickFeed", "RedisPublisher", "RedisReplyError", "RedisUnavailable"]

@@ -9,25 +9,17 @@ from __future__ import annotations
 
 import select
 import socket
-import ssl
 import time
-from urllib.parse import unquote, urlparse
 
 import hiredis
+
+from tickstock.adapters.redis.resp import RedisReplyError, RedisUnavailable, RespConnection
 
 _RECV_BYTES = 1 << 20
 
 
-class FeedDisconnected(ConnectionError):
+class FeedDisconnected(RedisUnavailable):
     """The subscription is gone (server closed, network error, or it never came up)."""
-
-
-def _command(*parts: str | bytes) -> bytes:
-    out = [b"*%d\r\n" % len(parts)]
-    for part in parts:
-        data = part.encode() if isinstance(part, str) else part
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
 
 
 class RedisTickFeed:
@@ -39,7 +31,6 @@ class RedisTickFeed:
         self.connect_timeout = connect_timeout
         self._sock: socket.socket | None = None
         self._reader = hiredis.Reader()
-        self._pending: list[bytes] = []
 
     @property
     def connected(self) -> bool:
@@ -49,56 +40,25 @@ class RedisTickFeed:
         """Connect, authenticate and subscribe. Returns only once the server confirmed the
         subscription; raises ``FeedDisconnected`` with the reason otherwise."""
         self.close()
-        parsed = urlparse(self.url)
+        conn = RespConnection(self.url, timeout=self.connect_timeout)
         try:
-            sock = socket.create_connection(
-                (parsed.hostname or "127.0.0.1", parsed.port or 6379), timeout=self.connect_timeout
-            )
-            if parsed.scheme == "rediss":
-                sock = ssl.create_default_context().wrap_socket(sock, server_hostname=parsed.hostname)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        except OSError as exc:
-            raise FeedDisconnected(f"cannot connect to {parsed.hostname}:{parsed.port or 6379}: {exc}") from None
-        self._sock = sock
-        self._reader = hiredis.Reader()
-        self._pending = []
-        try:
-            if parsed.password:
-                auth = ("AUTH", unquote(parsed.username), unquote(parsed.password)) if parsed.username else (
-                    "AUTH", unquote(parsed.password))
-                sock.sendall(_command(*auth))
-                reply = self._read_reply(time.monotonic() + self.connect_timeout)
-                if isinstance(reply, hiredis.ReplyError):
-                    raise FeedDisconnected(f"AUTH refused: {reply}")
-            sock.sendall(_command("SUBSCRIBE", self.channel))
+            conn.connect()
+            assert conn.sock is not None
+            conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            conn.send([("SUBSCRIBE", self.channel)])
             deadline = time.monotonic() + self.connect_timeout
             while True:
-                reply = self._read_reply(deadline)
+                reply = conn.read_reply(deadline)
                 if isinstance(reply, list) and reply[:2] == [b"subscribe", self.channel]:
                     break
                 if isinstance(reply, hiredis.ReplyError):
                     raise FeedDisconnected(f"SUBSCRIBE refused: {reply}")
-            sock.settimeout(None)
-            sock.setblocking(False)
-        except (OSError, FeedDisconnected) as exc:
-            self.close()
-            raise exc if isinstance(exc, FeedDisconnected) else FeedDisconnected(str(exc)) from None
-
-    def _read_reply(self, deadline: float):
-        assert self._sock is not None
-        while True:
-            reply = self._reader.gets()
-            if reply is not False:
-                return reply
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise FeedDisconnected("timed out waiting for the server's reply")
-            self._sock.settimeout(remaining)
-            data = self._sock.recv(65536)
-            if not data:
-                raise FeedDisconnected("server closed the connection")
-            self._reader.feed(data)
+        except (RedisUnavailable, RedisReplyError, OSError) as exc:
+            conn.close()
+            raise FeedDisconnected(str(exc)) from None
+        conn.sock.settimeout(None)
+        conn.sock.setblocking(False)
+        self._sock, self._reader = conn.sock, conn.reader
 
     def read(self, timeout: float) -> list[bytes]:
         """Wait up to ``timeout`` seconds for data and return every complete message payload

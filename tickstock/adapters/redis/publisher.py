@@ -1,51 +1,42 @@
-"""Publishing to Redis through redis-py: pipelined PUBLISH (one message per event), keys."""
+"""Publishing to Redis: pipelined PUBLISH (one message per event) and the service's keys."""
 
 from __future__ import annotations
 
 from typing import Iterable
 
-import redis
+from tickstock.adapters.redis.resp import RespConnection
 
 
 class RedisPublisher:
-    """Thin wrapper over one redis-py client. Raises ``redis.RedisError`` on any failure; the
-    caller decides what to keep and retry."""
+    """One connection, (re)opened on demand. Every method raises ``RedisUnavailable`` or
+    ``RedisReplyError`` on failure; the caller decides what to keep and retry."""
 
     def __init__(self, url: str, socket_timeout: float = 2.0) -> None:
-        self._client = redis.Redis.from_url(
-            url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout, health_check_interval=30
-        )
+        self._conn = RespConnection(url, timeout=socket_timeout)
 
     def publish_many(self, messages: Iterable[tuple[str, bytes]]) -> int:
         """PUBLISH every (channel, payload) in one round trip; returns how many were sent."""
-        pipe = self._client.pipeline(transaction=False)
-        count = 0
-        for channel, payload in messages:
-            pipe.publish(channel, payload)
-            count += 1
-        if count:
-            pipe.execute()
-        return count
+        commands = [("PUBLISH", channel, payload) for channel, payload in messages]
+        if commands:
+            self._conn.call_many(commands)
+        return len(commands)
 
     def set_value(self, key: str, value: str | bytes, ttl_seconds: float | None = None) -> None:
-        if ttl_seconds is None:
-            self._client.set(key, value)
-        else:
-            self._client.set(key, value, px=int(ttl_seconds * 1000))
+        command = ("SET", key, value) if ttl_seconds is None else ("SET", key, value, "PX", int(ttl_seconds * 1000))
+        self._conn.call_many([command])
 
     def refresh(self, heartbeat_key: str, heartbeat_value: str, session_key: str | None, ttl_seconds: float) -> None:
         """Write the heartbeat and extend the retained session key's TTL in one round trip."""
-        pipe = self._client.pipeline(transaction=False)
-        pipe.set(heartbeat_key, heartbeat_value)
+        commands = [("SET", heartbeat_key, heartbeat_value)]
         if session_key:
-            pipe.pexpire(session_key, int(ttl_seconds * 1000))
-        pipe.execute()
+            commands.append(("PEXPIRE", session_key, int(ttl_seconds * 1000)))
+        self._conn.call_many(commands)
 
     def delete(self, key: str) -> None:
-        self._client.delete(key)
+        self._conn.call_many([("DEL", key)])
 
     def ping(self) -> None:
-        self._client.ping()
+        self._conn.call_many([("PING",)])
 
     def close(self) -> None:
-        self._client.close()
+        self._conn.close()

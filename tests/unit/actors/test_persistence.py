@@ -19,6 +19,7 @@ from .fakes import M, FakeClock, FakeStore
 pytestmark = pytest.mark.timeout(10)
 
 T0 = 1_760_000_000.0
+QUIET = persistence_module._QUIET_SECONDS * 1.5  # a timer tick this long after the last rows writes them
 
 
 class _TimeModule:
@@ -97,7 +98,8 @@ def test_bars_are_buffered_and_written_in_batches_of_batch_size(clock):
     actor.on_receive(PersistBars(bars(8, 2)))
     assert store.calls == []  # written on the timer, not per message
     assert stats(actor).backlog == 10
-    actor.on_receive(TimerTick(T0))
+    clock.advance(QUIET)
+    actor.on_receive(TimerTick(clock()))
     assert [(name, len(rows)) for name, rows in store.calls] == [("upsert_bars", 3)] * 3 + [("upsert_bars", 1)]
     assert store.rows("upsert_bars") == list(bars(10))  # in the order told
     s = stats(actor)
@@ -118,7 +120,8 @@ def test_timer_flushes_a_partial_batch(clock):
     actor = opened(store, batch_size=500)
     actor.on_receive(PersistResults((pattern(),), (indicator(), indicator(1))))
     assert store.calls == []
-    actor.on_receive(TimerTick(T0))
+    clock.advance(QUIET)
+    actor.on_receive(TimerTick(clock()))
     assert store.methods() == ["insert_patterns", "insert_indicators"]
     s = stats(actor)
     assert s.patterns_written == 1 and s.indicators_written == 2 and s.backlog == 0
@@ -130,10 +133,11 @@ def test_outage_keeps_the_rows_and_a_later_timer_tick_writes_them_in_order(clock
     store.down = True
     clock.set(T0 + 10)
     actor.on_receive(PersistBars(bars(3)))
-    actor.on_receive(TimerTick(T0 + 10))  # the write fails
+    clock.set(T0 + 10 + QUIET)
+    actor.on_receive(TimerTick(clock()))  # the write fails
     s = stats(actor)
     assert s.backlog == 3 and s.bars_written == 0
-    assert s.db_connected is False and s.failing_since == T0 + 10
+    assert s.db_connected is False and s.failing_since == T0 + 10 + QUIET
     assert "OperationalError" in s.last_error
     assert store.calls == []
 
@@ -143,7 +147,7 @@ def test_outage_keeps_the_rows_and_a_later_timer_tick_writes_them_in_order(clock
     store.down = False
     actor.on_receive(TimerTick(T0 + 12))
     assert store.calls == [] and stats(actor).backlog == 5
-    assert stats(actor).failing_since == T0 + 10  # the outage's start, not the last failure
+    assert stats(actor).failing_since == T0 + 10 + QUIET  # the outage's start, not the last failure
 
     clock.set(T0 + 15.5)  # retry_interval after the failure
     actor.on_receive(TimerTick(T0 + 15.5))
@@ -166,7 +170,8 @@ def test_outage_in_the_middle_of_a_flush_loses_nothing(clock):
         return original(rows)
     store.upsert_bars = flaky
     actor.on_receive(PersistBars(bars(5)))
-    actor.on_receive(TimerTick(T0))  # batch 1 written, batch 2 fails
+    clock.advance(QUIET)
+    actor.on_receive(TimerTick(clock()))  # batch 1 written, batch 2 fails
     assert store.rows("upsert_bars") == list(bars(2))
     assert stats(actor).backlog == 3
     clock.advance(2)
@@ -180,7 +185,8 @@ def test_rejected_rows_are_counted_and_the_rest_written(clock):
     store.refuse = lambda row: getattr(row, "symbol", "") == "ZZZZ"
     actor = opened(store, batch_size=10)
     actor.on_receive(PersistBars(bars(2) + bars(1, symbol="ZZZZ") + bars(1, 5)))
-    actor.on_receive(TimerTick(T0))
+    clock.advance(QUIET)
+    actor.on_receive(TimerTick(clock()))
     s = stats(actor)
     assert s.rows_rejected == 1
     assert s.bars_written == 3
@@ -229,7 +235,8 @@ def test_health_rows_are_written_on_the_timer(clock):
     record = HealthRecord("sid", T0, "healthy", 3, 1.0, 3.0, 5.0, 0, 0)
     actor.on_receive(RecordHealth(record))
     assert store.calls == []
-    actor.on_receive(TimerTick(T0))
+    clock.advance(QUIET)
+    actor.on_receive(TimerTick(clock()))
     assert store.calls == [("insert_health", record)]
 
 
@@ -275,6 +282,29 @@ def test_rows_arriving_before_open_are_buffered_not_fatal(clock):
     actor.on_receive(RecordSession(session_record()))
     actor.open()
     actor._ticker.stop()
-    actor.on_receive(TimerTick(T0))
+    clock.advance(QUIET)
+    actor.on_receive(TimerTick(clock()))
     assert store.methods()[0] == "start_session"
     assert store.rows("upsert_bars") == list(bars(30))
+
+
+def test_a_timer_tick_during_a_burst_waits_for_a_quiet_moment(clock):
+    store = FakeStore()
+    actor = opened(store, batch_size=500)
+    actor.on_receive(PersistBars(bars(3)))
+    actor.on_receive(TimerTick(clock()))  # rows arrived just now: the analysis burst goes first
+    assert store.calls == [] and stats(actor).backlog == 3
+    clock.advance(QUIET)
+    actor.on_receive(TimerTick(clock()))
+    assert store.rows("upsert_bars") == list(bars(3))
+
+
+def test_rows_that_keep_arriving_are_still_written_within_the_maximum_delay(clock):
+    store = FakeStore()
+    actor = opened(store, batch_size=500)
+    for i in range(25):  # a row every 50 ms: never quiet for 100 ms
+        actor.on_receive(PersistBars(bars(1, i)))
+        actor.on_receive(TimerTick(clock()))
+        clock.advance(0.05)
+    assert clock() - T0 >= persistence_module._MAX_DELAY_SECONDS
+    assert len(store.rows("upsert_bars")) >= 20  # the overdue backlog went out regardless

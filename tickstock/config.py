@@ -111,6 +111,9 @@ class PersistenceSettings:
     retry_interval_seconds: float = 2.0
     # Above this many buffered rows the health report says persistence is backed up.
     backlog_warning: int = 50_000
+    # Rows still unwritten when a session ends (database down) are saved here and written by the
+    # next session. Relative paths are relative to the working directory.
+    spill_dir: str = "var/spill"
 
 
 @dataclass(frozen=True)

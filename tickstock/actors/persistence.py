@@ -8,12 +8,16 @@ Guarantees:
 - ``Drain`` writes everything buffered before it returns, within its timeout, and reports what
   could not be written.
 - Session rows are written in the order they were told (a session's start before its end).
+- Rows still unwritten when the actor stops (the database is down at shutdown) are saved to a
+  spill file in ``spill_dir``; the next PersistenceActor to open loads every spill file first and
+  deletes it only once its rows are queued again. Nothing computed is lost to an outage.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -23,6 +27,9 @@ import psycopg2
 from tickstock.actors.base import SupervisedActor, handles
 from tickstock.actors.faults import maybe_fail
 from tickstock.actors.timer import Ticker
+from tickstock.messages.bars import Bar
+from tickstock.messages.records import HealthRecord, IndicatorRecord, PatternRecord, SessionRecord
+from tickstock.messages.spill import decode_rows, encode_rows
 from tickstock.messages.commands import (
     Drain, GetStats, PersistBars, PersistResults, RecordHealth, RecordSession, TimerTick,
 )
@@ -33,6 +40,8 @@ _OUTAGE_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError, Connection
 
 # The row itself is refused (bad value, constraint): retrying cannot help.
 _DATA_ERRORS = (psycopg2.DataError, psycopg2.IntegrityError, ValueError)
+_QUEUE_OF = {SessionRecord: "session", Bar: "upsert_bars", PatternRecord: "insert_patterns",
+             IndicatorRecord: "insert_indicators", HealthRecord: "insert_health"}
 _QUIET_SECONDS = 0.1      # no new rows for this long: a good moment to write
 _MAX_DELAY_SECONDS = 1.0  # ...but no row waits longer than this while the database is up
 # Rows written one at a time (a handful per minute); the rest go in batches.
@@ -61,8 +70,10 @@ class PersistenceActor(SupervisedActor):
         flush_interval: float = 0.25,
         retry_interval: float = 2.0,
         observe_latency: Callable[[float], None] | None = None,
+        spill_dir: str | Path | None = None,
     ) -> None:
         super().__init__(supervisor, "persistence", session_id)
+        self._spill_dir = Path(spill_dir) if spill_dir else None
         self._observe_latency = observe_latency
         self._connect = connect
         self._store = None
@@ -87,6 +98,7 @@ class PersistenceActor(SupervisedActor):
     # -- lifecycle ----------------------------------------------------------------------------
 
     def open(self) -> None:
+        self._load_spilled()
         self._store = self._connect()
         try:
             self._store.ping()
@@ -100,9 +112,37 @@ class PersistenceActor(SupervisedActor):
         if self._ticker:
             self._ticker.stop()
         if self.backlog:
-            self.log.error("persistence stopped with {} rows unwritten: {}", self.backlog, self.last_error)
+            self._spill()
         if self._store is not None:
             self._store.close()
+
+    def _spill(self) -> None:
+        rows = [row for queue in self._queues.values() for row in queue]
+        if self._spill_dir is None:
+            self.log.error("persistence stopped with {} rows unwritten: {}", len(rows), self.last_error)
+            return
+        try:
+            self._spill_dir.mkdir(parents=True, exist_ok=True)
+            path = self._spill_dir / f"spill-{time.time():.6f}-{self.session_id or 'none'}.jsonl"
+            path.write_bytes(encode_rows(rows))
+        except OSError as exc:
+            self.log.critical("{} unwritten rows LOST: cannot spill to {}: {!r}", len(rows), self._spill_dir, exc)
+            return
+        self.log.error("database unavailable at shutdown ({}): {} rows saved to {}", self.last_error, len(rows), path)
+
+    def _load_spilled(self) -> None:
+        if self._spill_dir is None or not self._spill_dir.is_dir():
+            return
+        for path in sorted(self._spill_dir.glob("spill-*.jsonl")):
+            try:
+                rows = list(decode_rows(path))
+            except (OSError, ValueError) as exc:
+                self.log.error("spill file {} cannot be read, left in place: {}", path, exc)
+                continue
+            for row in rows:
+                self._queues[_QUEUE_OF[type(row)]].append(row)
+            path.unlink()
+            self.log.warning("re-queued {} rows spilled by an earlier session from {}", len(rows), path.name)
 
     @property
     def backlog(self) -> int:

@@ -45,7 +45,7 @@ class ProductionFactory:
         return PersistenceActor.start(
             supervisor, plan.session_id, lambda: PostgresStore(s.database.url), s.persistence.batch_size,
             s.persistence.flush_interval_seconds, s.persistence.retry_interval_seconds,
-            observe_latency=self._hook("observe_db_write_latency"),
+            observe_latency=self._hook("observe_db_write_latency"), spill_dir=s.persistence.spill_dir,
         )
 
     def symbol(self, supervisor: pykka.ActorRef, plan: SessionPlan, symbol: str, history: Sequence[Bar],

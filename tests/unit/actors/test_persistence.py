@@ -308,3 +308,48 @@ def test_rows_that_keep_arriving_are_still_written_within_the_maximum_delay(cloc
         clock.advance(0.05)
     assert clock() - T0 >= persistence_module._MAX_DELAY_SECONDS
     assert len(store.rows("upsert_bars")) >= 20  # the overdue backlog went out regardless
+
+
+def test_rows_unwritten_at_stop_are_spilled_and_written_by_the_next_session(clock, tmp_path):
+    store = FakeStore()
+    actor = opened(store, batch_size=500, spill_dir=tmp_path)
+    store.down = True
+    actor.on_receive(RecordSession(session_record()))
+    actor.on_receive(PersistBars(bars(3)))
+    actor.on_receive(PersistResults((pattern(),), (indicator(),)))
+    clock.advance(QUIET)
+    actor.on_receive(TimerTick(clock()))
+    assert stats(actor).backlog == 6
+    actor.on_stop()  # shutdown with the database still down
+    [spilled] = list(tmp_path.glob("spill-*.jsonl"))
+
+    later = FakeStore()
+    successor = opened(later, batch_size=500, spill_dir=tmp_path)
+    assert not spilled.exists()  # re-queued, so the file is gone
+    assert stats(successor).backlog == 6
+    clock.advance(QUIET)
+    successor.on_receive(TimerTick(clock()))
+    assert later.methods() == ["start_session", "upsert_bars", "insert_patterns", "insert_indicators"]
+    assert later.rows("upsert_bars") == list(bars(3))
+    assert later.rows("insert_patterns") == [pattern()] and later.rows("insert_indicators") == [indicator()]
+
+
+def test_an_unreadable_spill_file_is_left_in_place_and_the_rest_load(clock, tmp_path):
+    (tmp_path / "spill-1.000000-x.jsonl").write_text("not json\n")
+    from tickstock.messages.spill import encode_rows
+
+    (tmp_path / "spill-2.000000-y.jsonl").write_bytes(encode_rows(bars(2)))
+    store = FakeStore()
+    actor = opened(store, spill_dir=tmp_path)
+    assert stats(actor).backlog == 2
+    assert (tmp_path / "spill-1.000000-x.jsonl").exists()
+    assert not (tmp_path / "spill-2.000000-y.jsonl").exists()
+
+
+def test_nothing_is_spilled_when_everything_was_written(clock, tmp_path):
+    store = FakeStore()
+    actor = opened(store, spill_dir=tmp_path)
+    actor.on_receive(PersistBars(bars(2)))
+    actor.on_receive(Drain(timeout=1))
+    actor.on_stop()
+    assert list(tmp_path.iterdir()) == []

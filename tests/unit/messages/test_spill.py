@@ -1,0 +1,26 @@
+from tickstock.messages.bars import Bar
+from tickstock.messages.records import HealthRecord, IndicatorRecord, PatternRecord, SessionRecord
+from tickstock.messages.spill import decode_rows, encode_rows
+
+import pytest
+
+
+def test_every_record_type_round_trips_exactly(tmp_path):
+    rows = [
+        Bar("BRK.B", 1_795_738_920, 1.5, 2.0, 1.0, 1.75, 10**12, 7),
+        PatternRecord("AAPL", "Doji", 0.85, 1_795_738_982.25, {"bar_timestamp": "x", "n": [1, 2]},
+                      1_795_742_582.25, (1.0, 2.5), {"session_id": "s"}),
+        IndicatorRecord("MSFT", "RSI", 71.25, 1_795_738_982.5, {"value": 71.25}, None, {"period": 14}),
+        SessionRecord("s", "test:tiny", 1.0, 3, 2.0, 4, 5, "stopped"),
+        HealthRecord("s", 3.0, "warning", 2, 18.5, 60.0, None, 1, 2, {"issues": ["x"]}),
+    ]
+    path = tmp_path / "spill.jsonl"
+    path.write_bytes(encode_rows(rows))
+    assert list(decode_rows(path)) == rows
+
+
+def test_a_bad_line_names_the_file_and_line(tmp_path):
+    path = tmp_path / "spill.jsonl"
+    path.write_bytes(encode_rows([Bar("A", 60, 1, 1, 1, 1, 1)]) + b'{"kind": "Nope", "row": {}}\n')
+    with pytest.raises(ValueError, match=r"spill.jsonl:2"):
+        list(decode_rows(path))

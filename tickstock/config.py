@@ -228,7 +228,9 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
 
 def _set_dotted(data: dict, dotted: str, value: Any) -> None:
     section, _, name = dotted.partition(".")
-    node = data.setdefault(section, {})
+    if data.get(section) is None:  # absent, or present but empty (``http:``): defaults
+        data[section] = {}
+    node = data[section]
     if not isinstance(node, dict):
         raise ConfigError(section, "expected a mapping")
     node[name] = value
@@ -250,11 +252,11 @@ def _validate(s: Settings) -> None:
     db_url = urlparse(s.database.url)
     if db_url.scheme not in ("postgresql", "postgres") or not db_url.path.strip("/"):
         raise ConfigError("database.url", f"not a postgresql://host/dbname URL: {s.database.url!r}")
-    try:
-        db_url.port
-        redis_url.port
-    except ValueError as exc:
-        raise ConfigError("redis.url" if "redis" in str(exc) else "database.url", str(exc)) from None
+    for key, url in (("redis.url", redis_url), ("database.url", db_url)):
+        try:
+            url.port
+        except ValueError as exc:
+            raise ConfigError(key, str(exc)) from None
     for name, symbols in s.universes.items():
         key = f"universes.{name}"
         if not isinstance(symbols, list) or not all(isinstance(x, str) and x for x in symbols):

@@ -62,7 +62,7 @@ class HealthMonitor:
             bars = _delta(ingress.bars_closed, prev.bars_closed if prev else 0)
             lag_n = _delta(ingress.lag_count, prev.lag_count if prev else 0)
             lag_sum = ingress.lag_sum - prev.lag_sum if prev and ingress.lag_count >= prev.lag_count else ingress.lag_sum
-            lag_ms = lag_sum / lag_n * 1000 if lag_n > 0 else None
+            lag_ms = lag_sum / lag_n * 1000 if lag_n > 0 and lag_sum >= 0 else None
             last_seen = ingress.last_seen
         else:
             tps, bars, lag_ms, last_seen = 0.0, 0, None, {}

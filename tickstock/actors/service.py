@@ -5,6 +5,8 @@ Policy:
   (or at once when launched during market hours), stopped at the close with ``completed``.
 - Manual sessions (``--now``, the admin API) start whatever the clock says and end only by a
   manual stop or a signal (``stopped``); the calendar never stops them.
+- A manual stop during market hours holds until the next trading session (or a manual start):
+  the calendar does not undo an operator's decision a second later.
 - A start while a session runs is answered with that session; it never starts a second one.
 - A failed automatic session is started again after a back-off (30 s, doubling to 5 min), so a
   persistent fault does not become a crash loop.
@@ -105,6 +107,7 @@ class StreamingService:
         self._retry_after = 0.0
         self._retry_delay = _RETRY_MIN
         self._last_wait_logged: Any = None
+        self._held_window: Any = None  # a session window in which an operator stopped the session
 
     # -- control --------------------------------------------------------------------------------
 
@@ -123,6 +126,8 @@ class StreamingService:
             if self.running:
                 return False, self.status()
             plan = self._plan_session(manual)
+            if manual:
+                self._held_window = None
             monitor = self.health_monitor_factory(plan) if self.health_monitor_factory else None
             self._plan = plan
             self._session = SessionActor.start(plan, self.factory, self._on_ended, monitor)
@@ -137,6 +142,10 @@ class StreamingService:
         ref, plan = self._session, self._plan
         if ref is None or not self.running:
             return None
+        if final_status == "stopped" and self.scheduler is not None:
+            # An operator's stop holds for the rest of today's session: the calendar must not
+            # start it again a second later. A manual start lifts the hold.
+            self._held_window = self.scheduler.window_at(self.clock())
         timeout = self.settings.session.shutdown_timeout_seconds * 4 + 5
         try:
             return ref.ask(StopSession(final_status, reason), timeout=timeout)
@@ -169,7 +178,8 @@ class StreamingService:
 
     def _on_ended(self, outcome: SessionOutcome) -> None:
         self.last_outcome = outcome
-        if outcome.final_status == "failed":
+        automatic = self._plan is not None and not self._plan.manual
+        if outcome.final_status == "failed" and automatic:  # back off only the calendar's retries
             self._retry_after = self.clock() + self._retry_delay
             self._retry_delay = min(self._retry_delay * 2, _RETRY_MAX)
         else:
@@ -201,7 +211,11 @@ class StreamingService:
             return
         now = self.clock()
         decision = self.scheduler.decide(now, self.running)
-        if decision.action is Action.START and now >= self._retry_after:
+        if decision.action is Action.START and decision.window is not None and decision.window == self._held_window:
+            if self._last_wait_logged != ("held", decision.window):
+                self._last_wait_logged = ("held", decision.window)
+                logger.info("session stopped by an operator: no automatic start until the next session")
+        elif decision.action is Action.START and now >= self._retry_after:
             logger.info("market is open ({}): starting the session", decision.describe())
             self._start_or_alert(manual=False)
         elif decision.action is Action.STOP:

@@ -74,7 +74,7 @@ class DefinitionSet:
         out: list[str] = []
         if not self.definitions:
             out.append(
-                "no pattern or indicator definitions loaded: nothing will be detected or calculated"
+                f"{NO_DEFINITIONS_LOADED}: nothing will be detected or calculated"
                 f" (unknown: {len(self.unknown)}, invalid: {len(self.invalid)}, skipped: {len(self.skipped)})"
             )
         for name in self.unknown:
@@ -82,6 +82,9 @@ class DefinitionSet:
         for name, error in self.invalid:
             out.append(f"definition {name!r} is invalid and was not loaded: {error}")
         return out
+
+
+NO_DEFINITIONS_LOADED = "no pattern or indicator definitions loaded"
 
 
 def timeframe_aliases(timeframe: str) -> frozenset[str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tickstock.analysis.definitions import NO_DEFINITIONS_LOADED
 from tickstock.config import HealthSettings
 
 RESTART_WARNING_SECONDS = 300.0
@@ -59,9 +60,11 @@ def evaluate(i: HealthInputs, rules: HealthSettings) -> tuple[str, list[str]]:
         (critical if failing > rules.persistence_failing_critical_seconds else warning).append(text)
     elif i.persistence_backlog > i.backlog_warning:
         warning.append(f"persistence backlog {i.persistence_backlog} rows")
-    if i.definitions_loaded == 0:
-        warning.append("zero pattern/indicator definitions loaded")
-    warning.extend(p for p in i.definition_problems if "zero" not in p.lower() or i.definitions_loaded)
+    # Zero loaded is always an issue; the loader usually says so itself (with its counts), and
+    # then it is not said twice.
+    if i.definitions_loaded == 0 and not any(p.startswith(NO_DEFINITIONS_LOADED) for p in i.definition_problems):
+        warning.append(NO_DEFINITIONS_LOADED)
+    warning.extend(i.definition_problems)
     if i.last_restart_at is not None and i.now - i.last_restart_at < RESTART_WARNING_SECONDS:
         warning.append(f"an actor was restarted {i.now - i.last_restart_at:.0f}s ago")
     status = "critical" if critical else "warning" if warning else "healthy"

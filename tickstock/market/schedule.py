@@ -71,6 +71,10 @@ class SessionScheduler:
         self.clock = clock
         self._active: SessionWindow | None = None
 
+    def window_at(self, now: float) -> SessionWindow | None:
+        """The trading session in progress at ``now``, if any."""
+        return self.calendar.window_at(now)
+
     def decide_now(self, running: bool) -> Decision:
         """``decide`` at ``clock.now()``."""
         return self.decide(self.clock.now(), running)

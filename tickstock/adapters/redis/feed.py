@@ -29,18 +29,16 @@ class RedisTickFeed:
         self.url = url
         self.channel = channel.encode()
         self.connect_timeout = connect_timeout
-        self._sock: socket.socket | None = None
-        self._reader = hiredis.Reader()
+        self._conn = RespConnection(url, timeout=connect_timeout)
 
     @property
     def connected(self) -> bool:
-        return self._sock is not None
+        return self._conn.connected
 
     def connect(self) -> None:
         """Connect, authenticate and subscribe. Returns only once the server confirmed the
         subscription; raises ``FeedDisconnected`` with the reason otherwise."""
-        self.close()
-        conn = RespConnection(self.url, timeout=self.connect_timeout)
+        conn = self._conn
         try:
             conn.connect()
             assert conn.sock is not None
@@ -58,12 +56,11 @@ class RedisTickFeed:
             raise FeedDisconnected(str(exc)) from None
         conn.sock.settimeout(None)
         conn.sock.setblocking(False)
-        self._sock, self._reader = conn.sock, conn.reader
 
     def read(self, timeout: float) -> list[bytes]:
         """Wait up to ``timeout`` seconds for data and return every complete message payload
         available (possibly none). Raises ``FeedDisconnected`` if the connection is lost."""
-        sock = self._sock
+        sock = self._conn.sock
         if sock is None:
             raise FeedDisconnected("not connected")
         try:
@@ -79,7 +76,7 @@ class RedisTickFeed:
         if not data:
             self.close()
             raise FeedDisconnected("server closed the connection")
-        reader = self._reader
+        reader = self._conn.reader
         reader.feed(data)
         payloads: list[bytes] = []
         append = payloads.append
@@ -91,9 +88,4 @@ class RedisTickFeed:
         return payloads
 
     def close(self) -> None:
-        if self._sock is not None:
-            try:
-                self._sock.close()
-            except OSError:
-                pass
-            self._sock = None
+        self._conn.close()

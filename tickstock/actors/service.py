@@ -106,7 +106,7 @@ class StreamingService:
         self.definitions_source = ""
         self._retry_after = 0.0
         self._retry_delay = _RETRY_MIN
-        self._last_wait_logged: Any = None
+        self._last_announced: Any = None  # the schedule state last logged, so each is said once
         self._held_window: Any = None  # a session window in which an operator stopped the session
 
     # -- control --------------------------------------------------------------------------------
@@ -212,8 +212,8 @@ class StreamingService:
         now = self.clock()
         decision = self.scheduler.decide(now, self.running)
         if decision.action is Action.START and decision.window is not None and decision.window == self._held_window:
-            if self._last_wait_logged != ("held", decision.window):
-                self._last_wait_logged = ("held", decision.window)
+            if self._last_announced != ("held", decision.window):
+                self._last_announced = ("held", decision.window)
                 logger.info("session stopped by an operator: no automatic start until the next session")
         elif decision.action is Action.START and now >= self._retry_after:
             logger.info("market is open ({}): starting the session", decision.describe())
@@ -221,8 +221,8 @@ class StreamingService:
         elif decision.action is Action.STOP:
             logger.info("market closed: ending the session")
             self.stop_session("completed", "market close")
-        elif decision.action is Action.WAIT and decision.window != self._last_wait_logged:
-            self._last_wait_logged = decision.window
+        elif decision.action is Action.WAIT and decision.window != self._last_announced:
+            self._last_announced = decision.window
             logger.info("no session now; {}", decision.describe())
 
     def _start_or_alert(self, manual: bool) -> None:

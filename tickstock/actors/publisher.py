@@ -125,7 +125,6 @@ class PublisherActor(SupervisedActor):
     @handles(Heartbeat)
     def _heartbeat(self, message: Heartbeat) -> None:
         self._call(lambda: self._redis.refresh(self._keys.heartbeat, str(message.now), self._keys.session, self._ttl))
-        self._flush()
 
     @handles(RetainSession)
     def _retain(self, message: RetainSession) -> None:
@@ -137,8 +136,7 @@ class PublisherActor(SupervisedActor):
 
     @handles(TimerTick)
     def _timer(self, message: TimerTick) -> None:
-        if self._buffer:
-            self._flush()
+        """Nothing of its own: it wakes the actor so ``on_receive`` retries buffered events."""
 
     @handles(GetStats)
     def _stats(self, message: GetStats) -> PublisherStats:
@@ -159,7 +157,8 @@ class PublisherActor(SupervisedActor):
 
     def on_receive(self, message: Any) -> Any:
         result = super().on_receive(message)
-        # Whatever the message, events must not wait for the timer when nothing else is queued.
+        # The one retry point for buffered events: after any message but a Publish (which
+        # coalesces on its own), when nothing else is queued.
         if self._buffer and not isinstance(message, Publish) and not self._more_queued(0):
             self._flush()
         return result

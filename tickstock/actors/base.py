@@ -1,8 +1,12 @@
-"""The base of every child actor: typed dispatch and failure reporting to the supervisor.
+"""The base of every child actor: typed dispatch, reports and failure reporting to the supervisor.
 
 pykka gives no supervision (shared/docs/domain.md): an exception while handling a ``tell`` runs
 ``on_failure`` and kills the actor, silently dropping its queued tells. This base turns that death
 into a ``ChildFailed`` message to the supervisor, which applies the policy in ``supervision.py``.
+
+Everything a child says to its supervisor is a ``tell`` quoting its incarnation (given by ``Open``):
+``ChildOpened`` once it works, ``ChildReport`` with its counters on its own timer, ``ChildFailed``
+when it dies. The supervisor never has to ask.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ import pykka
 from loguru import logger
 
 from tickstock.actors.dispatch import PooledActor
-from tickstock.messages.commands import ChildFailed, Open, Ping
+import time
+
+from tickstock.messages.commands import ChildFailed, ChildOpened, ChildReport, Open, Ping, TimerTick
 
 
 def handles(*message_types: type) -> Callable:
@@ -49,9 +55,12 @@ class Supervised:
         self.supervisor = supervisor
         self.child_name = name
         self.session_id = session_id
+        self.incarnation = 0
         self.log = logger.bind(session_id=session_id, actor=name)
 
     def on_receive(self, message: Any) -> Any:
+        if type(message) is TimerTick and message.source is not None:
+            message.source.handled()  # the ticker may send the next tick (ticks coalesce)
         name = self._handlers.get(type(message))
         if name is None:
             raise TypeError(f"{self.child_name} cannot handle {type(message).__name__}")
@@ -63,23 +72,40 @@ class Supervised:
 
     @handles(Open)
     def _open(self, message: Open) -> bool:
+        self.incarnation = message.incarnation
         self.open()
+        self._tell_supervisor(ChildOpened(self.child_name, self.incarnation))
         return True
 
     def open(self) -> None:
         """Acquire connections and start work; raise if the child cannot run. Default: nothing."""
 
-    def report_failure(self, error: str) -> None:
+    def final_stats(self) -> Any:
+        """Counters worth handing to the next incarnation when this one dies. Default: none."""
+        return None
+
+    def report(self, stats: Any) -> None:
+        """Push ``stats`` to the supervisor as a ``ChildReport``; safe to call from any thread."""
+        self._tell_supervisor(ChildReport(self.child_name, self.incarnation, stats, time.time()))
+
+    def report_failure(self, error: str, final_stats: Any = None) -> None:
         """Tell the supervisor this child is failing; safe to call from any thread."""
+        self._tell_supervisor(ChildFailed(self.child_name, error, self.incarnation, final_stats))
+
+    def _tell_supervisor(self, message: Any) -> None:
         if self.supervisor is not None:
             try:
-                self.supervisor.tell(ChildFailed(self.child_name, error))
+                self.supervisor.tell(message)
             except pykka.ActorDeadError:
                 pass
 
     def on_failure(self, exception_type, exception_value, traceback) -> None:
         self.log.error("{} died: {!r}", self.child_name, exception_value)
-        self.report_failure(f"{exception_type.__name__}: {exception_value}")
+        try:
+            final = self.final_stats()
+        except Exception:  # a broken actor may not be able to count: report the death anyway
+            final = None
+        self.report_failure(f"{exception_type.__name__}: {exception_value}", final)
 
 
 Supervised._handlers = {Ping: "_ping", Open: "_open"}

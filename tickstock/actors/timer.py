@@ -10,14 +10,23 @@ import pykka
 
 
 class Ticker:
-    """Tells ``make_message(now)`` to ``target`` every ``interval`` seconds until stopped or the
-    target dies. Ticks never queue up behind a slow actor by more than the actor's own backlog."""
+    """Tells ``make_message(now, self)`` to ``target`` every ``interval`` seconds until stopped or
+    the target dies.
 
-    def __init__(self, target: pykka.ActorRef, interval: float, make_message: Callable[[float], Any], name: str) -> None:
+    Guarantee: ticks coalesce. A tick is told only when the previous one has been handled (the
+    target calls ``handled()``; ``Supervised`` does it for every ``TimerTick``), so an actor that
+    was busy for ten intervals gets one tick afterwards, not ten stale ones: handlers read the time
+    from their clock, never from a queued tick.
+    """
+
+    def __init__(self, target: pykka.ActorRef, interval: float, make_message: Callable[..., Any], name: str,
+                 clock: Callable[[], float] = time.time) -> None:
         self._target = target
         self._interval = interval
         self._make_message = make_message
+        self._clock = clock
         self._stopped = threading.Event()
+        self._outstanding = threading.Event()  # a tick is queued and not yet handled
         self._thread = threading.Thread(target=self._run, name=f"ticker-{name}", daemon=True)
 
     def start(self) -> "Ticker":
@@ -27,9 +36,20 @@ class Ticker:
     def stop(self) -> None:
         self._stopped.set()
 
+    def handled(self) -> None:
+        """The target handled the last tick: the next one may be told."""
+        self._outstanding.clear()
+
+    @property
+    def pending(self) -> bool:
+        return self._outstanding.is_set()
+
     def _run(self) -> None:
         while not self._stopped.wait(self._interval):
+            if self._outstanding.is_set():
+                continue
+            self._outstanding.set()
             try:
-                self._target.tell(self._make_message(time.time()))
+                self._target.tell(self._make_message(self._clock(), self))
             except pykka.ActorDeadError:
                 return

@@ -22,10 +22,15 @@ class Ping:
 
 @dataclass(frozen=True, slots=True)
 class Open:
-    """Any child: acquire connections and start work; answered with ``True`` or the exception.
+    """Any child: acquire connections and start work.
 
-    Sent with ``ask`` right after ``start()``: an exception in pykka's ``on_start`` kills the
-    actor without a word, while one raised here reaches the supervisor with its reason."""
+    The supervisor sends it first to every new child (before the child's handle is pointed at it,
+    so it is the first message the child handles) and never waits for it: the child answers with
+    ``ChildOpened`` or dies, and its death arrives as ``ChildFailed``. ``incarnation`` numbers the
+    supervisor's starts of this child; the child quotes it in everything it reports, so reports of
+    an earlier incarnation are recognised and ignored (one crash, one restart)."""
+
+    incarnation: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +43,34 @@ class GetStats:
 
 @dataclass(frozen=True, slots=True)
 class ChildFailed:
-    """SessionActor: a child died or its worker thread crashed."""
+    """Supervisor: a child died or its worker thread crashed. ``final_stats`` is the child's last
+    counters when it could still give them (the publisher's session totals survive its restart)."""
 
     child: str
     error: str
+    incarnation: int = 0
+    final_stats: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChildOpened:
+    """Supervisor: the child handled ``Open`` and is working."""
+
+    child: str
+    incarnation: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ChildReport:
+    """Supervisor: a child's counters, pushed every ``session.report_interval_seconds``.
+
+    The supervisor never asks a child for its state (a stuck child would stall it): it acts on the
+    latest report and knows how old it is (``at``, epoch seconds when the child made it)."""
+
+    child: str
+    incarnation: int
+    stats: Any
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +83,12 @@ class StopSession:
 
 @dataclass(frozen=True, slots=True)
 class TimerTick:
-    """SessionActor / PersistenceActor / PublisherActor: the periodic timer fired."""
+    """Any actor with a ``Ticker``: the periodic timer fired at ``now``. A ticker never has more
+    than one tick queued (``source`` is the ticker, told when the tick is handled), so a slow actor
+    sees one late tick, never a backlog of stale ones."""
 
     now: float
+    source: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +162,16 @@ class Publish:
     """PublisherActor: publish each event on its channel(s), one PUBLISH per event."""
 
     events: tuple[Event, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PublishConfirmed:
+    """PublisherActor (ask): publish ``events`` and answer only when Redis has acknowledged every
+    PUBLISH (``True``), reconnecting and retrying until ``deadline`` (epoch seconds); ``False`` if
+    the deadline passed first. Used for ``session_stopped``, which must not be lost quietly."""
+
+    events: tuple[Event, ...]
+    deadline: float
 
 
 @dataclass(frozen=True, slots=True)

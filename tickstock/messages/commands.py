@@ -75,10 +75,13 @@ class ChildReport:
 
 @dataclass(frozen=True, slots=True)
 class StopSession:
-    """SessionActor: end the session in shutdown order with ``final_status``."""
+    """SessionActor: end the session in shutdown order with ``final_status``. ``requested_at``
+    (``time.monotonic()``) is when the stop was asked for, e.g. SIGTERM: the shutdown budget is
+    counted from there."""
 
     final_status: str
     reason: str = ""
+    requested_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,40 @@ class SymbolDiscovered:
     symbol: str
 
 
+# --- to the ServiceActor ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StartRequest:
+    """ServiceActor (ask): start a session unless one runs; answered with a ``StartTicket``."""
+
+    manual: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequest:
+    """ServiceActor (ask): end the running session; answered with the future of its outcome, or
+    ``None`` when no session runs."""
+
+    final_status: str = "stopped"
+    reason: str = "manual stop"
+
+
+@dataclass(frozen=True, slots=True)
+class Shutdown:
+    """ServiceActor (ask): the process is stopping. Control requests are refused from now on; the
+    running session (if any) is stopped; answered with the future of its outcome or ``None``."""
+
+    requested_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnded:
+    """ServiceActor: a session has announced its end (told from the session's stop path)."""
+
+    outcome: Any
+
+
 # --- to the TickIngressActor -----------------------------------------------------------------------
 
 
@@ -107,6 +144,14 @@ class RouteSymbol:
 
     symbol: str
     actor_ref: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantine:
+    """TickIngressActor: ``symbol``'s actor was stopped for good (past its restart budget): keep
+    storing its bars and counting its ticks, but route nothing to it."""
+
+    symbol: str
 
 
 @dataclass(frozen=True, slots=True)

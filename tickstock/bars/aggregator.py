@@ -7,6 +7,12 @@ Guarantees:
   latest, so out-of-order arrival does not change the bar.
 - A tick whose minute is already closed is late: it is counted and dropped, never merged.
 - No bar is produced for a minute without ticks.
+- Every bar carries the aggregator's ``session_id`` and the timestamps of its earliest and latest
+  tick (``first_tick_at``/``last_tick_at``): the store merges parts of one minute by them.
+- A bar is ``partial`` when it is known to be incomplete: its minute had already begun when the
+  aggregator started (``now`` at construction; a start at exactly second 0 of a minute does not
+  make that minute partial), or a gap declared with ``mark_gap`` overlaps its minute, or it was
+  closed by ``close_all(now)`` before its minute ended.
 
 Lateness is judged against the close watermark, which only the clock advances. The caller (the
 ingress receive loop) folds every tick it has received before it asks for ``close_due``, so the
@@ -15,6 +21,8 @@ reached the service after its bar's deadline.
 """
 
 from __future__ import annotations
+
+import math
 
 from tickstock.messages.bars import BAR_SECONDS, Bar
 from tickstock.messages.ticks import Tick
@@ -26,10 +34,17 @@ _OPEN, _HIGH, _LOW, _CLOSE, _VOLUME, _COUNT, _FIRST_TS, _LAST_TS = range(8)
 class MinuteBarAggregator:
     """Forming bars for any number of symbols. Not thread-safe: one owner thread."""
 
-    def __init__(self, grace_seconds: float = 2.0, now: float | None = None) -> None:
+    def __init__(self, grace_seconds: float = 2.0, now: float | None = None, session_id: str = "") -> None:
+        """``now``: when the session starts receiving (None: unknown, no minute is partial for
+        that reason). ``session_id`` is stamped on every bar."""
         if grace_seconds < 0:
             raise ValueError("grace_seconds must be >= 0")
         self.grace_seconds = grace_seconds
+        self.session_id = session_id
+        self._started_at = now
+        # Declared gaps (since, until), closed intervals of epoch seconds; pruned once every minute
+        # they overlap is closed.
+        self._gaps: list[tuple[float, float]] = []
         # minute start -> symbol -> forming bar
         self._forming: dict[int, dict[str, list]] = {}
         # Every minute before this one is closed. Set from the start time so that a session never
@@ -47,6 +62,32 @@ class MinuteBarAggregator:
     def open_from(self) -> int:
         """Start of the earliest minute still open; ticks before it are late."""
         return self._open_from
+
+    @property
+    def started_at(self) -> float | None:
+        """The ``now`` given at construction: minutes that began before it are partial."""
+        return self._started_at
+
+    def mark_gap(self, since: float, until: float) -> None:
+        """Declare that ticks between ``since`` and ``until`` (epoch seconds, inclusive) may be
+        missing (a lost subscription, re-established at ``until``). Every minute overlapping
+        ``[since, until]`` whose bar is forming now or forms later is closed as ``partial``; bars
+        already closed are not changed. ValueError unless both are finite and ``since <= until``."""
+        since, until = float(since), float(until)
+        if not (math.isfinite(since) and math.isfinite(until)) or since > until:
+            raise ValueError(f"gap must be finite with since <= until, got [{since!r}, {until!r}]")
+        if until >= self._open_from:  # else every minute it overlaps is closed already
+            self._gaps.append((since, until))
+
+    def _is_partial(self, minute: int) -> bool:
+        started = self._started_at
+        if started is not None and minute < started:
+            return True
+        end = minute + BAR_SECONDS
+        for since, until in self._gaps:
+            if minute <= until and since < end:
+                return True
+        return False
 
     def add(self, tick: Tick) -> bool:
         """Fold ``tick`` into its minute's bar. Returns False (and counts it) if the tick is late."""
@@ -91,22 +132,32 @@ class MinuteBarAggregator:
         if open_from > self._open_from:
             self._open_from = open_from
         due = sorted(m for m in self._forming if m < self._open_from)
-        return [bar for m in due for bar in self._emit(m)]
+        closed = [bar for m in due for bar in self._emit(m, self._is_partial(m))]
+        if self._gaps:  # only after emitting: a gap may still mark the minutes closed just now
+            self._gaps = [g for g in self._gaps if g[1] >= self._open_from]
+        return closed
 
-    def close_all(self) -> list[Bar]:
-        """Close every forming bar now (end of session); later ticks for those minutes are late."""
+    def close_all(self, now: float | None = None) -> list[Bar]:
+        """Close every forming bar now (end of session); later ticks for those minutes are late.
+
+        With ``now`` (when receiving stopped), a bar whose minute had not ended by then is partial."""
         minutes = sorted(self._forming)
         if minutes:
             self._open_from = max(self._open_from, minutes[-1] + BAR_SECONDS)
-        return [bar for m in minutes for bar in self._emit(m)]
+        return [
+            bar for m in minutes
+            for bar in self._emit(m, self._is_partial(m) or (now is not None and m + BAR_SECONDS > now))
+        ]
 
     def forming_count(self) -> int:
         return self.forming
 
-    def _emit(self, minute: int) -> list[Bar]:
+    def _emit(self, minute: int, partial: bool) -> list[Bar]:
         bars = self._forming.pop(minute)
         self.forming -= len(bars)
+        sid = self.session_id
         return [
-            Bar(symbol, minute, b[_OPEN], b[_HIGH], b[_LOW], b[_CLOSE], b[_VOLUME], b[_COUNT])
+            Bar(symbol, minute, b[_OPEN], b[_HIGH], b[_LOW], b[_CLOSE], b[_VOLUME], b[_COUNT],
+                sid, b[_FIRST_TS], b[_LAST_TS], partial)
             for symbol, b in bars.items()
         ]

@@ -14,6 +14,13 @@ class Bar:
 
     ``start`` is the minute's start in epoch seconds, UTC (a multiple of 60): the label
     ``ohlcv_1min.timestamp`` uses. ``volume`` is the sum of the ticks' volumes.
+
+    A bar is one session's PART of its minute: ``session_id`` names the session that folded it
+    ("" for a bar of unknown origin, e.g. a spill line written before the field existed);
+    ``first_tick_at``/``last_tick_at`` are the epoch seconds of the earliest and latest tick folded
+    (by tick timestamp; None when unknown). The store merges all parts of a minute into the one
+    row the dashboard reads. ``partial`` is True when the bar is known to be incomplete: its minute
+    had already begun when the session started receiving, or the subscription had a gap inside it.
     """
 
     symbol: str
@@ -24,6 +31,10 @@ class Bar:
     close: float
     volume: int
     tick_count: int = 0
+    session_id: str = ""
+    first_tick_at: float | None = None
+    last_tick_at: float | None = None
+    partial: bool = False
 
     @property
     def start_datetime(self) -> datetime:

@@ -2,12 +2,51 @@
 
 Times are epoch seconds UTC; the PostgreSQL adapter converts them to TIMESTAMPTZ. Dict fields are
 JSON-safe (finite floats, strings, ints, lists, dicts) and are treated as read-only.
+
+Pattern, indicator and health records carry a deterministic ``row_id`` (a UUID string): the same
+result made again (a retry whose commit outcome was unknown, a replay of the write-ahead log) has
+the same id, and the store writes each id at most once. The maker sets it with
+:func:`pattern_row_id` / :func:`indicator_row_id`; a record made without one (e.g. read from a
+spill line older than the field) derives it from its own content, so it is still stable.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import uuid
+from dataclasses import asdict, dataclass, field
 from typing import Any
+
+# Fixed namespace of TickStock's row ids: never change it (ids already written would no longer match).
+ROW_ID_NAMESPACE = uuid.UUID("5b0e7f9c-3d1a-5c2e-9f47-7469636b7374")
+_SEP = "\x1f"
+
+
+def _uuid5(*parts: object) -> str:
+    return str(uuid.uuid5(ROW_ID_NAMESPACE, _SEP.join(str(p) for p in parts)))
+
+
+def pattern_row_id(session_id: str, symbol: str, pattern_type: str, bar_start: int, timeframe: str = "1min") -> str:
+    """The id of the detection of ``pattern_type`` on ``symbol``'s bar starting at ``bar_start``."""
+    return _uuid5("pattern", session_id, symbol, pattern_type, int(bar_start), timeframe)
+
+
+def indicator_row_id(session_id: str, symbol: str, indicator_type: str, bar_start: int, timeframe: str = "1min") -> str:
+    """The id of ``indicator_type`` calculated on ``symbol``'s bar starting at ``bar_start``."""
+    return _uuid5("indicator", session_id, symbol, indicator_type, int(bar_start), timeframe)
+
+
+def health_row_id(session_id: str, recorded_at: float) -> str:
+    """The id of the health report of ``session_id`` recorded at ``recorded_at``."""
+    key = repr(float(recorded_at)) if isinstance(recorded_at, (int, float)) else repr(recorded_at)
+    return _uuid5("health", session_id, key)
+
+
+def _content_row_id(record: Any) -> str:
+    fields = asdict(record)
+    fields.pop("row_id", None)
+    text = json.dumps(fields, sort_keys=True, default=repr, separators=(",", ":"))
+    return _uuid5("content", type(record).__name__, text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +62,11 @@ class PatternRecord:
     levels: tuple[float, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
     timeframe: str = "1min"
+    row_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.row_id:
+            object.__setattr__(self, "row_id", _content_row_id(self))
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +81,11 @@ class IndicatorRecord:
     expiration_timestamp: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     timeframe: str = "1min"
+    row_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.row_id:
+            object.__setattr__(self, "row_id", _content_row_id(self))
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +116,8 @@ class HealthRecord:
     patterns_detected: int
     indicators_calculated: int
     payload: dict[str, Any] = field(default_factory=dict)
+    row_id: str = ""  # derived from (session_id, recorded_at) when not given
+
+    def __post_init__(self) -> None:
+        if not self.row_id:
+            object.__setattr__(self, "row_id", health_row_id(self.session_id, self.recorded_at))

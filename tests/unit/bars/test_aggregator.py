@@ -50,7 +50,8 @@ def test_ohlcv_from_ticks():
     for ts, price, vol in [(M + 1, 10.0, 100), (M + 10, 12.5, 50), (M + 20, 9.0, 0), (M + 59, 11.0, 25)]:
         assert a.add(tick(ts, price, vol)) is True
     bar = only(a.close_due(M + 60 + GRACE))
-    assert bar == Bar("AAPL", M, open=10.0, high=12.5, low=9.0, close=11.0, volume=175, tick_count=4)
+    assert bar == Bar("AAPL", M, open=10.0, high=12.5, low=9.0, close=11.0, volume=175, tick_count=4,
+                      first_tick_at=M + 1, last_tick_at=M + 59)
     assert a.folded_ticks == 4
     assert a.late_ticks == 0
 

@@ -1,0 +1,48 @@
+"""Deterministic row ids of the records the store writes at most once."""
+
+from __future__ import annotations
+
+import uuid
+
+from tickstock.messages.records import (
+    HealthRecord, IndicatorRecord, PatternRecord, health_row_id, indicator_row_id, pattern_row_id,
+)
+
+SID = "3f2c9a1e-0000-4000-8000-000000000001"
+
+
+def test_ids_are_uuids_stable_and_distinguish_every_input():
+    base = pattern_row_id(SID, "AAPL", "Doji", 1_700_000_040)
+    assert str(uuid.UUID(base)) == base
+    assert pattern_row_id(SID, "AAPL", "Doji", 1_700_000_040) == base
+    others = {
+        pattern_row_id("other", "AAPL", "Doji", 1_700_000_040),
+        pattern_row_id(SID, "MSFT", "Doji", 1_700_000_040),
+        pattern_row_id(SID, "AAPL", "Hammer", 1_700_000_040),
+        pattern_row_id(SID, "AAPL", "Doji", 1_700_000_100),
+        pattern_row_id(SID, "AAPL", "Doji", 1_700_000_040, "5min"),
+        indicator_row_id(SID, "AAPL", "Doji", 1_700_000_040),  # same inputs, another table
+    }
+    assert base not in others and len(others) == 6
+
+
+def test_health_record_derives_its_id_from_session_and_time():
+    a = HealthRecord(SID, 1_700_000_050.25, "healthy", 1, 2.0, 3.0, None, 0, 0)
+    b = HealthRecord(SID, 1_700_000_050.25, "warning", 9, 9.0, 9.0, 1.0, 5, 5, {"x": 1})
+    c = HealthRecord(SID, 1_700_000_060.25, "healthy", 1, 2.0, 3.0, None, 0, 0)
+    assert a.row_id == b.row_id == health_row_id(SID, 1_700_000_050.25)
+    assert c.row_id != a.row_id
+    assert HealthRecord(SID, 5, "healthy", 0, 0.0, 0.0, None, 0, 0).row_id == health_row_id(SID, 5.0)
+    given = str(uuid.uuid4())
+    assert HealthRecord(SID, 1.0, "healthy", 0, 0.0, 0.0, None, 0, 0, row_id=given).row_id == given
+
+
+def test_records_made_without_an_id_get_one_from_their_content():
+    p1 = PatternRecord("AAPL", "Doji", 0.85, 1_700_000_100.5, {"bar_timestamp": "x"}, metadata={"session_id": SID})
+    p2 = PatternRecord("AAPL", "Doji", 0.85, 1_700_000_100.5, {"bar_timestamp": "x"}, metadata={"session_id": SID})
+    p3 = PatternRecord("AAPL", "Doji", 0.86, 1_700_000_100.5, {"bar_timestamp": "x"}, metadata={"session_id": SID})
+    assert p1.row_id == p2.row_id and str(uuid.UUID(p1.row_id)) == p1.row_id
+    assert p3.row_id != p1.row_id
+    i1 = IndicatorRecord("AAPL", "RSI", 70.0, 1.0)
+    assert i1.row_id == IndicatorRecord("AAPL", "RSI", 70.0, 1.0).row_id != IndicatorRecord("AAPL", "RSI", 71.0, 1.0).row_id
+    assert PatternRecord("AAPL", "Doji", 0.85, 1.0, row_id="given").row_id == "given"

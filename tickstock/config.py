@@ -1,21 +1,25 @@
-"""Settings: YAML file, then environment overrides, validated before anything starts.
+"""Settings: YAML file, then environment overrides, validated whole before anything starts.
 
-Every problem is a ``ConfigError`` that names the key (``bars.grace_seconds``) and what is wrong
-with it; the command line turns it into exit code 2. Unknown keys are errors, not silently ignored:
-a misspelt key would otherwise leave a default in force without a word.
+The schema is declarative: every key is a field of a frozen msgspec Struct with its type and range
+(``Annotated[float, Meta(gt=0, le=60)]``); msgspec checks them all. What one field cannot say
+(URL schemes, host and port, rules between keys, an insecure HTTP bind) is in ``_RULES``.
+
+Guarantees: every problem is a ``ConfigError`` naming the dotted key (``bars.grace_seconds``) and what
+is wrong with it; the command line turns it into exit code 2. Unknown keys are errors, not silently
+ignored: a misspelt key would otherwise leave a default in force without a word. Environment
+overrides pass through the same schema. Settings are immutable; ``replace`` returns a changed copy
+(unvalidated: tests build settings that way, and so may code that knows what it does).
 """
 
-from __future__ import annotations
-
-import dataclasses
+import ipaddress
 import os
-
+import re
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlparse
 
+import msgspec
 import yaml
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
@@ -31,6 +35,9 @@ ENV_OVERRIDES = {
     "TICKSTOCK_LOG_LEVEL": "logging.level",
 }
 
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")  # loguru's own
+HOUR, DAY = 3600.0, 86400.0
+
 
 class ConfigError(ValueError):
     """A configuration problem: ``key`` is the dotted path, ``problem`` says what is wrong."""
@@ -41,124 +48,151 @@ class ConfigError(ValueError):
         self.problem = problem
 
 
-@dataclass(frozen=True)
-class RedisSettings:
-    url: str = "redis://127.0.0.1:6379/0"
+def seconds(le: float, gt: float = 0.0, ge: float | None = None) -> Any:
+    """A duration in seconds (a float; ints accepted) above ``gt`` (or from ``ge``) up to ``le``.
+    The upper bound also refuses ``.inf``; NaN fails every bound."""
+    return Annotated[float, msgspec.Meta(gt=None if ge is not None else gt, ge=ge, le=le)]
 
 
-@dataclass(frozen=True)
-class DatabaseSettings:
-    url: str = "postgresql://root@127.0.0.1:5432/tickstock"
+def integer(ge: int, le: int) -> Any:
+    """An integer within ``ge..le`` (true/false and 1.5 are refused)."""
+    return Annotated[int, msgspec.Meta(ge=ge, le=le)]
 
 
-@dataclass(frozen=True)
-class ChannelSettings:
-    ticks: str = "tickstock:market:ticks"
-    session_started: str = "tickstock:streaming:session_started"
-    session_stopped: str = "tickstock:streaming:session_stopped"
-    health: str = "tickstock:streaming:health"
-    patterns: str = "tickstock:patterns:streaming"
-    patterns_high_confidence: str = "tickstock:patterns:detected"
-    indicators: str = "tickstock:indicators:streaming"
-    indicator_alerts: str = "tickstock:alerts:indicators"
-    critical_alerts: str = "tickstock:alerts:critical"
+Text = Annotated[str, msgspec.Meta(min_length=1)]
+Universe = Annotated[list[Text], msgspec.Meta(min_length=1)]  # tickers
 
 
-@dataclass(frozen=True)
-class KeySettings:
-    heartbeat: str = "tickstock:producer:heartbeat"
-    session: str = "tickstock:streaming:session"
+class Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A frozen group of settings; ``replace(**changes)`` returns a copy with those fields changed."""
+
+    def replace(self, **changes: Any) -> Self:
+        return msgspec.structs.replace(self, **changes)
 
 
-@dataclass(frozen=True)
-class SessionSettings:
-    universe: str = "market_leaders:top_500"
+class RedisSettings(Section):
+    url: Text = "redis://127.0.0.1:6379/0"
+    # The tick subscription PINGs this often; no reply for ping_timeout -> reconnect (half-open link).
+    ping_interval_seconds: seconds(le=300) = 10.0
+    ping_timeout_seconds: seconds(le=600) = 20.0
+
+
+class DatabaseSettings(Section):
+    url: Text = "postgresql://root@127.0.0.1:5432/tickstock"
+    connect_timeout_seconds: seconds(ge=1, le=300) = 5.0
+    # Set on every connection (PostgreSQL counts in ms, so nothing under 0.1 s: 0 would mean "none").
+    statement_timeout_seconds: seconds(ge=0.1, le=HOUR) = 10.0
+    lock_timeout_seconds: seconds(ge=0.1, le=HOUR) = 5.0
+
+
+class ChannelSettings(Section):
+    ticks: Text = "tickstock:market:ticks"
+    session_started: Text = "tickstock:streaming:session_started"
+    session_stopped: Text = "tickstock:streaming:session_stopped"
+    health: Text = "tickstock:streaming:health"
+    patterns: Text = "tickstock:patterns:streaming"
+    patterns_high_confidence: Text = "tickstock:patterns:detected"
+    indicators: Text = "tickstock:indicators:streaming"
+    indicator_alerts: Text = "tickstock:alerts:indicators"
+    critical_alerts: Text = "tickstock:alerts:critical"
+
+
+class KeySettings(Section):
+    heartbeat: Text = "tickstock:producer:heartbeat"
+    session: Text = "tickstock:streaming:session"
+
+
+class SessionSettings(Section):
+    universe: Text = "market_leaders:top_500"
     # 'yaml': the `universes` section of this file; 'database': the dashboard's cache_entries row.
-    universe_source: str = "yaml"
+    universe_source: Literal["yaml", "database"] = "yaml"
     # true: sessions follow the NYSE calendar; false: sessions start only by --now or the admin API.
     auto_start: bool = True
     accept_new_symbols: bool = False
-    heartbeat_interval_seconds: float = 5.0
-    session_key_ttl_seconds: float = 30.0
-    reannounce_interval_seconds: float = 60.0
-    health_interval_seconds: float = 10.0
-    shutdown_timeout_seconds: float = 15.0
-    startup_timeout_seconds: float = 15.0
+    heartbeat_interval_seconds: seconds(le=10) = 5.0  # the dashboard's contract: at least every 10 s
+    session_key_ttl_seconds: seconds(le=DAY) = 30.0  # must exceed heartbeat_interval_seconds
+    reannounce_interval_seconds: seconds(le=DAY) = 60.0
+    health_interval_seconds: seconds(le=HOUR) = 10.0
+    report_interval_seconds: seconds(le=60) = 1.0  # children push their counters this often
+    shutdown_deadline_seconds: seconds(ge=1, le=600) = 20.0  # SIGTERM to exit, all stages together
+    startup_timeout_seconds: seconds(le=600) = 15.0
 
 
-@dataclass(frozen=True)
-class BarSettings:
-    grace_seconds: float = 2.0
-    max_tick_skew_seconds: float = 3600.0
+class BarSettings(Section):
+    grace_seconds: seconds(ge=0, le=59) = 2.0
+    max_tick_skew_seconds: seconds(le=DAY) = 3600.0
 
 
-@dataclass(frozen=True)
-class AnalysisSettings:
-    timeframe: str = "intraday"
-    prime_bars: int = 200
-    high_confidence: float = 0.8
-    indicator_ttl_seconds: float = 3600.0
-    pattern_ttl_seconds: float = 3600.0
-    max_component_failures: int = 3
+FallbackDefinitions = dict[Literal["patterns", "indicators"], list[dict[str, Any]]]
+
+
+class AnalysisSettings(Section):
+    timeframe: Text = "intraday"
+    prime_bars: integer(0, 10_000) = 200
+    high_confidence: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.8
+    indicator_ttl_seconds: seconds(le=7 * DAY) = 3600.0
+    pattern_ttl_seconds: seconds(le=7 * DAY) = 3600.0
+    max_component_failures: integer(1, 1000) = 3
+    analyse_partial_bars: bool = False  # run detectors on a bar known to be partial
     # Used when the database cannot be read at start: same shape as the definition rows.
-    fallback_definitions: dict = field(default_factory=dict)
+    fallback_definitions: FallbackDefinitions = msgspec.field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class PersistenceSettings:
-    batch_size: int = 500
-    flush_interval_seconds: float = 0.25
-    retry_interval_seconds: float = 2.0
+class PersistenceSettings(Section):
+    batch_size: integer(1, 100_000) = 500
+    flush_interval_seconds: seconds(le=60) = 0.25
+    retry_interval_seconds: seconds(le=HOUR) = 2.0
     # Above this many buffered rows the health report says persistence is backed up.
-    backlog_warning: int = 50_000
-    # Rows still unwritten when a session ends (database down) are saved here and written by the
-    # next session. Relative paths are relative to the working directory.
-    spill_dir: str = "var/spill"
+    backlog_warning: integer(1, 100_000_000) = 50_000
+    # The write-ahead log: every row is appended here before anything else happens to it.
+    # Relative paths are relative to the working directory.
+    spill_dir: Text = "var/spill"
+    fsync_interval_seconds: seconds(le=60) = 1.0
+    table_retry_seconds: seconds(le=DAY) = 60.0  # retry of a table isolated by a non-transient error
 
 
-@dataclass(frozen=True)
-class SupervisionSettings:
-    max_restarts: int = 3
-    within_seconds: float = 60.0
+class SupervisionSettings(Section):
+    # shared children (ingress, publisher, persistence): past the budget the session fails
+    max_restarts: integer(0, 1000) = 3
+    within_seconds: seconds(le=DAY) = 60.0
+    # each symbol actor: past the budget it is quarantined
+    symbol_max_restarts: integer(0, 1000) = 3
+    symbol_within_seconds: seconds(le=DAY) = 60.0
 
 
-@dataclass(frozen=True)
-class HttpSettings:
+class HttpSettings(Section):
     enabled: bool = True
-    host: str = "127.0.0.1"
-    port: int = 8080
+    host: Text = "127.0.0.1"  # anything but loopback requires admin_token
+    port: integer(1, 65535) = 8080
     admin_token: str = ""
 
 
-@dataclass(frozen=True)
-class HealthSettings:
-    feed_silent_warning_seconds: float = 30.0
-    feed_silent_critical_seconds: float = 120.0
-    stale_symbol_seconds: float = 120.0
-    active_symbol_seconds: float = 60.0
-    persistence_failing_critical_seconds: float = 120.0
+class HealthSettings(Section):
+    feed_silent_warning_seconds: seconds(le=DAY) = 30.0
+    feed_silent_critical_seconds: seconds(le=DAY) = 120.0  # not below the warning
+    stale_symbol_seconds: seconds(le=DAY) = 120.0
+    active_symbol_seconds: seconds(le=DAY) = 60.0
+    persistence_failing_critical_seconds: seconds(le=DAY) = 120.0
 
 
-@dataclass(frozen=True)
-class LoggingSettings:
-    level: str = "INFO"
+class LoggingSettings(Section):
+    level: Literal[LOG_LEVELS] = "INFO"  # type: ignore[valid-type]  # any letter case in the file
 
 
-@dataclass(frozen=True)
-class Settings:
-    redis: RedisSettings = field(default_factory=RedisSettings)
-    database: DatabaseSettings = field(default_factory=DatabaseSettings)
-    channels: ChannelSettings = field(default_factory=ChannelSettings)
-    keys: KeySettings = field(default_factory=KeySettings)
-    session: SessionSettings = field(default_factory=SessionSettings)
-    bars: BarSettings = field(default_factory=BarSettings)
-    analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
-    persistence: PersistenceSettings = field(default_factory=PersistenceSettings)
-    supervision: SupervisionSettings = field(default_factory=SupervisionSettings)
-    http: HttpSettings = field(default_factory=HttpSettings)
-    health: HealthSettings = field(default_factory=HealthSettings)
-    logging: LoggingSettings = field(default_factory=LoggingSettings)
-    universes: dict = field(default_factory=dict)
+class Settings(Section):
+    redis: RedisSettings = msgspec.field(default_factory=RedisSettings)
+    database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
+    channels: ChannelSettings = msgspec.field(default_factory=ChannelSettings)
+    keys: KeySettings = msgspec.field(default_factory=KeySettings)
+    session: SessionSettings = msgspec.field(default_factory=SessionSettings)
+    bars: BarSettings = msgspec.field(default_factory=BarSettings)
+    analysis: AnalysisSettings = msgspec.field(default_factory=AnalysisSettings)
+    persistence: PersistenceSettings = msgspec.field(default_factory=PersistenceSettings)
+    supervision: SupervisionSettings = msgspec.field(default_factory=SupervisionSettings)
+    http: HttpSettings = msgspec.field(default_factory=HttpSettings)
+    health: HealthSettings = msgspec.field(default_factory=HealthSettings)
+    logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
+    universes: dict[Text, Universe] = msgspec.field(default_factory=dict)  # key -> tickers
 
     def universe_symbols(self, key: str | None = None) -> list[str]:
         """Symbols of a YAML universe (the active one by default); ConfigError if unknown or empty."""
@@ -171,59 +205,174 @@ class Settings:
             raise ConfigError(f"universes.{key}", "universe is empty")
         return list(symbols)
 
-    def replace(self, **sections: Any) -> "Settings":
-        return dataclasses.replace(self, **sections)
+
+# ---------------------------------------------------------------------------------------------
+# Rules one field cannot state: each returns the problem, or None.
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost``, 127.0.0.0/8 and ::1; False for anything else, names included."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # another host name: it may resolve anywhere, so treat it as exposed
+
+
+_HOSTNAME = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9_])?\.?$")
+
+
+def _host_problem(host: str) -> str | None:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return None
+    except ValueError:
+        return None if _HOSTNAME.match(host) else f"not a host name or IP address: {host!r}"
+
+
+def _url_problem(url: str, schemes: tuple[str, ...], database: bool = False) -> str | None:
+    """None for a URL with one of ``schemes``, a host that parses (a database URL may leave it to
+    libpq's socket), a port within 1..65535 if any, and for a database its name."""
+    try:
+        parsed = urlparse(url)
+    except ValueError as exc:  # an unclosed [ipv6 bracket
+        return f"not a URL: {exc}"
+    if parsed.password:  # a config error goes to logs: never with the password
+        url = url.replace(f":{parsed.password}@", ":***@", 1)
+    if parsed.scheme not in schemes or "://" not in url:
+        return f"scheme must be {' or '.join(s + '://' for s in schemes)}, got {url!r}"
+    if parsed.scheme == "unix":
+        return None if parsed.path else f"no socket path in {url!r}"
+    try:
+        port = parsed.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        return f"bad port in {url!r} (1..65535)"
+    if parsed.hostname and _host_problem(parsed.hostname) or not (parsed.hostname or database):
+        return f"no usable host in {url!r}"
+    if database and not parsed.path.strip("/"):
+        return f"no database name in {url!r}"
+    return None
+
+
+def _insecure_bind(s: Settings) -> str | None:
+    if s.http.enabled and not s.http.admin_token.strip() and not is_loopback(s.http.host):
+        return (f"required when http.host ({s.http.host!r}) is not loopback: set TICKSTOCK_ADMIN_TOKEN, "
+                "or bind http.host to 127.0.0.1, or set http.enabled: false")
+    return None
+
+
+def _above(value: float, floor: float, floor_key: str, strictly: bool = True) -> str | None:
+    if value > floor or (not strictly and value == floor):
+        return None
+    return f"must be {'greater than' if strictly else 'at least'} {floor_key} ({floor:g}), got {value:g}"
+
+
+_RULES: tuple[tuple[str, typing.Callable[[Settings], str | None]], ...] = (
+    ("redis.url", lambda s: _url_problem(s.redis.url, ("redis", "rediss", "unix"))),
+    ("database.url", lambda s: _url_problem(s.database.url, ("postgresql", "postgres"), database=True)),
+    ("http.host", lambda s: _host_problem(s.http.host)),
+    ("http.admin_token", _insecure_bind),
+    ("session.session_key_ttl_seconds", lambda s: _above(
+        s.session.session_key_ttl_seconds, s.session.heartbeat_interval_seconds, "session.heartbeat_interval_seconds")),
+    ("redis.ping_timeout_seconds", lambda s: _above(
+        s.redis.ping_timeout_seconds, s.redis.ping_interval_seconds, "redis.ping_interval_seconds")),
+    ("health.feed_silent_critical_seconds", lambda s: _above(
+        s.health.feed_silent_critical_seconds, s.health.feed_silent_warning_seconds,
+        "health.feed_silent_warning_seconds", strictly=False)),
+)
 
 
 # ---------------------------------------------------------------------------------------------
-# Loading and validation
+# Loading: YAML -> overrides -> msgspec schema -> rules
 
 
-def _check_type(key: str, value: Any, annotation: Any) -> Any:
-    """Coerce/validate one scalar against its annotation; ints are accepted where floats are."""
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(key, f"expected true/false, got {value!r}")
-    if annotation is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(key, f"expected an integer, got {value!r}")
-    if annotation is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ConfigError(key, f"expected a number, got {value!r}")
-    if annotation is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(key, f"expected a string, got {value!r}")
-    if annotation is dict:
-        if isinstance(value, dict):
-            return value
-        raise ConfigError(key, f"expected a mapping, got {value!r}")
-    raise ConfigError(key, f"unsupported setting type {annotation!r}")  # pragma: no cover
+_WORDS = {"float": "a number", "int": "an integer", "str": "a string", "bool": "true/false",
+          "object": "a mapping", "array": "a list", "null": "null"}
+_AT = re.compile(r"^(?P<msg>.*?)(?: - at (?P<is_key>`key` in )?`\$(?P<path>[^`]*)`)?$", re.S)
+_SEGMENT = re.compile(r"\.([^.\[]+)|\[([^\]]*)\]")
 
 
-def _build(cls: type, data: Any, prefix: str) -> Any:
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(prefix or "<root>", f"expected a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        where = f"{prefix}.{unknown[0]}" if prefix else str(unknown[0])
-        raise ConfigError(where, f"unknown key (allowed: {', '.join(sorted(names))})")
-    kwargs = {}
-    for name, value in data.items():
-        key = f"{prefix}.{name}" if prefix else name
-        annotation = hints[name]
-        if dataclasses.is_dataclass(annotation):
-            kwargs[name] = _build(annotation, value, key)
+def _bare(tp: Any) -> Any:
+    return typing.get_args(tp)[0] if typing.get_origin(tp) is Annotated else tp
+
+
+def _args(tp: Any) -> tuple:
+    """Key and value types of a mapping type (``str`` keys for a Struct), item type of a list."""
+    tp = _bare(tp)
+    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+        return (str, None)
+    return typing.get_args(tp) or (None,)
+
+
+def _literals(tp: Any) -> tuple:
+    tp = _bare(tp)
+    return typing.get_args(tp) if typing.get_origin(tp) is Literal else ()
+
+
+def _fits(value: Any, tp: Any) -> bool:
+    try:
+        msgspec.convert(value, tp)
+        return True
+    except msgspec.ValidationError:
+        return False
+
+
+def _first_misfit(mapping: Any, tp: Any, keys: bool) -> Any:
+    """The first key of ``mapping`` whose key (or value) does not fit ``tp``: msgspec says where
+    in a mapping an error is, but not under which key."""
+    if isinstance(mapping, dict):
+        for key, value in mapping.items():
+            if not _fits(key if keys else value, tp):
+                return key
+    return msgspec.UNSET
+
+
+def _words(message: str) -> str:
+    """``Expected `float` > 0.0, got `str``` -> ``expected a number > 0.0`` (the value is added later)."""
+    message = re.sub(r"`(\w+)`", lambda m: _WORDS.get(m[1], m[1]), re.sub(r", got `\w+`$", "", message))
+    return message[0].lower() + message[1:]
+
+
+def _translate(exc: msgspec.ValidationError, data: Any) -> ConfigError:
+    """msgspec's ``Expected `float`, got `str` - at `$.bars.grace_seconds``` -> ConfigError at
+    ``bars.grace_seconds``: ``expected a number, got 'two'``. List positions go in the problem."""
+    match = _AT.match(str(exc))
+    names: list[str] = []
+    where, value, tp = "", data, Settings
+    for name, index in _SEGMENT.findall(match["path"] or ""):
+        if name:
+            fields = {f.name: f.type for f in msgspec.structs.fields(_bare(tp))}
+            names.append(name)
+            value, tp = value.get(name, msgspec.UNSET), fields[name]
+        elif index == "...":
+            tp = _args(tp)[-1]
+            name = _first_misfit(value, tp, keys=False)
+            names.append(str(name))
+            value = value[name] if name is not msgspec.UNSET else name
         else:
-            kwargs[name] = _check_type(key, value, annotation)
-    return cls(**kwargs)
+            where += f"[{index}]"
+            value, tp = value[int(index)], _args(tp)[-1]
+    problem = match["msg"]
+    unknown = re.match(r"Object contains unknown field `(.+)`$", problem)
+    if unknown or match["is_key"]:
+        key_type = _args(tp)[0]
+        name = unknown[1] if unknown else _first_misfit(value, key_type, keys=True)
+        allowed = [f.name for f in msgspec.structs.fields(_bare(tp))] if unknown else _literals(key_type)
+        if allowed:
+            names.append(str(name))
+            problem, value = f"unknown key (allowed: {', '.join(allowed)})", msgspec.UNSET
+        else:
+            problem, value = f"bad key: {_words(problem)}", name
+    elif problem.startswith("Invalid enum value") and _literals(tp):
+        problem = f"must be one of {', '.join(_literals(tp))}"
+    else:
+        problem = _words(problem)
+    if value is not msgspec.UNSET:
+        problem += f", got {value!r}"
+    return ConfigError(".".join(names) or "<root>", f"{where}: {problem}" if where else problem)
 
 
 def _set_dotted(data: dict, dotted: str, value: Any) -> None:
@@ -245,55 +394,23 @@ def _env_value(dotted: str, raw: str) -> Any:
     return raw
 
 
-def _validate(s: Settings) -> None:
-    redis_url = urlparse(s.redis.url)
-    if redis_url.scheme not in ("redis", "rediss", "unix") or not (redis_url.hostname or redis_url.path):
-        raise ConfigError("redis.url", f"not a redis:// URL: {s.redis.url!r}")
-    db_url = urlparse(s.database.url)
-    if db_url.scheme not in ("postgresql", "postgres") or not db_url.path.strip("/"):
-        raise ConfigError("database.url", f"not a postgresql://host/dbname URL: {s.database.url!r}")
-    for key, url in (("redis.url", redis_url), ("database.url", db_url)):
-        try:
-            url.port
-        except ValueError as exc:
-            raise ConfigError(key, str(exc)) from None
-    for name, symbols in s.universes.items():
-        key = f"universes.{name}"
-        if not isinstance(symbols, list) or not all(isinstance(x, str) and x for x in symbols):
-            raise ConfigError(key, "expected a list of ticker strings")
-    if s.session.universe_source not in ("yaml", "database"):
-        raise ConfigError("session.universe_source", "must be 'yaml' or 'database'")
-    if s.session.universe_source == "yaml":
-        s.universe_symbols()  # raises naming the key when unknown or empty
-    positive = {
-        "bars.max_tick_skew_seconds": s.bars.max_tick_skew_seconds,
-        "session.heartbeat_interval_seconds": s.session.heartbeat_interval_seconds,
-        "session.health_interval_seconds": s.session.health_interval_seconds,
-        "session.reannounce_interval_seconds": s.session.reannounce_interval_seconds,
-        "session.session_key_ttl_seconds": s.session.session_key_ttl_seconds,
-        "persistence.batch_size": s.persistence.batch_size,
-        "persistence.flush_interval_seconds": s.persistence.flush_interval_seconds,
-        "supervision.within_seconds": s.supervision.within_seconds,
-    }
-    for key, value in positive.items():
-        if value <= 0:
-            raise ConfigError(key, f"must be > 0, got {value}")
-    if s.session.heartbeat_interval_seconds > 10:
-        raise ConfigError("session.heartbeat_interval_seconds", "must be <= 10 (the dashboard's contract)")
-    if s.session.session_key_ttl_seconds <= s.session.heartbeat_interval_seconds:
-        raise ConfigError("session.session_key_ttl_seconds", "must exceed the heartbeat interval")
-    if s.bars.grace_seconds < 0:
-        raise ConfigError("bars.grace_seconds", "must be >= 0")
-    if s.analysis.prime_bars < 0:
-        raise ConfigError("analysis.prime_bars", "must be >= 0")
-    if not 0 <= s.analysis.high_confidence <= 1:
-        raise ConfigError("analysis.high_confidence", "must be within 0..1")
-    if s.supervision.max_restarts < 0:
-        raise ConfigError("supervision.max_restarts", "must be >= 0")
-    if not 0 < s.http.port < 65536:
-        raise ConfigError("http.port", f"must be a TCP port, got {s.http.port}")
-    if s.logging.level.upper() not in ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"):
-        raise ConfigError("logging.level", f"unknown level {s.logging.level!r}")
+def validate(data: dict) -> Settings:
+    """Settings from a parsed file (top-level mapping), or ``ConfigError`` naming the first bad key."""
+    data = {k: v for k, v in data.items() if v is not None}  # ``http:`` alone: the defaults
+    logging = data.get("logging")
+    if isinstance(logging, dict) and isinstance(logging.get("level"), str):
+        data["logging"] = {**logging, "level": logging["level"].upper()}
+    try:
+        settings = msgspec.convert(data, Settings)
+    except msgspec.ValidationError as exc:
+        raise _translate(exc, data) from None
+    for key, rule in _RULES:
+        problem = rule(settings)
+        if problem:
+            raise ConfigError(key, problem)
+    if settings.session.universe_source == "yaml":
+        settings.universe_symbols()  # raises naming the key when unknown
+    return settings
 
 
 def load_settings(
@@ -320,9 +437,8 @@ def load_settings(
             _set_dotted(data, dotted, _env_value(dotted, environ[env_name]))
     if universe:
         _set_dotted(data, "session.universe", universe)
-    settings = _build(Settings, data, "")
-    _validate(settings)
-    return settings
+    return validate(data)
 
 
-__all__ = ["ConfigError", "Settings", "load_settings", "DEFAULT_CONFIG_PATH", "ENV_OVERRIDES"]
+__all__ = ["ConfigError", "Settings", "load_settings", "validate", "is_loopback", "DEFAULT_CONFIG_PATH",
+           "ENV_OVERRIDES"]

@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"service base URL (default $TICKSTOCK_URL or {DEFAULT_URL})")
     parser.add_argument("--token", default=None, help="admin token (default $TICKSTOCK_ADMIN_TOKEN)")
     # Start and stop wait for the session to come up or drain: give them well over the service's
-    # own timeouts (shutdown_timeout_seconds * 4 + 5 by default).
+    # own deadline (session.shutdown_deadline_seconds, 20 s by default).
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the answer")
     parser.add_argument("--reason", default=None, help="stop: the reason recorded with the session")
     parser.add_argument("command", choices=sorted(COMMANDS))

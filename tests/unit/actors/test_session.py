@@ -4,7 +4,7 @@ pykka actors built by a fake ChildFactory (see fakes.py)."""
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
+from msgspec.structs import replace
 
 import pykka
 import pytest
@@ -32,7 +32,7 @@ SID = "0b6d7d5e-5a43-4d0c-9a39-9f1c1f3b2a77"
 def make_settings(max_restarts=3, heartbeat=5.0, reannounce=60.0, prime_bars=0) -> Settings:
     s = Settings()
     return s.replace(
-        session=replace(s.session, startup_timeout_seconds=2.0, shutdown_timeout_seconds=2.0,
+        session=replace(s.session, startup_timeout_seconds=2.0, shutdown_deadline_seconds=2.0,
                         heartbeat_interval_seconds=heartbeat, reannounce_interval_seconds=reannounce),
         analysis=replace(s.analysis, prime_bars=prime_bars),
         supervision=replace(s.supervision, max_restarts=max_restarts, within_seconds=60.0),

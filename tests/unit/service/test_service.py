@@ -5,7 +5,7 @@ SessionActors over recording children (tests/unit/actors/fakes.py); stores and s
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
+from msgspec.structs import replace
 from typing import Any
 
 import pykka
@@ -33,7 +33,7 @@ def make_settings(source: str = "yaml", universe: str = "test:tiny", universes: 
     s = _REPO
     return s.replace(
         session=replace(s.session, universe=universe, universe_source=source, startup_timeout_seconds=2.0,
-                        shutdown_timeout_seconds=2.0),
+                        shutdown_deadline_seconds=2.0),
         analysis=replace(s.analysis, prime_bars=0),
         universes={"test:tiny": list(TINY)} if universes is None else universes,
     )

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import Any, Callable, Iterable, Sequence
 
 import psycopg2
+from tickstock.adapters.redis.publisher import PublishIncomplete
 from tickstock.adapters.redis.resp import RedisUnavailable
 import pykka
 
@@ -242,6 +243,13 @@ class FakeRedis:
         # When set, publish_many waits on ``gate`` (after setting ``entered``): the actor is "busy".
         self.gate: threading.Event | None = None
         self.entered = threading.Event()
+        # Added for the delivery tests: ``fail_publishes`` fails that many next publish_many calls
+        # (then they work again); ``acknowledge`` makes the next publish_many deliver only its first
+        # n messages and raise ``PublishIncomplete`` for the rest (a pipeline broken after n replies);
+        # ``timeouts`` records the ``timeout`` each publish_many was given.
+        self.fail_publishes = 0
+        self.acknowledge: int | None = None
+        self.timeouts: list[float | None] = []
 
     def _check(self) -> None:
         if self.fail:
@@ -251,14 +259,22 @@ class FakeRedis:
         self.pings += 1
         self._check()
 
-    def publish_many(self, messages) -> int:
+    def publish_many(self, messages, timeout=None) -> int:
         self.attempts += 1
+        self.timeouts.append(timeout)
         gate, self.gate = self.gate, None
         if gate is not None:
             self.entered.set()
             gate.wait(5)
         self._check()
         batch = list(messages)
+        if self.fail_publishes > 0:
+            self.fail_publishes -= 1
+            raise PublishIncomplete("Connection refused", 0, tuple(range(len(batch))))
+        if self.acknowledge is not None and self.acknowledge < len(batch):
+            k, self.acknowledge = self.acknowledge, None
+            self.batches.append(batch[:k])
+            raise PublishIncomplete("connection lost: reset by peer", k, tuple(range(k, len(batch))))
         self.batches.append(batch)
         return len(batch)
 

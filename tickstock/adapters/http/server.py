@@ -12,8 +12,9 @@ Routes:
 Guarantees:
 - Control calls (POST) need ``Authorization: Bearer <admin_token>``: 401 without one, 403 with a
   wrong one (constant-time comparison). With no token configured every control call is refused.
-- The server refuses to start (``ValueError``) on a non-loopback host without a token: an
-  unauthenticated control surface must never be reachable from the network.
+- An unauthenticated control surface is never reachable from the network: the configuration
+  refuses a non-loopback ``http.host`` without a token (exit 2), and the server itself still
+  refuses to start (``ValueError``) if given such settings.
 - Every response body is JSON except ``/metrics``; non-finite floats are sent as ``null``.
 - A failing handler answers 500 with JSON; it never kills the server.
 - Requests run on their own daemon threads, so a start/stop that blocks for seconds holds up
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
-import ipaddress
 import socket
 import threading
 from collections.abc import Callable
@@ -37,23 +37,13 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from tickstock.actors.service import UniverseError
 from tickstock.adapters.http.metrics import ServiceMetrics
-from tickstock.config import HttpSettings
+from tickstock.config import HttpSettings, is_loopback
 
 START_PATH = "/api/admin/streaming/start"
 STOP_PATH = "/api/admin/streaming/stop"
 STATUS_PATH = "/api/streaming/status"
 _MAX_BODY = 64 * 1024  # control bodies are tiny; refuse anything that is not
 _REQUEST_TIMEOUT = 30.0  # seconds a client may take to send its request (not our reply)
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost``, 127.0.0.0/8 and ::1; False for anything else, names included."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
-    except ValueError:
-        return False  # another host name: it may resolve anywhere, so treat it as exposed
 
 
 def encode_json(payload: Any) -> bytes:
@@ -90,7 +80,7 @@ class AdminServer:
         ready: Callable[[], tuple[bool, str]],
     ) -> None:
         token = (settings.admin_token or "").strip()
-        if not token and not is_loopback(settings.host):
+        if not token and not is_loopback(settings.host):  # config.py refuses this already: defence only
             raise ValueError(
                 f"refusing to serve the admin API on non-loopback host {settings.host!r} without a token: "
                 "set TICKSTOCK_ADMIN_TOKEN (http.admin_token) or bind http.host to 127.0.0.1")

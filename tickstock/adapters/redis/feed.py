@@ -3,6 +3,12 @@
 Why not redis-py's ``PubSub``: the server disconnects a subscriber whose unread backlog passes
 32 MB, so the reader must drain the socket faster than any burst. A raw socket with hiredis parses
 ~430k messages/s on this machine against ~100-140k/s through redis-py (shared/docs/domain.md).
+
+Half-open connections: a subscriber only reads, so a connection whose peer vanished (a cut cable,
+a dropped NAT entry) would look like a quiet channel forever. After ``ping_interval`` seconds with
+nothing received the feed sends PING (allowed in subscribed mode; the reply is ``[b"pong", b""]``);
+if nothing at all arrives within ``ping_timeout`` after it, ``read`` raises ``FeedDisconnected``.
+So a dead subscription is detected within ``ping_interval + ping_timeout`` (default 30 s).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import hiredis
 from tickstock.adapters.redis.resp import RedisReplyError, RedisUnavailable, RespConnection
 
 _RECV_BYTES = 1 << 20
+_PING = hiredis.pack_command(("PING",))
 
 
 class FeedDisconnected(RedisUnavailable):
@@ -25,11 +32,20 @@ class FeedDisconnected(RedisUnavailable):
 class RedisTickFeed:
     """One subscription to one channel. Not thread-safe: owned by the ingress receive thread."""
 
-    def __init__(self, url: str, channel: str, connect_timeout: float = 5.0) -> None:
+    def __init__(self, url: str, channel: str, connect_timeout: float = 5.0,
+                 ping_interval: float = 10.0, ping_timeout: float = 20.0) -> None:
+        if ping_interval <= 0 or ping_timeout <= 0:
+            raise ValueError("ping_interval and ping_timeout must be positive")
         self.url = url
         self.channel = channel.encode()
         self.connect_timeout = connect_timeout
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
         self._conn = RespConnection(url, timeout=connect_timeout)
+        self._last_data_at = 0.0              # monotonic: when anything was last received
+        self._ping_sent_at: float | None = None  # monotonic: the PING not yet followed by data
+        self._unsent = b""                    # the part of a PING the socket did not take yet
+        self.pings_sent = 0
 
     @property
     def connected(self) -> bool:
@@ -56,18 +72,27 @@ class RedisTickFeed:
             raise FeedDisconnected(str(exc)) from None
         conn.sock.settimeout(None)
         conn.sock.setblocking(False)
+        self._last_data_at = time.monotonic()
+        self._ping_sent_at = None
+        self._unsent = b""
 
     def read(self, timeout: float) -> list[bytes]:
         """Wait up to ``timeout`` seconds for data and return every complete message payload
-        available (possibly none). Raises ``FeedDisconnected`` if the connection is lost."""
+        available (possibly none). Sends PING when the connection has been silent for
+        ``ping_interval``. Raises ``FeedDisconnected`` if the connection is lost, including when
+        nothing arrived within ``ping_timeout`` of a PING (a half-open connection)."""
         sock = self._conn.sock
         if sock is None:
             raise FeedDisconnected("not connected")
         try:
-            readable, _, _ = select.select([sock], [], [], max(timeout, 0.0))
+            wait = self._keepalive(time.monotonic(), max(timeout, 0.0))
+            readable, _, _ = select.select([sock], [], [], wait)
             if not readable:
+                self._keepalive(time.monotonic(), 0.0)  # raises if the PING went unanswered
                 return []
             data = sock.recv(_RECV_BYTES)
+        except FeedDisconnected:
+            raise
         except (BlockingIOError, InterruptedError):
             return []
         except (OSError, ValueError) as exc:
@@ -76,6 +101,8 @@ class RedisTickFeed:
         if not data:
             self.close()
             raise FeedDisconnected("server closed the connection")
+        self._last_data_at = time.monotonic()
+        self._ping_sent_at = None
         reader = self._conn.reader
         reader.feed(data)
         payloads: list[bytes] = []
@@ -87,5 +114,40 @@ class RedisTickFeed:
                 append(reply[2])
         return payloads
 
+    def _keepalive(self, now: float, wait: float) -> float:
+        """PING when due, fail when a PING went unanswered; returns how long ``read`` may block
+        (``wait``, shortened to the next PING or PING deadline)."""
+        if self._ping_sent_at is not None:
+            overdue = self._ping_sent_at + self.ping_timeout
+            if now >= overdue:
+                silent = now - self._last_data_at
+                self.close()
+                raise FeedDisconnected(
+                    f"no reply to PING within {self.ping_timeout:g}s, nothing received for {silent:.1f}s "
+                    "(half-open connection)")
+            if self._unsent:
+                self._send_ping(b"")
+            return min(wait, overdue - now)
+        due = self._last_data_at + self.ping_interval
+        if now < due:
+            return min(wait, due - now)
+        self._ping_sent_at = now
+        self.pings_sent += 1
+        self._send_ping(_PING)
+        return min(wait, self.ping_timeout)
+
+    def _send_ping(self, data: bytes) -> None:
+        """Write (the rest of) a PING without blocking: what the socket does not take now is
+        kept for the next read (a full send buffer is itself a sign the peer is gone)."""
+        assert self._conn.sock is not None
+        pending = self._unsent + data
+        try:
+            sent = self._conn.sock.send(pending)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        self._unsent = pending[sent:]
+
     def close(self) -> None:
+        self._unsent = b""
+        self._ping_sent_at = None
         self._conn.close()

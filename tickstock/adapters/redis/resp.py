@@ -23,6 +23,16 @@ class RedisReplyError(RuntimeError):
     """The server answered a command with an error."""
 
 
+class PipelineBroken(RedisUnavailable):
+    """The connection was lost in the middle of a pipeline: ``replies`` holds the answers read
+    before it broke, in order (the first ``len(replies)`` commands were answered, the others may
+    or may not have been executed)."""
+
+    def __init__(self, message: str, replies: list[Any]) -> None:
+        super().__init__(message)
+        self.replies = replies
+
+
 class RespConnection:
     def __init__(self, url: str, timeout: float = 5.0) -> None:
         self.url = url
@@ -34,13 +44,15 @@ class RespConnection:
     def connected(self) -> bool:
         return self.sock is not None
 
-    def connect(self) -> None:
-        """Open the socket and authenticate; raises ``RedisUnavailable`` with the reason."""
+    def connect(self, timeout: float | None = None) -> None:
+        """Open the socket and authenticate within ``timeout`` seconds (default: the connection's
+        own); raises ``RedisUnavailable`` with the reason."""
         self.close()
+        timeout = self.timeout if timeout is None else timeout
         parsed = urlparse(self.url)
         host, port = parsed.hostname or "127.0.0.1", parsed.port or 6379
         try:
-            sock = socket.create_connection((host, port), timeout=self.timeout)
+            sock = socket.create_connection((host, port), timeout=timeout)
             if parsed.scheme == "rediss":
                 sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -56,7 +68,7 @@ class RespConnection:
         if db and db != "0":
             setup.append(("SELECT", db))
         if setup:
-            self.call_many(setup)
+            self.call_many(setup, timeout)
 
     def send(self, commands: Sequence[Sequence[Any]]) -> None:
         if self.sock is None:
@@ -87,14 +99,31 @@ class RespConnection:
             self.reader.feed(data)
         return reply
 
-    def call_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+    def pipeline(self, commands: Sequence[Sequence[Any]], timeout: float | None = None) -> list[Any]:
+        """Send ``commands`` in one write and return every reply in order, error replies included
+        (as ``hiredis.ReplyError`` values), (re)connecting first if needed; all within ``timeout``
+        seconds (default: the connection's own).
+
+        Raises ``PipelineBroken`` carrying the replies read so far if the connection is lost or
+        times out after the commands were written, ``RedisUnavailable`` if it could not be made
+        or written to."""
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        if self.sock is None:
+            self.connect(timeout)
+        self.send(commands)
+        replies: list[Any] = []
+        try:
+            for _ in commands:
+                replies.append(self.read_reply(deadline))
+        except RedisUnavailable as exc:
+            raise PipelineBroken(str(exc), replies) from None
+        return replies
+
+    def call_many(self, commands: Sequence[Sequence[Any]], timeout: float | None = None) -> list[Any]:
         """Send ``commands`` in one write and return their replies in order. Raises
         ``RedisReplyError`` for an error reply (after reading every reply)."""
-        if self.sock is None:
-            self.connect()
-        self.send(commands)
-        deadline = time.monotonic() + self.timeout
-        replies = [self.read_reply(deadline) for _ in commands]
+        replies = self.pipeline(commands, timeout)
         for reply in replies:
             if isinstance(reply, hiredis.ReplyError):
                 raise RedisReplyError(str(reply))

@@ -12,6 +12,7 @@ import argparse
 import signal
 import sys
 import threading
+import time
 
 from loguru import logger
 
@@ -31,7 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def check(settings: Settings) -> int:
     """Validate connections and print what would run. Returns the exit code."""
-    from tickstock.actors.service import UniverseError, load_definitions, resolve_universe
+    from tickstock.actors.plan import UniverseError, load_definitions, resolve_universe
     from tickstock.adapters.postgres import PostgresStore
     from tickstock.adapters.redis import RedisPublisher
 
@@ -87,21 +88,35 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from tickstock.actors.runtime import build_runtime
+    from tickstock.actors.supervision import ShutdownBudget
 
     stop = threading.Event()
+    signalled_at: list[float] = []
 
     def on_signal(signum, frame):
-        logger.info("received {}: stopping", signal.Signals(signum).name)
+        if not stop.is_set():
+            signalled_at.append(time.monotonic())
+            logger.info("received {}: stopping", signal.Signals(signum).name)
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     runtime = build_runtime(settings, lambda: PostgresStore(settings.database.url))
+    budget = None
     try:
         runtime.start()
-        runtime.service.run(stop, start_now=args.now)
+        if args.now:
+            started, status = runtime.service.start_session(manual=True)
+            if not started:
+                logger.error("session did not start: {}", status.get("start_error") or status.get("refused") or status)
+        while not stop.wait(1.0):
+            pass
+        # One deadline from the signal to the exit, split in supervision.SHUTDOWN_STAGES.
+        budget = ShutdownBudget(settings.session.shutdown_deadline_seconds, started_at=signalled_at[0])
+        runtime.service.shutdown(budget.started_at)
     finally:
-        runtime.close()
+        runtime.close(budget)
+    logger.info("service stopped")
     return 0
 
 

@@ -49,12 +49,13 @@ class ChildHandle:
             else:
                 self.dropped += 1
 
-    def ask(self, message: Any, timeout: float | None = None) -> Any:
-        """Ask the current child; raises ``pykka.ActorDeadError`` if there is none."""
+    def ask(self, message: Any, timeout: float | None = None, block: bool = True) -> Any:
+        """Ask the current child (``block=False``: return the future); raises
+        ``pykka.ActorDeadError`` if there is none."""
         ref = self._ref
         if ref is None:
             raise pykka.ActorDeadError(f"{self.name} is not running")
-        return ref.ask(message, timeout=timeout)
+        return ref.ask(message, timeout=timeout, block=block)
 
     def replace(self, ref: pykka.ActorRef) -> None:
         """Point the handle at a (re)started child and hand it what arrived in between."""

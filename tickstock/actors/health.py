@@ -1,10 +1,12 @@
 """HealthMonitor: measures the session on its timer and reports by the rules in ``health.rules``.
 
 Runs in the SessionActor's thread (one health publisher only). Every timer tick it reads the
-children's counters and evaluates the rules; it publishes a ``HealthReport`` every
-``health_interval_seconds`` and at once when the status changes. A transition into critical
-raises a critical alert; leaving critical raises an ``info`` one. Each report is also a
-``streaming_health_metrics`` row.
+latest ``ChildReport`` of each child (it never asks a child: a child stuck on a locked table must
+not stall the session's health) and evaluates the rules; it publishes a ``HealthReport`` every
+``health_interval_seconds`` and at once when the status changes. A child whose last report is
+older than ``stale_after`` is reported as not reporting, for as long as it has been silent, with
+the figures of its last report. A transition into critical raises a critical alert; leaving
+critical raises an ``info`` one. Each report is also a ``streaming_health_metrics`` row.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from loguru import logger
 
 from tickstock.config import Settings
 from tickstock.health.rules import HealthInputs, evaluate
-from tickstock.messages.commands import GetStats, Publish, RecordHealth
+from tickstock.messages.commands import Publish, RecordHealth
 from tickstock.messages.events import CriticalAlert, HealthReport
 from tickstock.messages.records import HealthRecord
 
-_ASK_TIMEOUT = 2.0
 _MAX_LISTED_STALE = 50
+_SHARED = ("ingress", "persistence", "publisher")
 
 
 class HealthMonitor:
@@ -43,37 +45,40 @@ class HealthMonitor:
         self.status: str | None = None
         self.last_report: HealthReport | None = None
         self._prev: tuple[float, Any] | None = None
-        self._persistence_silent_since: float | None = None
+        # A child is "not reporting" once its last report is this old (several missed reports).
+        self.stale_after = max(5.0, 3 * settings.session.report_interval_seconds)
         self.feed_connected = False
         self._process = psutil.Process()
         self._process.cpu_percent(None)
 
     def check(self, session: Any, now: float, force: bool) -> HealthReport | None:
         """Measure; publish if ``force`` or the status changed. Returns the report if published."""
-        ingress = _ask(session.ingress)
-        persistence = _ask(session.persistence)
-        publisher = _ask(session.publisher)
+        reports = {name: session.latest(name) for name in _SHARED}
+        silent = {name: now - (r.at if r is not None else session.started_at) for name, r in reports.items()}
+        silent = {name: age for name, age in silent.items() if age > self.stale_after}
+        ingress_report = reports["ingress"]
+        ingress = ingress_report.stats if ingress_report else None
+        persistence = reports["persistence"].stats if reports["persistence"] else None
+        publisher = reports["publisher"].stats if reports["publisher"] else None
         prev_time, prev = self._prev if self._prev else (session.started_at, None)
-        elapsed = max(now - prev_time, 1e-6)
         h = self.settings.health
         if ingress is not None:
+            # Rates over the interval between the two reports: the figures' own times.
+            elapsed = max(ingress_report.at - prev_time, 1e-6)
             received = _delta(ingress.folded + ingress.late, (prev.folded + prev.late) if prev else 0)
-            tps = received / elapsed
+            tps = received / elapsed if ingress_report.at > prev_time else 0.0
             bars = _delta(ingress.bars_closed, prev.bars_closed if prev else 0)
             lag_n = _delta(ingress.lag_count, prev.lag_count if prev else 0)
             lag_sum = ingress.lag_sum - prev.lag_sum if prev and ingress.lag_count >= prev.lag_count else ingress.lag_sum
             lag_ms = lag_sum / lag_n * 1000 if lag_n > 0 and lag_sum >= 0 else None
             last_seen = ingress.last_seen
+            bars_per_minute = bars * 60.0 / elapsed if ingress_report.at > prev_time else 0.0
         else:
-            tps, bars, lag_ms, last_seen = 0.0, 0, None, {}
+            tps, bars_per_minute, lag_ms, last_seen = 0.0, 0.0, None, {}
         active = sum(1 for t in last_seen.values() if now - t <= h.active_symbol_seconds)
         stale = sorted(s for s, t in last_seen.items() if now - t > h.stale_symbol_seconds)
-        # A persistence actor that does not answer counts as failing since it first stopped answering.
-        if persistence is None:
-            self._persistence_silent_since = self._persistence_silent_since or now
-        else:
-            self._persistence_silent_since = None
-        self.feed_connected = bool(ingress and ingress.redis_connected)
+        self.feed_connected = bool(ingress and ingress.redis_connected) and "ingress" not in silent
+        db_failing_since = getattr(persistence, "failing_since", None)
         inputs = HealthInputs(
             now=now,
             expecting_ticks=self.manual or self.market_open(now),
@@ -82,20 +87,23 @@ class HealthMonitor:
             feed_connected=self.feed_connected,
             publisher_connected=bool(publisher and publisher.redis_connected),
             db_connected=bool(persistence and persistence.db_connected),
-            db_failing_since=persistence.failing_since if persistence else self._persistence_silent_since,
+            db_failing_since=db_failing_since if persistence is not None else None,
             persistence_backlog=persistence.backlog if persistence else 0,
             backlog_warning=self.settings.persistence.backlog_warning,
             definitions_loaded=self.definitions_loaded,
             definition_problems=self.definition_problems,
             last_restart_at=session.policy.last_restart_at,
+            silent_children=tuple(sorted(silent.items())),
+            quarantined=tuple(session.quarantined_symbols()),
+            isolated_tables=_isolated_tables(persistence, now),
         )
         status, issues = evaluate(inputs, h)
         changed = status != self.status
         report = HealthReport(
             session_id=session.plan.session_id, status=status, active_symbols=active, ticks_per_second=tps,
-            patterns_detected=publisher.patterns if publisher else 0,
-            indicators_calculated=publisher.indicators if publisher else 0,
-            bars_per_minute=bars * 60.0 / elapsed, processing_lag_ms=lag_ms,
+            patterns_detected=session.totals()[0],
+            indicators_calculated=session.totals()[1],
+            bars_per_minute=bars_per_minute, processing_lag_ms=lag_ms,
             cpu_percent=self._process.cpu_percent(None), memory_mb=self._process.memory_info().rss / 2**20,
             stale_symbols=tuple(stale[:_MAX_LISTED_STALE]), stale_count=len(stale),
             redis="connected" if inputs.feed_connected and inputs.publisher_connected else "disconnected",
@@ -125,7 +133,7 @@ class HealthMonitor:
         self.status = status
         self.last_report = report
         if ingress is not None:
-            self._prev = (now, ingress)
+            self._prev = (ingress_report.at, ingress)
         return report
 
 
@@ -134,8 +142,14 @@ def _delta(current: int, previous: int) -> int:
     return current - previous if current >= previous else current
 
 
-def _ask(handle: Any) -> Any:
-    try:
-        return handle.ask(GetStats(), timeout=_ASK_TIMEOUT)
-    except Exception:
-        return None
+def _isolated_tables(persistence: Any, now: float) -> tuple[str, ...]:
+    """'table: error (for Ns, R rows waiting)' for each table persistence has isolated."""
+    out = []
+    for item in getattr(persistence, "isolated_tables", None) or ():
+        table = getattr(item, "table", None) or (item.get("table") if isinstance(item, dict) else str(item))
+        get = (lambda k: item.get(k)) if isinstance(item, dict) else (lambda k: getattr(item, k, None))
+        since, rows, error = get("since"), get("rows"), get("error")
+        detail = ", ".join(p for p in (f"for {now - since:.0f}s" if since else "",
+                                       f"{rows} rows waiting" if rows is not None else "") if p)
+        out.append(f"{table}: {error or 'refused'}" + (f" ({detail})" if detail else ""))
+    return tuple(out)

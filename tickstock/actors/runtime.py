@@ -1,13 +1,18 @@
-"""Assembles the running service: calendar scheduler, session service, health, HTTP server."""
+"""Assembles the running service: the ServiceActor (calendar, heartbeat, sessions), health, HTTP."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import pykka
+from loguru import logger
+
 from tickstock.actors.health import HealthMonitor
-from tickstock.actors.service import StreamingService
-from tickstock.actors.session import SessionPlan
+from tickstock.actors.heartbeat import HeartbeatActor
+from tickstock.actors.plan import SessionPlan
+from tickstock.actors.service import ServiceActor, StreamingService
+from tickstock.actors.supervision import ShutdownBudget
 from tickstock.actors.wiring import ProductionFactory
 from tickstock.clock import SystemClock
 from tickstock.config import Settings
@@ -38,13 +43,20 @@ class Runtime:
         if self.http is not None:
             self.http.start()
 
-    def close(self) -> None:
+    def close(self, budget: ShutdownBudget | None = None) -> None:
+        """HTTP first (no new requests), then the ServiceActor and its heartbeat."""
         if self.http is not None:
             self.http.stop()
+        timeout = budget.service_close_remaining() if budget is not None else 5.0
+        try:
+            self.service.ref.stop(block=True, timeout=max(timeout, 0.5))
+        except pykka.Timeout:
+            logger.error("service actor did not stop within the shutdown deadline")
 
 
 def build_runtime(settings: Settings, store_factory: Callable[[], Any]) -> Runtime:
     from tickstock.adapters.http import AdminServer, ServiceMetrics
+    from tickstock.adapters.redis import RedisPublisher
 
     clock = SystemClock()
     calendar = MarketCalendar(clock.now())
@@ -60,8 +72,14 @@ def build_runtime(settings: Settings, store_factory: Callable[[], Any]) -> Runti
         monitors[:] = [monitor]
         return monitor
 
-    service = StreamingService(settings, ProductionFactory(settings, metrics), store_factory, scheduler, monitor_for)
-    runtime = Runtime(service, metrics, None, monitors)
+    def heartbeat() -> pykka.ActorRef:
+        s = settings
+        return HeartbeatActor.start(lambda: RedisPublisher(s.redis.url), s.keys.heartbeat, s.keys.session,
+                                    s.session.heartbeat_interval_seconds, s.session.session_key_ttl_seconds)
+
+    ref = ServiceActor.start(settings, ProductionFactory(settings, metrics), store_factory, scheduler, monitor_for,
+                             heartbeat)
+    runtime = Runtime(StreamingService(ref, settings), metrics, None, monitors)
     if settings.http.enabled:
-        runtime.http = AdminServer(service, metrics, settings.http, runtime.ready)
+        runtime.http = AdminServer(runtime.service, metrics, settings.http, runtime.ready)
     return runtime

@@ -1,6 +1,7 @@
-"""StreamingService: runs one session at a time, on the market calendar or on request.
+"""ServiceActor: the top of the actor tree. Runs one session at a time, on the market calendar or on
+request, and keeps the process's heartbeat alive.
 
-Policy:
+Policy (the restart and shutdown rules themselves are in ``supervision.py``):
 - Automatic sessions follow the XNYS calendar (``market.SessionScheduler``): started at the open
   (or at once when launched during market hours), stopped at the close with ``completed``.
 - Manual sessions (``--now``, the admin API) start whatever the clock says and end only by a
@@ -8,206 +9,196 @@ Policy:
 - A manual stop during market hours holds until the next trading session (or a manual start):
   the calendar does not undo an operator's decision a second later.
 - A start while a session runs is answered with that session; it never starts a second one.
-- A failed automatic session is started again after a back-off (30 s, doubling to 5 min), so a
-  persistent fault does not become a crash loop.
-- Before a session starts, the universe must resolve to at least one symbol and the analysis
-  definitions are loaded; problems with either are loud (error log and critical alert).
+- After ``Shutdown`` (SIGTERM) every start is refused: nothing can start a session nobody stops.
+- A failed automatic session is started again after a back-off (``supervision.RetryBackoff``).
+- The actor never waits on its session: the session plans itself (universe, definitions) in its
+  own ``on_start`` and reports its end with ``SessionEnded``; callers that want to wait (the HTTP
+  server, the signal handler) wait on the futures this actor hands them, in their own threads.
+
+``StreamingService`` is the blocking facade the HTTP server and the command line use.
 """
 
 from __future__ import annotations
 
-import threading
+import functools
 import time
+import uuid
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import pykka
 from loguru import logger
 
-from tickstock.actors.session import SessionActor, SessionOutcome, SessionPlan
-from tickstock.analysis import definitions_from_config, select_definitions
-from tickstock.config import ConfigError, Settings
+from tickstock.actors.plan import UniverseError, load_definitions, make_plan, resolve_universe  # noqa: F401 (re-exported)
+from tickstock.actors.session import SessionActor, SessionOutcome
+from tickstock.actors.supervision import RetryBackoff
+from tickstock.actors.timer import Ticker
+from tickstock.config import Settings
 from tickstock.market.schedule import Action
-from tickstock.messages.commands import GetStats, StopSession
-from tickstock.messages.events import CriticalAlert
-
-_RETRY_MIN, _RETRY_MAX = 30.0, 300.0
-
-
-class UniverseError(ValueError):
-    """The configured universe cannot be resolved to symbols."""
+from tickstock.messages.commands import (
+    GetStats, SessionEnded, Shutdown, StartRequest, StopRequest, StopSession, TimerTick,
+)
 
 
-def resolve_universe(settings: Settings, store_factory: Callable[[], Any]) -> list[str]:
-    """The session's symbols, from YAML or the dashboard's ``cache_entries``; never empty."""
-    key = settings.session.universe
-    if settings.session.universe_source == "yaml":
-        try:
-            symbols = settings.universe_symbols(key)
-        except ConfigError as exc:
-            raise UniverseError(str(exc)) from None
-    else:
-        store = store_factory()
-        try:
-            symbols = store.load_universe(key)
-        except Exception as exc:
-            raise UniverseError(f"universe {key!r} could not be read from cache_entries: {exc}") from None
-        finally:
-            store.close()
-    symbols = list(dict.fromkeys(s.strip().upper() for s in symbols if s and s.strip()))
-    if not symbols:
-        raise UniverseError(f"universe {key!r} resolves to no symbols")
-    return symbols
+@dataclass(frozen=True)
+class StartTicket:
+    """The answer to ``StartRequest``: ``status`` is 'started', 'running' (one already runs) or
+    'refused' (the service is shutting down). ``ended`` is the future of the session's outcome."""
+
+    status: str
+    session_id: str | None = None
+    session_ref: pykka.ActorRef | None = None
+    ended: pykka.Future | None = None
+    reason: str = ""
 
 
-def load_definitions(settings: Settings, store_factory: Callable[[], Any]) -> tuple[Any, list[str], str]:
-    """(DefinitionSet, problems in words, source). Falls back to config.yaml if the database is down."""
-    try:
-        store = store_factory()
-        try:
-            pattern_rows, indicator_rows = store.load_definitions()
-        finally:
-            store.close()
-        definitions = select_definitions(pattern_rows, indicator_rows, settings.analysis.timeframe)
-        source = "database"
-        problems = list(definitions.problems())
-    except Exception as exc:
-        definitions = definitions_from_config(settings.analysis.fallback_definitions)
-        source = "config.yaml (database unreachable)"
-        problems = [f"definitions database unreachable ({exc.__class__.__name__}): using config.yaml fallback"]
-        problems += list(definitions.problems())
-    names = ", ".join(f"{d.name}({d.kind})" for d in definitions.definitions) or "NONE"
-    logger.info("loaded {} analysis definitions from {}: {}", len(definitions.definitions), source, names)
-    for problem in problems:
-        logger.error("analysis definitions: {}", problem)
-    return definitions, problems, source
-
-
-class StreamingService:
+class ServiceActor(pykka.ThreadingActor):
     def __init__(
         self,
         settings: Settings,
         factory: Any,
         store_factory: Callable[[], Any],
         scheduler: Any = None,
-        health_monitor_factory: Callable[[SessionPlan], Any] | None = None,
+        health_monitor_factory: Callable[[Any], Any] | None = None,
+        heartbeat_factory: Callable[[], pykka.ActorRef] | None = None,
         clock: Callable[[], float] = time.time,
+        timer_interval: float = 1.0,
     ) -> None:
+        super().__init__()
         self.settings = settings
         self.factory = factory
         self.store_factory = store_factory
         self.scheduler = scheduler
         self.health_monitor_factory = health_monitor_factory
+        self.heartbeat_factory = heartbeat_factory
         self.clock = clock
-        self._lock = threading.Lock()
-        self._session: pykka.ActorRef | None = None
-        self._plan: SessionPlan | None = None
+        self.timer_interval = timer_interval
+        self.heartbeat: pykka.ActorRef | None = None
+        self.session: StartTicket | None = None
+        self.manual = False
         self.last_outcome: SessionOutcome | None = None
-        self.definition_problems: list[str] = []
-        self.definitions_source = ""
-        self._retry_after = 0.0
-        self._retry_delay = _RETRY_MIN
-        self._last_announced: Any = None  # the schedule state last logged, so each is said once
-        self._held_window: Any = None  # a session window in which an operator stopped the session
+        self.shutting_down = False
+        self.backoff = RetryBackoff()
+        self._held_window: Any = None        # a session window in which an operator stopped the session
+        self._last_announced: Any = None     # the schedule state last logged, so each is said once
+        self._ticker: Ticker | None = None
 
-    # -- control --------------------------------------------------------------------------------
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        if self.heartbeat_factory is not None:
+            self.heartbeat = self.heartbeat_factory()
+        if self.scheduler is not None:
+            self._ticker = Ticker(self.actor_ref, self.timer_interval, TimerTick, "service", clock=self.clock).start()
+
+    def on_stop(self) -> None:
+        """Last: the session (if one still runs) has ended or is ending; the heartbeat goes."""
+        if self._ticker is not None:
+            self._ticker.stop()
+        if self.session is not None and self.session.session_ref is not None:
+            self.session.session_ref.stop(block=False)
+        if self.heartbeat is not None:
+            try:
+                self.heartbeat.stop(block=True, timeout=2.0)
+            except pykka.Timeout:
+                logger.warning("heartbeat actor did not stop within 2s")
+
+    # -- messages -------------------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, TimerTick):
+            if message.source is not None:
+                message.source.handled()
+            return self.step_schedule()
+        if isinstance(message, StartRequest):
+            return self._start(manual=message.manual)
+        if isinstance(message, StopRequest):
+            return self._stop(message.final_status, message.reason)
+        if isinstance(message, Shutdown):
+            self.shutting_down = True
+            return self._stop("stopped", "service shutting down (signal)", message.requested_at, hold=False)
+        if isinstance(message, SessionEnded):
+            return self._on_ended(message.outcome)
+        if isinstance(message, GetStats):
+            return self.status()
+        raise TypeError(f"service cannot handle {type(message).__name__}")
 
     @property
     def running(self) -> bool:
-        """A session is running (or starting/stopping) and has not yet announced its end."""
-        ref, plan, last = self._session, self._plan, self.last_outcome
-        if ref is None or not ref.is_alive():
-            return False
-        return not (last is not None and plan is not None and last.session_id == plan.session_id)
-
-    def start_session(self, manual: bool = True) -> tuple[bool, dict[str, Any]]:
-        """Start a session unless one runs. Returns (started, status). Raises ``UniverseError``
-        if the universe resolves to nothing (nothing is started then)."""
-        with self._lock:
-            if self.running:
-                return False, self.status()
-            plan = self._plan_session(manual)
-            if manual:
-                self._held_window = None
-            monitor = self.health_monitor_factory(plan) if self.health_monitor_factory else None
-            self._plan = plan
-            self._session = SessionActor.start(plan, self.factory, self._on_ended, monitor)
-        try:
-            self._session.ask(GetStats(), timeout=self.settings.session.startup_timeout_seconds * 4)
-        except (pykka.ActorDeadError, pykka.Timeout):
-            pass  # start-up failed: on_ended has recorded the outcome and it was announced
-        return self.running, self.status()
-
-    def stop_session(self, final_status: str = "stopped", reason: str = "manual stop") -> SessionOutcome | None:
-        """End the running session (if any) and return how it ended."""
-        ref, plan = self._session, self._plan
-        if ref is None or not self.running:
-            return None
-        if final_status == "stopped" and self.scheduler is not None:
-            # An operator's stop holds for the rest of today's session: the calendar must not
-            # start it again a second later. A manual start lifts the hold.
-            self._held_window = self.scheduler.window_at(self.clock())
-        timeout = self.settings.session.shutdown_timeout_seconds * 4 + 5
-        try:
-            return ref.ask(StopSession(final_status, reason), timeout=timeout)
-        except (pykka.ActorDeadError, pykka.Timeout) as exc:
-            logger.error("stopping the session did not complete: {!r}", exc)
-            last = self.last_outcome
-            return last if last is not None and plan is not None and last.session_id == plan.session_id else None
+        """A session runs (or is starting/stopping) and has not yet announced its end."""
+        return self.session is not None
 
     def status(self) -> dict[str, Any]:
-        """Always the same shape. Never blocks long: a session busy starting or stopping says so."""
-        ref, plan, last = self._session, self._plan, self.last_outcome
-        session = None
-        if ref is not None and self.running:
-            try:
-                session = ref.ask(GetStats(), timeout=1.0)
-            except (pykka.ActorDeadError, pykka.Timeout):
-                session = {"session_id": plan.session_id if plan else None, "state": "busy"}
+        last = self.last_outcome
         return {
-            "running": session is not None,
-            "session": session,
+            "running": self.running,
+            "session_id": self.session.session_id if self.session else None,
+            "session_ref": self.session.session_ref if self.session else None,
+            "manual": self.manual if self.session else None,
+            "shutting_down": self.shutting_down,
             "last_session": None if last is None else {
                 "session_id": last.session_id, "final_status": last.final_status, "reason": last.reason,
                 "started_at": last.started_at, "stopped_at": last.stopped_at,
                 "total_patterns": last.total_patterns, "total_indicators": last.total_indicators,
             },
-            "universe": plan.universe if plan else self.settings.session.universe,
-            "definitions_source": self.definitions_source,
-            "definition_problems": list(self.definition_problems),
+            "universe": self.settings.session.universe,
         }
+
+    def _start(self, manual: bool) -> StartTicket:
+        if self.shutting_down:
+            return StartTicket("refused", reason="the service is shutting down")
+        if self.session is not None:
+            return StartTicket("running", self.session.session_id, self.session.session_ref, self.session.ended)
+        if manual:
+            self._held_window = None
+        session_id = str(uuid.uuid4())
+        ended = pykka.ThreadingFuture()
+        me = self.actor_ref
+
+        def on_ended(outcome: SessionOutcome) -> None:  # runs in the session's stop path
+            ended.set(outcome)
+            try:
+                me.tell(SessionEnded(outcome))
+            except pykka.ActorDeadError:
+                pass
+
+        planner = functools.partial(make_plan, self.settings, self.store_factory, manual, session_id)
+        ref = SessionActor.start(planner, self.factory, on_ended, self.health_monitor_factory,
+                                 beacon=self.heartbeat, session_id=session_id, settings=self.settings)
+        self.session = StartTicket("started", session_id, ref, ended)
+        self.manual = manual
+        return self.session
+
+    def _stop(self, final_status: str, reason: str, requested_at: float | None = None,
+              hold: bool = True) -> pykka.Future | None:
+        if self.session is None:
+            return None
+        if hold and final_status == "stopped" and self.scheduler is not None:
+            # An operator's stop holds for the rest of today's session: the calendar must not
+            # start it again a second later. A manual start lifts the hold.
+            self._held_window = self.scheduler.window_at(self.clock())
+        try:
+            self.session.session_ref.tell(StopSession(final_status, reason, requested_at))
+        except pykka.ActorDeadError:
+            pass  # it is ending on its own; its outcome still arrives
+        return self.session.ended
 
     def _on_ended(self, outcome: SessionOutcome) -> None:
         self.last_outcome = outcome
-        automatic = self._plan is not None and not self._plan.manual
-        if outcome.final_status == "failed" and automatic:  # back off only the calendar's retries
-            self._retry_after = self.clock() + self._retry_delay
-            self._retry_delay = min(self._retry_delay * 2, _RETRY_MAX)
-        else:
-            self._retry_delay = _RETRY_MIN
+        if self.session is not None and self.session.session_id == outcome.session_id:
+            automatic = not self.manual
+            self.session = None
+            if outcome.final_status == "failed" and automatic:  # back off only the calendar's retries
+                self.backoff.failed(self.clock())
+                logger.warning("automatic session failed; next attempt in {:.0f}s", self.backoff.retry_after - self.clock())
+            elif outcome.final_status != "failed":
+                self.backoff.succeeded()
 
-    def _plan_session(self, manual: bool) -> SessionPlan:
-        symbols = resolve_universe(self.settings, self.store_factory)
-        definitions, problems, source = load_definitions(self.settings, self.store_factory)
-        self.definition_problems, self.definitions_source = problems, source
-        return SessionPlan(self.settings.session.universe, tuple(symbols), self.settings, definitions,
-                           tuple(problems), manual=manual)
-
-    # -- the loop -------------------------------------------------------------------------------
-
-    def run(self, stop: threading.Event, start_now: bool = False, poll_seconds: float = 1.0) -> None:
-        """Serve until ``stop`` is set, then end any running session with ``stopped``."""
-        if start_now:
-            self._start_or_alert(manual=True)
-        while not stop.is_set():
-            if self.scheduler is not None:
-                self.step_schedule()
-            stop.wait(poll_seconds)
-        self.stop_session("stopped", "service shutting down (signal)")
+    # -- the calendar ---------------------------------------------------------------------------
 
     def step_schedule(self) -> None:
         """Apply one calendar decision to the automatic session."""
-        manual_running = self.running and self._plan is not None and self._plan.manual
-        if manual_running:
+        if self.scheduler is None or self.shutting_down or (self.session is not None and self.manual):
             return
         now = self.clock()
         decision = self.scheduler.decide(now, self.running)
@@ -215,24 +206,107 @@ class StreamingService:
             if self._last_announced != ("held", decision.window):
                 self._last_announced = ("held", decision.window)
                 logger.info("session stopped by an operator: no automatic start until the next session")
-        elif decision.action is Action.START and now >= self._retry_after:
+        elif decision.action is Action.START and self.backoff.allows(now):
             logger.info("market is open ({}): starting the session", decision.describe())
-            self._start_or_alert(manual=False)
+            self._start(manual=False)
         elif decision.action is Action.STOP:
             logger.info("market closed: ending the session")
-            self.stop_session("completed", "market close")
+            self._stop("completed", "market close", hold=False)
         elif decision.action is Action.WAIT and decision.window != self._last_announced:
             self._last_announced = decision.window
             logger.info("no session now; {}", decision.describe())
 
-    def _start_or_alert(self, manual: bool) -> None:
+
+class StreamingService:
+    """The blocking face of the ``ServiceActor`` for the HTTP server and the command line. Every
+    wait happens here, in the caller's thread, bounded; the actor itself never waits."""
+
+    def __init__(self, ref: pykka.ActorRef, settings: Settings) -> None:
+        self.ref = ref
+        self.settings = settings
+
+    @property
+    def running(self) -> bool:
         try:
-            self.start_session(manual=manual)
-        except UniverseError as exc:
-            logger.error("session not started: {}", exc)
-            self._retry_after = self.clock() + self._retry_delay
+            return bool(self.ref.ask(GetStats(), timeout=2.0)["running"])
+        except (pykka.ActorDeadError, pykka.Timeout):
+            return False
+
+    def start_session(self, manual: bool = True) -> tuple[bool, dict[str, Any]]:
+        """Start a session unless one runs; wait until it is running or has ended. Returns
+        (started, status); a refused or failed start says why in ``status`` ('refused',
+        'start_error' with its 'cause', e.g. 'universe')."""
+        try:
+            ticket = self.ref.ask(StartRequest(manual), timeout=5.0)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            return False, {**self.status(), "refused": "the service is not running"}
+        if ticket.status == "refused":
+            return False, {**self.status(), "refused": ticket.reason}
+        if ticket.status == "running":
+            return False, self.status()
+        try:  # answered once on_start has finished, or ActorDeadError if start-up failed
+            ticket.session_ref.ask(GetStats(), timeout=self.settings.session.startup_timeout_seconds * 4)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            pass
+        outcome = _peek(ticket.ended)
+        if outcome is not None:
+            return False, {**self.status(), "start_error": {"cause": outcome.cause, "reason": outcome.reason}}
+        return True, self.status()
+
+    def stop_session(self, final_status: str = "stopped", reason: str = "manual stop") -> SessionOutcome | None:
+        """End the running session (if any) and return how it ended (None if none ran)."""
+        try:
+            ended = self.ref.ask(StopRequest(final_status, reason), timeout=5.0)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            return None
+        return self._wait(ended)
+
+    def shutdown(self, requested_at: float | None = None) -> SessionOutcome | None:
+        """Refuse control from now on and end the running session; its outcome, or None."""
+        try:
+            ended = self.ref.ask(Shutdown(requested_at), timeout=5.0)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            return None
+        return self._wait(ended)
+
+    def _wait(self, ended: pykka.Future | None) -> SessionOutcome | None:
+        if ended is None:
+            return None
+        try:
+            return ended.get(timeout=self.settings.session.shutdown_deadline_seconds + 5)
+        except pykka.Timeout:
+            logger.error("the session did not end within its shutdown deadline")
+            return None
+
+    def status(self) -> dict[str, Any]:
+        """Always the same shape. Never blocks long: a session busy starting says so."""
+        try:
+            service = self.ref.ask(GetStats(), timeout=2.0)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            service = {"running": False, "session_ref": None, "last_session": None,
+                       "universe": self.settings.session.universe, "shutting_down": True}
+        session = None
+        ref = service.pop("session_ref", None)
+        if ref is not None:
             try:
-                self.factory.publish_directly(None, [CriticalAlert(
-                    f"Session not started: {exc}", "universe", self.clock(), "fix the universe configuration")])
-            except Exception as publish_error:
-                logger.error("could not publish the alert: {!r}", publish_error)
+                session = ref.ask(GetStats(), timeout=1.0)
+            except (pykka.ActorDeadError, pykka.Timeout):
+                session = {"session_id": service.get("session_id"), "state": "busy"}
+        return {
+            "running": session is not None,
+            "session": session,
+            "last_session": service.get("last_session"),
+            "universe": (session or {}).get("universe") or service.get("universe"),
+            "definitions_source": (session or {}).get("definitions_source", ""),
+            "definition_problems": (session or {}).get("definition_problems", []),
+            "shutting_down": service.get("shutting_down", False),
+        }
+
+
+def _peek(future: pykka.Future | None) -> Any:
+    if future is None:
+        return None
+    try:
+        return future.get(timeout=0)
+    except pykka.Timeout:
+        return None

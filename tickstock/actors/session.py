@@ -1,52 +1,50 @@
 """SessionActor: supervises one streaming session from start to end.
 
-Lifecycle (``SessionState``): STARTING -> RUNNING -> STOPPING -> STOPPED | FAILED.
-- ``session_started`` goes out once every child has answered ``Open`` and the tick subscription
-  is confirmed, with the universe's real ``symbol_count``.
-- ``session_stopped`` goes out exactly once, on every path: ``StopSession`` (manual stop, signal,
-  market close), a child failure the policy cannot absorb, and a failure during start-up (then
-  with ``final_status`` 'failed' and a critical alert first).
-- While running, a timer drives the heartbeat, the retained session key (for late joiners), the
-  periodic re-announcement of ``session_started`` and the health report.
-The supervision policy itself lives in ``supervision.py``; children are built by a factory
-(``wiring.ChildFactory`` in production, mocks in tests).
+The session's lifecycle IS the actor's lifecycle (pykka's hooks), so no way of ending the actor can
+skip the announcements:
+
+- ``on_start`` plans the session (universe, definitions) if it was given a planner, brings the
+  children up in ``START_ORDER`` (waiting for each stage, within ``startup_timeout_seconds``:
+  start-up is the one place a supervisor waits for its children) and publishes ``session_started``
+  with the universe's real ``symbol_count``. Any exception there — even after some children are
+  up — ends the session through the same stop path, with ``final_status`` 'failed'.
+- ``session_stopped`` is published from the stop path, ``on_stop`` (a ``StopSession`` message,
+  ``ref.stop()``, ``ActorRegistry.stop_all()``, a BaseException) or ``on_failure`` (an exception
+  in a handler), exactly once: the stop path runs at most once per actor.
+- While running, the actor never waits on a child: children push ``ChildReport``s and the actor
+  acts on the latest; restarts are started with a told ``Open`` and confirmed by ``ChildOpened``
+  or another ``ChildFailed``. Its 1 s timer (ticks coalesce) re-announces the session for late
+  joiners, runs the health monitor on the reports and checks the children are alive.
+
+What a failure means, the restart budgets and the shutdown budget are in ``supervision.py``.
+Children are built by a factory (``wiring.ProductionFactory`` in production, mocks in tests).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
 
 import pykka
 from loguru import logger
 
 from tickstock.actors.handle import ChildHandle
-from tickstock.actors.supervision import Action, RestartPolicy, SessionState, child_kind
+from tickstock.actors.plan import SessionPlan, UniverseError
+from tickstock.actors.supervision import (
+    Action, RestartPolicy, SessionState, ShutdownBudget, child_kind,
+)
 from tickstock.actors.timer import Ticker
 from tickstock.bars.aggregator import MinuteBarAggregator
 from tickstock.config import Settings
 from tickstock.messages.bars import Bar
 from tickstock.messages.commands import (
-    ChildFailed, ClearSession, Drain, GetStats, Heartbeat, Open, Publish, RecordSession, RetainSession,
-    RouteSymbol, StopSession, SymbolDiscovered, TimerTick,
+    ChildFailed, ChildOpened, ChildReport, ClearSession, Drain, GetStats, Open, Publish, PublishConfirmed,
+    Quarantine, RecordSession, RetainSession, RouteSymbol, StopSession, SymbolDiscovered, TimerTick,
 )
 from tickstock.messages.events import CriticalAlert, SessionStarted, SessionStopped
 from tickstock.messages.records import SessionRecord
-
-
-@dataclass(frozen=True)
-class SessionPlan:
-    """Everything decided before a session starts."""
-
-    universe: str
-    symbols: tuple[str, ...]
-    settings: Settings
-    definitions: Any = None                  # analysis.DefinitionSet, opaque to this actor
-    problems: tuple[str, ...] = ()           # definition problems to announce loudly
-    session_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    manual: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,14 +56,19 @@ class SessionOutcome:
     stopped_at: float
     total_patterns: int
     total_indicators: int
+    announced: bool = True       # Redis acknowledged session_stopped (or the direct fallback sent it)
+    cause: str = ""              # 'universe' when the universe could not be resolved
 
 
 class ChildFactory(Protocol):
-    """Builds the session's children: started, not yet opened. Tests substitute mocks."""
+    """Builds the session's children: started, not yet opened. Tests substitute mocks.
+
+    ``symbol(..., history=None)`` means: the actor loads its own history when it opens (restarts
+    and new symbols, so the session never reads the database from a handler)."""
 
     def publisher(self, supervisor: pykka.ActorRef, plan: SessionPlan) -> pykka.ActorRef: ...
     def persistence(self, supervisor: pykka.ActorRef, plan: SessionPlan) -> pykka.ActorRef: ...
-    def symbol(self, supervisor: pykka.ActorRef, plan: SessionPlan, symbol: str, history: Sequence[Bar],
+    def symbol(self, supervisor: pykka.ActorRef, plan: SessionPlan, symbol: str, history: Sequence[Bar] | None,
                publisher: ChildHandle, persistence: ChildHandle) -> pykka.ActorRef: ...
     def ingress(self, supervisor: pykka.ActorRef, plan: SessionPlan, routes: dict[str, ChildHandle],
                 persistence: ChildHandle, aggregator: MinuteBarAggregator) -> pykka.ActorRef: ...
@@ -76,84 +79,117 @@ class ChildFactory(Protocol):
 class SessionActor(pykka.ThreadingActor):
     def __init__(
         self,
-        plan: SessionPlan,
+        plan: SessionPlan | Callable[[], SessionPlan],
         factory: ChildFactory,
         on_ended: Callable[[SessionOutcome], None] = lambda outcome: None,
         health_monitor: Any = None,
         clock: Callable[[], float] = time.time,
         timer_interval: float = 1.0,
+        beacon: Any = None,
+        session_id: str | None = None,
+        settings: Settings | None = None,
     ) -> None:
+        """``plan``: a ready plan, or a planner called in ``on_start`` (it may raise, e.g. an
+        unresolvable universe: the session then ends 'failed' like any start-up failure).
+        ``health_monitor``: a monitor, or a callable building one from the plan. ``beacon``: where
+        the retained session key is kept (the process's HeartbeatActor); the publisher if None."""
         super().__init__()
-        self.plan = plan
-        self.settings = plan.settings
+        self._planner = plan if callable(plan) else None
+        self.plan: SessionPlan | None = None if callable(plan) else plan
+        self.session_id = session_id or (self.plan.session_id if self.plan else str(uuid.uuid4()))
+        self.settings = settings or (self.plan.settings if self.plan else None)
         self.factory = factory
         self.on_ended = on_ended
-        self.health_monitor = health_monitor
+        self._monitor_source = health_monitor
+        self.health_monitor: Any = None
         self.clock = clock
         self.timer_interval = timer_interval
-        self.log = logger.bind(session_id=plan.session_id, actor="session")
+        self.log = logger.bind(session_id=self.session_id, actor="session")
         self.state = SessionState.STARTING
-        self.policy = RestartPolicy(plan.settings.supervision.max_restarts, plan.settings.supervision.within_seconds)
+        self.policy: RestartPolicy | None = None
         self.publisher = ChildHandle("publisher")
         self.persistence = ChildHandle("persistence")
         self.ingress = ChildHandle("ingress")
         self.symbols: dict[str, ChildHandle] = {}
+        self.beacon = beacon if beacon is not None else self.publisher
         self.aggregator: MinuteBarAggregator | None = None
         self.started_at = clock()
         self.outcome: SessionOutcome | None = None
+        self.incarnations: dict[str, int] = {}
+        self.reports: dict[str, ChildReport] = {}
+        self.opened: set[str] = set()
+        self._totals_base = [0, 0]  # patterns, indicators of publisher incarnations that died
         self._ticker: Ticker | None = None
-        self._reported_dead: set[str] = set()
-        self._next_heartbeat = self._next_announce = self._next_health = 0.0
+        self._end_request: tuple[str, str, str | None] | None = None
+        self._stop_requested_at: float | None = None
+        self._cause = ""
+        self._next_announce = self._next_health = 0.0
 
     # -- start ----------------------------------------------------------------------------------
 
     def on_start(self) -> None:
-        plan = self.plan
-        self.log.info("session starting: universe {} with {} symbols", plan.universe, len(plan.symbols))
         try:
-            self._start_children()
-        except Exception as exc:  # start-up is all or nothing
+            self._start()
+        except BaseException as exc:  # start-up is all or nothing; pykka would run no hook at all
+            if isinstance(exc, UniverseError):
+                self._cause = "universe"
             self.log.error("session start-up failed: {!r}", exc)
-            self._end("failed", f"start-up failed: {exc}", alert_component="session")
-            return
+            self._request_end("failed", f"start-up failed: {exc}", self._cause or "session")
+
+    def _start(self) -> None:
+        if self._planner is not None:
+            self.plan = self._planner()
+            self.session_id = self.plan.session_id
+            self.log = logger.bind(session_id=self.session_id, actor="session")
+        plan = self.plan
+        self.settings = s = plan.settings
+        v = s.supervision
+        self.policy = RestartPolicy(v.max_restarts, v.within_seconds, v.symbol_max_restarts, v.symbol_within_seconds)
+        source = self._monitor_source
+        self.health_monitor = source(plan) if callable(source) and not hasattr(source, "check") else source
+        self.log.info("session starting: universe {} with {} symbols", plan.universe, len(plan.symbols))
+        self._start_children()
         self.state = SessionState.RUNNING
         now = self.clock()
         self._announce(now)
-        self.publisher.tell(Heartbeat(now))
         for problem in plan.problems:
             self.log.error("analysis definitions: {}", problem)
             self.publisher.tell(Publish((CriticalAlert(
                 f"Pattern/indicator definitions: {problem}", "definitions", now,
                 "check pattern_definitions / indicator_definitions", session_id=plan.session_id),)))
-        self._next_heartbeat = now + self.settings.session.heartbeat_interval_seconds
-        self._next_announce = now + self.settings.session.reannounce_interval_seconds
-        self._next_health = now + self.settings.session.health_interval_seconds
-        self._ticker = Ticker(self.actor_ref, self.timer_interval, TimerTick, "session").start()
+        self._next_announce = now + s.session.reannounce_interval_seconds
+        self._next_health = now + s.session.health_interval_seconds
+        self._ticker = Ticker(self.actor_ref, self.timer_interval, TimerTick, "session", clock=self.clock).start()
         self.log.info("session started: {} symbols live", len(self.symbols))
 
     def _start_children(self) -> None:
         plan, s = self.plan, self.settings
         timeout = s.session.startup_timeout_seconds
-        self._open(self.publisher, self.factory.publisher(self.actor_ref, plan), timeout)
-        self._open(self.persistence, self.factory.persistence(self.actor_ref, plan), timeout)
+        self._open_blocking(self.publisher, self.factory.publisher(self.actor_ref, plan), timeout)
+        self._open_blocking(self.persistence, self.factory.persistence(self.actor_ref, plan), timeout)
         self.persistence.tell(RecordSession(SessionRecord(plan.session_id, plan.universe, self.started_at, len(plan.symbols))))
         history = self._load_history(plan.symbols)
         for symbol in plan.symbols:
             self.symbols[symbol] = ChildHandle(f"symbol:{symbol}", self._new_symbol(symbol, history.get(symbol, [])))
         # Confirm every symbol actor in parallel: 500 sequential asks would cost ~20 ms for nothing.
-        pykka.get_all([h.ref.ask(Open(), block=False) for h in self.symbols.values()], timeout=timeout)
-        self.aggregator = MinuteBarAggregator(s.bars.grace_seconds, now=self.clock())
-        self._open(self.ingress, self._new_ingress(), timeout)
+        pykka.get_all([h.ref.ask(Open(self._next_incarnation(h.name)), block=False) for h in self.symbols.values()],
+                      timeout=timeout)
+        self.aggregator = MinuteBarAggregator(s.bars.grace_seconds, now=self.clock(), session_id=plan.session_id)
+        self._open_blocking(self.ingress, self._new_ingress(), timeout)
 
-    def _open(self, handle: ChildHandle, ref: pykka.ActorRef, timeout: float) -> None:
-        """Open the new child first, then point the handle at it (which hands it what queued
-        up meanwhile): a child never sees work before its connections exist."""
+    def _open_blocking(self, handle: ChildHandle, ref: pykka.ActorRef, timeout: float) -> None:
+        """Start-up only: open the new child, then point the handle at it (which hands it what
+        queued up meanwhile): a child never sees work before its connections exist."""
         try:
-            ref.ask(Open(), timeout=timeout)
+            ref.ask(Open(self._next_incarnation(handle.name)), timeout=timeout)
         except Exception as exc:
-            _stop_quietly(ref)
+            ref.stop(block=False)
             raise RuntimeError(f"{handle.name} did not start: {exc}") from exc
         handle.replace(ref)
+
+    def _next_incarnation(self, name: str) -> int:
+        self.incarnations[name] = self.incarnations.get(name, 0) + 1
+        return self.incarnations[name]
 
     def _load_history(self, symbols: Sequence[str]) -> dict[str, list[Bar]]:
         limit = self.settings.analysis.prime_bars
@@ -165,7 +201,7 @@ class SessionActor(pykka.ThreadingActor):
             self.log.warning("could not load recent bars for priming: {!r}", exc)
             return {}
 
-    def _new_symbol(self, symbol: str, history: Sequence[Bar]) -> pykka.ActorRef:
+    def _new_symbol(self, symbol: str, history: Sequence[Bar] | None) -> pykka.ActorRef:
         return self.factory.symbol(self.actor_ref, self.plan, symbol, history, self.publisher, self.persistence)
 
     def _new_ingress(self) -> pykka.ActorRef:
@@ -175,11 +211,22 @@ class SessionActor(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, TimerTick):
-            return self._on_timer(message.now)
+            if message.source is not None:
+                message.source.handled()
+            return self._on_timer(self.clock())
+        if isinstance(message, ChildReport):
+            if message.incarnation == self.incarnations.get(message.child):
+                self.reports[message.child] = message
+            return None
+        if isinstance(message, ChildOpened):
+            if message.incarnation == self.incarnations.get(message.child):
+                self.opened.add(message.child)
+            return None
         if isinstance(message, ChildFailed):
             return self._on_child_failed(message)
         if isinstance(message, StopSession):
-            return self._end(message.final_status, message.reason)
+            self._stop_requested_at = message.requested_at
+            return self._request_end(message.final_status, message.reason)
         if isinstance(message, SymbolDiscovered):
             return self._on_symbol_discovered(message.symbol)
         if isinstance(message, GetStats):
@@ -187,14 +234,22 @@ class SessionActor(pykka.ThreadingActor):
         raise TypeError(f"session cannot handle {type(message).__name__}")
 
     def status(self) -> dict[str, Any]:
+        """The session as the service reports it; built from what the actor knows, never asked."""
+        plan = self.plan
+        patterns, indicators = self.totals()
         return {
-            "session_id": self.plan.session_id,
+            "session_id": self.session_id,
             "state": self.state.value,
-            "universe": self.plan.universe,
+            "universe": plan.universe if plan else None,
             "symbol_count": len(self.symbols),
             "started_at": self.started_at,
-            "restarts": self.policy.total_restarts,
-            "manual": self.plan.manual,
+            "restarts": self.policy.total_restarts if self.policy else 0,
+            "quarantined": self.quarantined_symbols(),
+            "manual": plan.manual if plan else None,
+            "total_patterns": patterns,
+            "total_indicators": indicators,
+            "definitions_source": plan.definitions_source if plan else "",
+            "definition_problems": list(plan.problems) if plan else [],
             "mailboxes": {
                 "publisher": self.publisher.mailbox_depth(),
                 "persistence": self.persistence.mailbox_depth(),
@@ -203,18 +258,30 @@ class SessionActor(pykka.ThreadingActor):
             },
         }
 
+    def latest(self, child: str) -> ChildReport | None:
+        """The latest report of the child's current incarnation, if any."""
+        return self.reports.get(child)
+
+    def totals(self) -> tuple[int, int]:
+        """Session totals: every publisher incarnation's patterns and indicators."""
+        report = self.reports.get("publisher")
+        stats = report.stats if report is not None else None
+        return (self._totals_base[0] + getattr(stats, "patterns", 0),
+                self._totals_base[1] + getattr(stats, "indicators", 0))
+
+    def quarantined_symbols(self) -> list[str]:
+        return sorted(child.split(":", 1)[1] for child in (self.policy.quarantined if self.policy else ()))
+
     def _announce(self, now: float) -> None:
-        started = SessionStarted(self.plan.session_id, self.plan.universe, self.started_at, len(self.symbols), now)
+        plan = self.plan
+        started = SessionStarted(plan.session_id, plan.universe, self.started_at, len(self.symbols), now)
         self.publisher.tell(Publish((started,)))
-        self.publisher.tell(RetainSession(started.to_wire()))
+        self.beacon.tell(RetainSession(started.to_wire()))
 
     def _on_timer(self, now: float) -> None:
         if self.state is not SessionState.RUNNING:
             return
         s = self.settings.session
-        if now >= self._next_heartbeat:
-            self.publisher.tell(Heartbeat(now))
-            self._next_heartbeat = now + s.heartbeat_interval_seconds
         if now >= self._next_announce:
             self._announce(now)
             self._next_announce = now + s.reannounce_interval_seconds
@@ -228,151 +295,237 @@ class SessionActor(pykka.ThreadingActor):
                 self.log.exception("health check failed: {!r}", exc)
         self._check_children()
 
-    def on_failure(self, exception_type, exception_value, traceback) -> None:
-        """A bug in the session's own handling: still end in order and announce it."""
-        self.log.error("session actor failed: {!r}", exception_value)
-        if self.outcome is None:
-            self._end("failed", f"session supervisor error: {exception_type.__name__}: {exception_value}",
-                      alert_component="session")
-
     def _check_children(self) -> None:
-        """Catch deaths that sent no ChildFailed (e.g. a crash inside pykka itself)."""
+        """Catch deaths that sent no ChildFailed (e.g. an exception in a child's on_start). The
+        report quotes the current incarnation, so a death also reported by the child itself is
+        restarted once."""
         for handle in (self.publisher, self.persistence, self.ingress, *self.symbols.values()):
-            if handle.ref is not None and not handle.is_alive() and handle.name not in self._reported_dead:
-                self._reported_dead.add(handle.name)
-                self.actor_ref.tell(ChildFailed(handle.name, "found dead"))
+            name = handle.name
+            if handle.ref is not None and name not in self.policy.quarantined and not handle.is_alive():
+                self.actor_ref.tell(ChildFailed(name, "found dead", self.incarnations.get(name, 0)))
 
     def _on_child_failed(self, message: ChildFailed) -> None:
+        if message.incarnation != self.incarnations.get(message.child):
+            return  # an earlier incarnation, already dealt with: one crash, one restart
+        self.incarnations[message.child] += 1  # this incarnation is finished whatever follows
+        if message.child == "publisher":
+            self._keep_totals(message.final_stats)
         decision = self.policy.on_failure(message.child, self.state, self.clock())
         self.log.error("child {} failed ({}): {}", message.child, message.error, decision.reason)
         if decision.action is Action.RESTART:
-            try:
-                self._restart(message.child)
-                self._reported_dead.discard(message.child)
-            except Exception as exc:
-                self._end("failed", f"restart of {message.child} failed: {exc}", alert_component=message.child)
+            self._restart(message.child)
+        elif decision.action is Action.QUARANTINE:
+            self._quarantine(message.child, decision.reason)
         elif decision.action is Action.END_SESSION:
-            self._end("failed", f"{decision.reason}: {message.error}", alert_component=child_kind(message.child))
+            self._request_end("failed", f"{decision.reason}: {message.error}", child_kind(message.child))
+
+    def _keep_totals(self, final_stats: Any) -> None:
+        """The dead publisher's counts stay in the session totals (its last report if it could not
+        give its final ones)."""
+        report = self.reports.pop("publisher", None)
+        stats = final_stats if final_stats is not None else (report.stats if report else None)
+        self._totals_base[0] += getattr(stats, "patterns", 0)
+        self._totals_base[1] += getattr(stats, "indicators", 0)
 
     def _restart(self, child: str) -> None:
-        timeout = self.settings.session.startup_timeout_seconds
+        """Replace a failed child without waiting for it: ``Open`` is told first, so the new child
+        opens before it handles anything queued to its handle; its success is a ``ChildOpened``,
+        its failure another ``ChildFailed``."""
         kind = child_kind(child)
-        if kind == "symbol":
-            symbol = child.split(":", 1)[1]
-            handle = self.symbols[symbol]
-            handle.stop(timeout=1)
-            history = self._load_history([symbol]).get(symbol, [])
-            self._open(handle, self._new_symbol(symbol, history), timeout)
-        elif kind == "ingress":
-            self.ingress.stop(timeout=5)
-            self._open(self.ingress, self._new_ingress(), timeout)
-        elif kind == "publisher":
-            self.publisher.stop(timeout=1)
-            self._open(self.publisher, self.factory.publisher(self.actor_ref, self.plan), timeout)
-        elif kind == "persistence":
-            self.persistence.stop(timeout=1)
-            self._open(self.persistence, self.factory.persistence(self.actor_ref, self.plan), timeout)
-        self.log.warning("restarted {}", child)
+        handle = self._handle(child)
+        if handle.ref is not None:
+            handle.ref.stop(block=False)  # already dead, or a child whose worker thread crashed
+        self.reports.pop(child, None)
+        self.opened.discard(child)
+        try:
+            if kind == "symbol":
+                ref = self._new_symbol(child.split(":", 1)[1], None)
+            elif kind == "ingress":
+                ref = self._new_ingress()
+            elif kind == "publisher":
+                ref = self.factory.publisher(self.actor_ref, self.plan)
+            else:
+                ref = self.factory.persistence(self.actor_ref, self.plan)
+        except Exception as exc:  # could not even build it: that is this incarnation's failure
+            self.incarnations[child] = self.incarnations.get(child, 0) + 1
+            self.actor_ref.tell(ChildFailed(child, f"restart failed: {exc!r}", self.incarnations[child]))
+            return
+        ref.tell(Open(self.incarnations[child]))
+        handle.replace(ref)
+        self.log.warning("restarted {} (incarnation {})", child, self.incarnations[child])
+
+    def _handle(self, child: str) -> ChildHandle:
+        if child_kind(child) == "symbol":
+            return self.symbols[child.split(":", 1)[1]]
+        return {"ingress": self.ingress, "publisher": self.publisher, "persistence": self.persistence}[child]
+
+    def _quarantine(self, child: str, reason: str) -> None:
+        symbol = child.split(":", 1)[1]
+        handle = self.symbols[symbol]
+        if handle.ref is not None:
+            handle.ref.stop(block=False)
+        self.ingress.tell(Quarantine(symbol))
+        self.log.error("symbol {} quarantined for the rest of the session ({}); its bars are still stored",
+                       symbol, reason)
 
     def _on_symbol_discovered(self, symbol: str) -> None:
         if self.state is not SessionState.RUNNING or symbol in self.symbols:
             return
-        history = self._load_history([symbol]).get(symbol, [])
-        handle = ChildHandle(f"symbol:{symbol}")
+        name = f"symbol:{symbol}"
         try:
-            self._open(handle, self._new_symbol(symbol, history), self.settings.session.startup_timeout_seconds)
+            ref = self._new_symbol(symbol, None)
         except Exception as exc:  # one new symbol must not end the session; its ticks stay unrouted
             self.log.error("could not start a symbol actor for new symbol {}: {!r}", symbol, exc)
             return
+        ref.tell(Open(self._next_incarnation(name)))
+        handle = ChildHandle(name, ref)
         self.symbols[symbol] = handle
         self.ingress.tell(RouteSymbol(symbol, handle))
         self.log.info("added symbol actor for {} ({} symbols now)", symbol, len(self.symbols))
 
     # -- end ------------------------------------------------------------------------------------
 
-    def _end(self, final_status: str, reason: str = "", alert_component: str | None = None) -> SessionOutcome:
-        """Shut down in policy order and announce the end. Runs at most once per session."""
-        if self.outcome is not None:
-            return self.outcome
+    def _request_end(self, final_status: str, reason: str = "", alert_component: str | None = None) -> None:
+        """Decide how the session ends (the first decision wins) and stop the actor: the stop path
+        (``on_stop``) does the rest, after the messages already queued."""
+        if self._end_request is None:
+            self._end_request = (final_status, reason, alert_component)
         self.state = SessionState.STOPPING
         if self._ticker:
             self._ticker.stop()
-        timeout = self.settings.session.shutdown_timeout_seconds
+        self.actor_ref.stop(block=False)
+
+    def on_stop(self) -> None:
+        """Every clean way of ending the actor comes here: announce the end (once)."""
+        self._end()
+
+    def on_failure(self, exception_type, exception_value, traceback) -> None:
+        """A bug in the session's own handling: pykka runs no ``on_stop``; end in order anyway."""
+        self.log.error("session actor failed: {!r}", exception_value)
+        if self._end_request is None:
+            self._end_request = ("failed", f"session supervisor error: {exception_type.__name__}: {exception_value}",
+                                 "session")
+        self._end()
+
+    def _end(self) -> None:
+        """Shut down in policy order within the shutdown budget and announce the end. Runs at most
+        once per session."""
+        if self.outcome is not None:
+            return
+        final_status, reason, alert_component = self._end_request or ("stopped", "session actor stopped", None)
+        if self._ticker:
+            self._ticker.stop()
+        deadline = self.settings.session.shutdown_deadline_seconds if self.settings else 20.0
+        budget = ShutdownBudget(deadline, started_at=self._stop_requested_at)
+        self.state = SessionState.STOPPING
         self.log.info("session stopping ({}): {}", final_status, reason or "requested")
-        # 1. ingress: stop receiving, close and deliver every forming bar.
+        announced = False
+        totals = (0, 0)
+        stopped_at = self.clock()
+        try:
+            self._stop_ingress(budget)
+            self._stop_symbols(budget)
+            totals = self._final_totals(budget)
+            stopped_at = self.clock()
+            self._stop_persistence(budget, final_status, stopped_at, totals)
+            announced = self._announce_end(budget, final_status, reason, alert_component, stopped_at, totals)
+        except Exception as exc:  # never leave without an outcome
+            self.log.exception("session stop path failed: {!r}", exc)
+        finally:
+            self.state = SessionState.FAILED if final_status == "failed" else SessionState.STOPPED
+            self.outcome = SessionOutcome(self.session_id, final_status, reason, self.started_at, stopped_at,
+                                          totals[0], totals[1], announced, self._cause)
+            self.log.info(
+                "session {}: {:.0f}s, {} patterns, {} indicators{}", final_status, stopped_at - self.started_at,
+                totals[0], totals[1], f" ({reason})" if reason else "")
+            self.on_ended(self.outcome)
+
+    def _stop_ingress(self, budget: ShutdownBudget) -> None:
+        """Stage 1: stop receiving, close and deliver every forming bar."""
         if self.ingress.is_alive():
             try:
-                self.ingress.ask(Drain(timeout), timeout=timeout)
+                self.ingress.ask(Drain(budget.remaining("ingress")), timeout=budget.remaining("ingress"))
             except Exception as exc:
                 self.log.error("ingress drain failed: {!r}", exc)
-        self.ingress.stop(timeout=timeout)
-        # 2. symbols: each finishes the bars queued to it (pykka stop runs queued messages first).
+        _stop_within(self.ingress.ref, budget.remaining("ingress"))
+
+    def _stop_symbols(self, budget: ShutdownBudget) -> None:
+        """Stage 2: each symbol finishes the bars queued to it (a pykka stop runs them first)."""
         stops = [h.ref.stop(block=False) for h in self.symbols.values() if h.is_alive()]
         try:
-            pykka.get_all(stops, timeout=timeout)
+            pykka.get_all(stops, timeout=budget.remaining("symbols"))
         except Exception as exc:
             self.log.error("symbol actors did not all stop in time: {!r}", exc)
-        # 3. totals (the publisher has seen every result by now), then persistence drains.
-        totals = self._totals(timeout)
-        stopped_at = self.clock()
-        outcome = SessionOutcome(
-            self.plan.session_id, final_status, reason, self.started_at, stopped_at, totals[0], totals[1])
-        self.persistence.tell(RecordSession(SessionRecord(
-            self.plan.session_id, self.plan.universe, self.started_at, len(self.symbols), stopped_at,
-            totals[0], totals[1], final_status)))
+
+    def _final_totals(self, budget: ShutdownBudget) -> tuple[int, int]:
+        """Stage 3: the publisher has seen every result by now; its last report if it cannot say."""
+        if self.publisher.is_alive():
+            try:
+                stats = self.publisher.ask(GetStats(), timeout=budget.remaining("totals"))
+                return self._totals_base[0] + stats.patterns, self._totals_base[1] + stats.indicators
+            except Exception as exc:
+                self.log.error("session totals from the last report only: {!r}", exc)
+        return self.totals()
+
+    def _stop_persistence(self, budget: ShutdownBudget, final_status: str, stopped_at: float,
+                          totals: tuple[int, int]) -> None:
+        """Stage 4: best-effort write within the stage; what is left stays in the write-ahead log."""
+        plan = self.plan
+        if plan is not None:
+            self.persistence.tell(RecordSession(SessionRecord(
+                plan.session_id, plan.universe, self.started_at, len(self.symbols), stopped_at,
+                totals[0], totals[1], final_status)))
         if self.persistence.is_alive():
             try:
-                self.persistence.ask(Drain(timeout), timeout=timeout + 1)
+                self.persistence.ask(Drain(budget.remaining("persistence")), timeout=budget.remaining("persistence"))
             except Exception as exc:
-                self.log.error("persistence drain failed: {!r}", exc)
-        self.persistence.stop(timeout=timeout)
-        # 4. announce, then the publisher stops last.
+                self.log.error("persistence did not finish writing in its stage: {!r}", exc)
+        _stop_within(self.persistence.ref, budget.remaining("persistence"))
+
+    def _announce_end(self, budget: ShutdownBudget, final_status: str, reason: str, alert_component: str | None,
+                      stopped_at: float, totals: tuple[int, int]) -> bool:
+        """Stage 5 and 6: ``session_stopped`` counts as published only when Redis acknowledged it;
+        the publisher retries until the stage ends, then a direct connection is tried once."""
         events: list[Any] = []
         if final_status == "failed":
             events.append(CriticalAlert(
                 f"Streaming session failed: {reason}", alert_component or "session", stopped_at,
-                "check the service log; restart the session", session_id=self.plan.session_id))
+                "check the service log; restart the session", session_id=self.session_id))
         events.append(SessionStopped(
-            self.plan.session_id, stopped_at, stopped_at - self.started_at, totals[0], totals[1], final_status, reason))
-        self._final_publish(events, timeout)
-        self.state = SessionState.FAILED if final_status == "failed" else SessionState.STOPPED
-        self.outcome = outcome
-        self.log.info(
-            "session {}: {:.0f}s, {} patterns, {} indicators{}", final_status, outcome.stopped_at - outcome.started_at,
-            outcome.total_patterns, outcome.total_indicators, f" ({reason})" if reason else "")
-        try:
-            self.on_ended(outcome)
-        finally:
-            _stop_quietly(self.actor_ref, block=False)
-        return outcome
-
-    def _totals(self, timeout: float) -> tuple[int, int]:
-        try:
-            stats = self.publisher.ask(GetStats(), timeout=timeout)
-            return stats.patterns, stats.indicators
-        except Exception as exc:
-            self.log.error("could not read session totals: {!r}", exc)
-            return 0, 0
-
-    def _final_publish(self, events: list[Any], timeout: float) -> None:
-        """Publish the end through the publisher; if it cannot, publish directly. Never none."""
+            self.session_id, stopped_at, stopped_at - self.started_at, totals[0], totals[1], final_status, reason))
+        acknowledged = False
         if self.publisher.is_alive():
             try:
-                self.publisher.tell(Publish(tuple(events)))
-                self.publisher.tell(ClearSession())
-                self.publisher.stop(timeout=timeout)
-                return
+                future = self.publisher.ask(PublishConfirmed(tuple(events), self.clock() + budget.remaining("announce")),
+                                            block=False)
+                acknowledged = bool(future.get(timeout=budget.remaining("announce") + 0.5))
             except Exception as exc:
-                self.log.error("publisher could not announce the end: {!r}", exc)
+                self.log.error("publisher could not confirm the end: {!r}", exc)
+        _tell_quietly(self.beacon, ClearSession())
+        _stop_within(self.publisher.ref, budget.remaining("publisher"))
+        if acknowledged:
+            return True
         try:
             self.factory.publish_directly(self.plan, events)
+            self.log.warning("session_stopped published on a direct connection (the publisher could not)")
+            return True
         except Exception as exc:
             self.log.critical("session end could not be published at all: {!r}", exc)
+            return False
 
 
-def _stop_quietly(ref: pykka.ActorRef, block: bool = True) -> None:
-    """Stop an actor that may already be dead (stopping a dead actor is not an error here)."""
+def _tell_quietly(target: Any, message: Any) -> None:
     try:
-        ref.stop(block=block, timeout=5 if block else None)
+        target.tell(message)
+    except pykka.ActorDeadError:
+        pass
+
+
+def _stop_within(ref: pykka.ActorRef | None, timeout: float) -> None:
+    """Stop an actor that may already be dead, waiting at most ``timeout`` seconds."""
+    if ref is None:
+        return
+    try:
+        ref.stop(block=True, timeout=max(timeout, 0.01))
     except (pykka.ActorDeadError, pykka.Timeout):
         pass

@@ -47,27 +47,43 @@ class SymbolActor(PooledSupervisedActor):
         pipeline: Any,
         publisher: Any,
         persistence: Any,
-        history: Sequence[Bar] = (),
+        history: Sequence[Bar] | None = (),
         pattern_ttl: float = 3600.0,
         indicator_ttl: float = 3600.0,
         max_bars: int = 500,
         clock: Callable[[], float] = time.time,
         on_detection: Callable[[str], None] | None = None,
         dispatcher: Dispatcher | None = None,
+        load_history: Callable[[], Sequence[Bar]] | None = None,
     ) -> None:
+        """``history=None``: prime from ``load_history()`` when the actor opens (a restart, a new
+        symbol), so its supervisor never reads the database itself."""
         super().__init__(supervisor, f"symbol:{symbol}", session_id, dispatcher or default_dispatcher())
         self._on_detection = on_detection
         self.symbol = symbol
         self.pipeline = pipeline
         self.publisher = publisher
         self.persistence = persistence
-        self.bars: deque[Bar] = deque(history, maxlen=max_bars)
+        self.bars: deque[Bar] = deque(history or (), maxlen=max_bars)
+        self._load_history = load_history if history is None else None
         self._pattern_ttl = pattern_ttl
         self._indicator_ttl = indicator_ttl
         self._clock = clock
         self.patterns = self.indicators = self.component_errors = 0
         # Priming publishes nothing: it only brings indicators and candle averages up to date.
-        self.pipeline.prime(list(history))
+        if history:
+            self.pipeline.prime(list(history))
+
+    def open(self) -> None:
+        if self._load_history is None:
+            return
+        try:
+            history = list(self._load_history())
+        except Exception as exc:  # priming is accuracy, not a reason to die (and be restarted again)
+            self.log.warning("{}: recent bars could not be loaded for priming: {!r}", self.symbol, exc)
+            return
+        self.bars.extend(history)
+        self.pipeline.prime(history)
 
     @handles(BarClosed)
     def _bar(self, message: BarClosed) -> None:

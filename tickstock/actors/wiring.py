@@ -14,7 +14,7 @@ from tickstock.actors.handle import ChildHandle
 from tickstock.actors.ingress import TickIngressActor
 from tickstock.actors.persistence import PersistenceActor
 from tickstock.actors.publisher import PublisherActor, encode_for_redis
-from tickstock.actors.session import SessionPlan
+from tickstock.actors.plan import SessionPlan
 from tickstock.actors.symbol import SymbolActor
 from tickstock.adapters.postgres import PostgresStore
 from tickstock.adapters.redis import RedisPublisher, RedisTickFeed
@@ -48,7 +48,7 @@ class ProductionFactory:
             observe_latency=self._hook("observe_db_write_latency"), spill_dir=s.persistence.spill_dir,
         )
 
-    def symbol(self, supervisor: pykka.ActorRef, plan: SessionPlan, symbol: str, history: Sequence[Bar],
+    def symbol(self, supervisor: pykka.ActorRef, plan: SessionPlan, symbol: str, history: Sequence[Bar] | None,
                publisher: ChildHandle, persistence: ChildHandle) -> pykka.ActorRef:
         a = self.settings.analysis
         pipeline = AnalysisPipeline(plan.definitions, symbol=symbol, max_failures=a.max_component_failures)
@@ -56,6 +56,7 @@ class ProductionFactory:
             supervisor, plan.session_id, symbol, pipeline, publisher, persistence, history,
             a.pattern_ttl_seconds, a.indicator_ttl_seconds, max(a.prime_bars, 500),
             on_detection=self._hook("record_detection"),
+            load_history=lambda: self.load_history([symbol], a.prime_bars).get(symbol, []) if a.prime_bars else [],
         )
 
     def ingress(self, supervisor: pykka.ActorRef, plan: SessionPlan, routes: dict[str, ChildHandle],

@@ -9,6 +9,10 @@ warning (degraded, still producing):
   - the feed has been silent longer than ``feed_silent_warning_seconds`` (same condition);
   - zero analysis definitions, or unknown/invalid ones;
   - persistence is failing (within its bound) or its backlog exceeds ``backlog_warning`` rows;
+  - a table is isolated by a non-transient database error (permission, missing column);
+  - a shared child (ingress, persistence, publisher) has not reported for a while (a stuck
+    database call, say): said with how long, and critical past ``persistence_failing_critical_seconds``;
+  - a symbol is quarantined (it crashed past its restart budget; its bars are still stored);
   - an actor was restarted within the last ``restart_warning_seconds``.
 healthy otherwise. ``issues`` says each reason in words, most severe first.
 """
@@ -38,6 +42,9 @@ class HealthInputs:
     definitions_loaded: int
     definition_problems: tuple[str, ...]
     last_restart_at: float | None
+    silent_children: tuple[tuple[str, float], ...] = ()   # (child, seconds since its last report)
+    quarantined: tuple[str, ...] = ()
+    isolated_tables: tuple[str, ...] = ()                  # 'table: error (...)', in words
 
 
 def evaluate(i: HealthInputs, rules: HealthSettings) -> tuple[str, list[str]]:
@@ -60,6 +67,13 @@ def evaluate(i: HealthInputs, rules: HealthSettings) -> tuple[str, list[str]]:
         (critical if failing > rules.persistence_failing_critical_seconds else warning).append(text)
     elif i.persistence_backlog > i.backlog_warning:
         warning.append(f"persistence backlog {i.persistence_backlog} rows")
+    for table in i.isolated_tables:
+        warning.append(f"database table isolated: {table}")
+    for child, silent in i.silent_children:
+        text = f"{child} not reporting for {silent:.0f}s"
+        (critical if silent > rules.persistence_failing_critical_seconds else warning).append(text)
+    if i.quarantined:
+        warning.append(f"symbols quarantined (crashed past their restart budget): {', '.join(i.quarantined)}")
     # Zero loaded is always an issue; the loader usually says so itself (with its counts), and
     # then it is not said twice.
     if i.definitions_loaded == 0 and not any(p.startswith(NO_DEFINITIONS_LOADED) for p in i.definition_problems):

@@ -17,7 +17,7 @@ from tickstock.adapters.redis.resp import RedisUnavailable
 import pykka
 
 from tickstock.adapters.redis.feed import FeedDisconnected
-from tickstock.messages.commands import Drain, GetStats, Open, Ping
+from tickstock.messages.commands import ChildFailed, ChildOpened, Drain, GetStats, Open, Ping, PublishConfirmed
 
 # A minute start (a multiple of 60) used as the time origin in the tests: 2023-11-14T22:14:00Z.
 M = 1_700_000_040
@@ -306,7 +306,8 @@ class RecordingChild(pykka.ThreadingActor):
     ``GetStats`` with ``stats`` and ``Drain`` with ``drain_value``."""
 
     def __init__(self, name: str, received: list, log: list, fail_open: bool = False,
-                 stats: Any = None, drain_value: Any = None) -> None:
+                 stats: Any = None, drain_value: Any = None, supervisor: Any = None,
+                 confirm: Any = True, block: threading.Event | None = None) -> None:
         super().__init__()
         self.name = name
         self.received = received
@@ -314,14 +315,39 @@ class RecordingChild(pykka.ThreadingActor):
         self.fail_open = fail_open
         self.stats = stats
         self.drain_value = drain_value
+        # The child protocol of ``actors.base.Supervised``: ChildOpened after Open, ChildFailed
+        # (with the incarnation) when a told message raises. ``confirm`` answers PublishConfirmed;
+        # ``block``: every message but Open waits on this event first (a stuck child).
+        self.supervisor = supervisor
+        self.confirm = confirm
+        self.block = block
+        self.incarnation = 0
+
+    def _tell_supervisor(self, message: Any) -> None:
+        if self.supervisor is not None:
+            try:
+                self.supervisor.tell(message)
+            except pykka.ActorDeadError:
+                pass
+
+    def on_failure(self, exception_type, exception_value, traceback) -> None:
+        self._tell_supervisor(ChildFailed(self.name, repr(exception_value), self.incarnation))
 
     def on_receive(self, message: Any) -> Any:
         self.received.append(message)
         self.log.append(("recv", self.name, message))
         if isinstance(message, Open):
+            self.incarnation = message.incarnation
             if self.fail_open:
                 raise RuntimeError(f"{self.name} cannot open")
+            self._tell_supervisor(ChildOpened(self.name, self.incarnation))
             return True
+        if self.block is not None and not isinstance(message, Ping):
+            self.block.wait(30)
+        if isinstance(message, PublishConfirmed):
+            if isinstance(self.confirm, BaseException):
+                raise self.confirm
+            return self.confirm
         if isinstance(message, Ping):
             return True
         if isinstance(message, GetStats):
@@ -348,7 +374,9 @@ class FakeChildFactory:
     ``dead``: child names returned already stopped (their ``Open`` finds no actor)."""
 
     def __init__(self, fail_open: Iterable[str] = (), dead: Iterable[str] = (),
-                 fail_restart: Iterable[str] = ()) -> None:
+                 fail_restart: Iterable[str] = (), child_kwargs: dict[str, dict] | None = None) -> None:
+        # child_kwargs: extra RecordingChild arguments per child name (confirm=..., block=...).
+        self.child_kwargs = dict(child_kwargs or {})
         self.log: list = []
         self.calls: list[str] = []
         self.fail_open = set(fail_open)
@@ -369,6 +397,7 @@ class FakeChildFactory:
         self.log.append(("factory", name))
         received: list = []
         fail = name in self.fail_open or (name in self.fail_restart and bool(self.refs[name]))
+        kwargs.update(self.child_kwargs.get(name, {}))
         ref = RecordingChild.start(name, received, self.log, fail_open=fail, **kwargs)
         self.refs[name].append(ref)
         self.received[name].append(received)
@@ -377,20 +406,20 @@ class FakeChildFactory:
         return ref
 
     def publisher(self, supervisor, plan):
-        return self._spawn("publisher", stats=PUBLISHER_STATS)
+        return self._spawn("publisher", stats=PUBLISHER_STATS, supervisor=supervisor)
 
     def persistence(self, supervisor, plan):
-        return self._spawn("persistence", drain_value=PERSISTENCE_DRAIN)
+        return self._spawn("persistence", drain_value=PERSISTENCE_DRAIN, supervisor=supervisor)
 
     def symbol(self, supervisor, plan, symbol, history, publisher, persistence):
-        self.symbol_calls.append(dict(symbol=symbol, history=list(history), publisher=publisher,
-                                      persistence=persistence, supervisor=supervisor))
-        return self._spawn(f"symbol:{symbol}")
+        self.symbol_calls.append(dict(symbol=symbol, history=None if history is None else list(history),
+                                      publisher=publisher, persistence=persistence, supervisor=supervisor))
+        return self._spawn(f"symbol:{symbol}", supervisor=supervisor)
 
     def ingress(self, supervisor, plan, routes, persistence, aggregator):
         self.ingress_calls.append(dict(routes=dict(routes), persistence=persistence, aggregator=aggregator,
                                        supervisor=supervisor))
-        return self._spawn("ingress", drain_value=INGRESS_DRAIN)
+        return self._spawn("ingress", drain_value=INGRESS_DRAIN, supervisor=supervisor)
 
     def load_history(self, symbols, limit):
         self.history_calls.append((tuple(symbols), limit))

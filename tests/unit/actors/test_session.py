@@ -1,42 +1,43 @@
-"""SessionActor: start order, announcements, shutdown order, supervision; children are recording
-pykka actors built by a fake ChildFactory (see fakes.py)."""
+"""SessionActor: start order, announcements, every way to end it, supervision without blocking.
+
+Children are recording pykka actors built by a fake ChildFactory (see fakes.py); they speak the
+child protocol (ChildOpened, ChildFailed with the incarnation) like ``actors.base.Supervised``."""
 
 from __future__ import annotations
 
 import threading
-from msgspec.structs import replace
+import time
+from types import SimpleNamespace
 
 import pykka
 import pytest
 
-from tickstock.actors.handle import ChildHandle
+from tickstock.actors.plan import UniverseError
 from tickstock.actors.session import SessionActor, SessionPlan
-from tickstock.bars.aggregator import MinuteBarAggregator
 from tickstock.config import Settings
-from tickstock.messages.bars import Bar
 from tickstock.messages.commands import (
-    ChildFailed, ClearSession, Drain, GetStats, Heartbeat, Open, Ping, Publish, RecordSession, RetainSession,
-    RouteSymbol, StopSession, SymbolDiscovered,
+    ChildFailed, ChildReport, ClearSession, Drain, GetStats, Open, Ping, Publish, PublishConfirmed, Quarantine,
+    RecordSession, RetainSession, RouteSymbol, StopSession, SymbolDiscovered,
 )
 from tickstock.messages.events import CriticalAlert, SessionStarted, SessionStopped
 
-from .fakes import M, PUBLISHER_STATS, FakeChildFactory, wait_until
+from .fakes import FakeChildFactory, Recorder, wait_until
 
-pytestmark = pytest.mark.timeout(15)
+pytestmark = pytest.mark.timeout(30)
 
 SYMBOLS = ("AAPL", "MSFT", "NVDA")
 START = ["publisher", "persistence", "symbol:AAPL", "symbol:MSFT", "symbol:NVDA", "ingress"]
 SID = "0b6d7d5e-5a43-4d0c-9a39-9f1c1f3b2a77"
 
 
-def make_settings(max_restarts=3, heartbeat=5.0, reannounce=60.0, prime_bars=0) -> Settings:
+def make_settings(max_restarts=3, symbol_max_restarts=3, reannounce=60.0, prime_bars=0, deadline=5.0) -> Settings:
     s = Settings()
     return s.replace(
-        session=replace(s.session, startup_timeout_seconds=2.0, shutdown_deadline_seconds=2.0,
-                        heartbeat_interval_seconds=heartbeat, reannounce_interval_seconds=reannounce),
-        analysis=replace(s.analysis, prime_bars=prime_bars),
-        supervision=replace(s.supervision, max_restarts=max_restarts, within_seconds=60.0),
-        bars=replace(s.bars, grace_seconds=1.5),
+        session=s.session.replace(startup_timeout_seconds=2.0, shutdown_deadline_seconds=deadline,
+                                  reannounce_interval_seconds=reannounce),
+        analysis=s.analysis.replace(prime_bars=prime_bars),
+        supervision=s.supervision.replace(max_restarts=max_restarts, within_seconds=60.0,
+                                          symbol_max_restarts=symbol_max_restarts, symbol_within_seconds=60.0),
     )
 
 
@@ -57,18 +58,19 @@ def make_plan(problems=(), **settings_kwargs) -> SessionPlan:
                        session_id=SID)
 
 
-def start_session(factory, timer_interval=3600.0, problems=(), **settings_kwargs):
-    plan = make_plan(problems, **settings_kwargs)
+def start_session(factory, timer_interval=3600.0, problems=(), monitor=None, beacon=None, plan=None, **kw):
     ended = Ended()
-    ref = SessionActor.start(plan, factory, on_ended=ended, timer_interval=timer_interval)
-    return ref, ended, plan
+    ref = SessionActor.start(plan or make_plan(problems, **kw), factory, on_ended=ended,
+                             timer_interval=timer_interval, health_monitor=monitor, beacon=beacon,
+                             session_id=SID if plan is not None else None, settings=make_settings(**kw))
+    return ref, ended
 
 
 def running(factory, **kwargs):
-    ref, ended, plan = start_session(factory, **kwargs)
+    ref, ended = start_session(factory, **kwargs)
     status = ref.ask(GetStats(), timeout=5)  # answered once on_start has finished
     assert status["state"] == "running"
-    return ref, ended, plan
+    return ref, ended
 
 
 def sync(factory, name: str, incarnation: int = -1) -> None:
@@ -77,34 +79,29 @@ def sync(factory, name: str, incarnation: int = -1) -> None:
 
 
 def publishes(factory) -> list:
-    """Every event the publisher children received in Publish messages, in order."""
-    return [e for m in factory.all_received("publisher") if isinstance(m, Publish) for e in m.events]
+    """Every event the publisher children received (Publish and PublishConfirmed), in order."""
+    return [e for m in factory.all_received("publisher") if isinstance(m, (Publish, PublishConfirmed))
+            for e in m.events]
 
 
 def of_type(events, cls) -> list:
     return [e for e in events if isinstance(e, cls)]
 
 
-def index_of(log, predicate) -> int:
-    for i, entry in enumerate(log):
-        if predicate(entry):
-            return i
-    raise AssertionError("no such entry in the log")
-
-
-def recv(name, cls):
-    return lambda e: e[0] == "recv" and e[1] == name and isinstance(e[2], cls)
-
-
-def wait_ended(ref, ended) -> None:
-    assert ended.event.wait(5), "session did not end"
+def wait_ended(ref, ended, timeout=10) -> None:
+    assert ended.event.wait(timeout), "session did not end"
     assert wait_until(lambda: not ref.is_alive())
+
+
+def stopped_events(factory) -> list:
+    return of_type(publishes(factory), SessionStopped) + of_type(
+        [e for batch in factory.direct for e in batch], SessionStopped)
 
 
 # -- start ---------------------------------------------------------------------------------------
 
 
-def test_children_are_built_and_opened_in_start_order():
+def test_children_are_built_and_opened_in_start_order_with_incarnation_one():
     factory = FakeChildFactory()
     running(factory)
     assert factory.calls == START
@@ -115,364 +112,328 @@ def test_children_are_built_and_opened_in_start_order():
     assert steps[4:7] == [("factory", f"symbol:{s}") for s in SYMBOLS]
     assert sorted(steps[7:10]) == sorted(("open", f"symbol:{s}") for s in SYMBOLS)  # opened in parallel
     assert steps[10:] == [("factory", "ingress"), ("open", "ingress")]
+    assert all(factory.received[name][0][0] == Open(1) for name in START)
 
 
-def test_session_started_is_published_with_the_real_symbol_count_and_retained():
+def test_session_started_is_published_with_the_real_symbol_count_and_retained_by_the_beacon():
     factory = FakeChildFactory()
-    ref, ended, plan = running(factory)
+    beacon = Recorder("beacon")
+    ref, _ = running(factory, beacon=beacon)
     sync(factory, "publisher")
-    received = factory.all_received("publisher")
-    assert received[0] == Open()
     [started] = of_type(publishes(factory), SessionStarted)
     assert started.symbol_count == 3 and started.session_id == SID and started.universe == "test:three"
-    wire = started.to_wire()
-    assert wire["session"]["symbol_count"] == 3 and wire["session"]["status"] == "active"
-    retains = [m for m in received if isinstance(m, RetainSession)]
-    assert retains == [RetainSession(wire)]
-    assert any(isinstance(m, Heartbeat) for m in received)
-    publish_at = next(i for i, m in enumerate(received) if isinstance(m, Publish))
-    assert received.index(retains[0]) > publish_at
-    assert of_type(publishes(factory), SessionStopped) == []
-    status = ref.ask(GetStats(), timeout=2)
-    assert status["symbol_count"] == 3 and status["session_id"] == SID and status["restarts"] == 0
-    assert ended.outcomes == []
+    [retain] = beacon.of_type(RetainSession)
+    assert retain.payload["session"]["session_id"] == SID and retain.payload["session"]["symbol_count"] == 3
+    assert not any(isinstance(m, RetainSession) for m in factory.all_received("publisher"))
+    ref.tell(StopSession("stopped"))
+    assert wait_until(lambda: beacon.of_type(ClearSession))
 
 
-def test_persistence_records_the_session_start_and_children_get_the_session_handles():
+def test_a_session_record_is_written_at_start():
     factory = FakeChildFactory()
     running(factory)
     sync(factory, "persistence")
-    received = factory.all_received("persistence")
-    assert received[0] == Open()
-    [record] = [m.record for m in received if isinstance(m, RecordSession)]
-    assert (record.session_id, record.universe, record.symbol_count, record.final_status) == (SID, "test:three", 3, None)
-
-    publisher_ref = factory.refs["publisher"][0]
-    persistence_ref = factory.refs["persistence"][0]
-    for call in factory.symbol_calls:
-        assert isinstance(call["publisher"], ChildHandle) and call["publisher"].ref is publisher_ref
-        assert call["persistence"].ref is persistence_ref
-        assert call["history"] == []
-    assert factory.history_calls == []  # prime_bars=0: no history loaded
-
-    [ingress] = factory.ingress_calls
-    assert set(ingress["routes"]) == set(SYMBOLS)
-    for symbol, handle in ingress["routes"].items():
-        assert handle.ref is factory.refs[f"symbol:{symbol}"][0]
-    assert ingress["persistence"].ref is persistence_ref
-    assert isinstance(ingress["aggregator"], MinuteBarAggregator)
-    assert ingress["aggregator"].grace_seconds == 1.5
+    [record] = [m.record for m in factory.all_received("persistence") if isinstance(m, RecordSession)]
+    assert record.session_id == SID and record.symbol_count == 3 and record.final_status is None
 
 
-def test_symbols_are_primed_with_recent_bars_when_configured():
+def test_definition_problems_raise_a_critical_alert_at_start():
     factory = FakeChildFactory()
-    history = [Bar("AAPL", M, 1, 2, 0.5, 1.5, 10, 1)]
-    factory.history = {"AAPL": history}
-    running(factory, prime_bars=5)
-    assert factory.history_calls == [(SYMBOLS, 5)]
-    by_symbol = {c["symbol"]: c["history"] for c in factory.symbol_calls}
-    assert by_symbol == {"AAPL": history, "MSFT": [], "NVDA": []}
-
-
-def test_history_that_cannot_be_loaded_does_not_stop_the_start():
-    factory = FakeChildFactory()
-    factory.history_error = ConnectionError("database down")
-    running(factory, prime_bars=5)
-    assert all(c["history"] == [] for c in factory.symbol_calls)
-
-
-def test_definition_problems_are_announced_as_critical_alerts():
-    factory = FakeChildFactory()
-    running(factory, problems=("0 pattern definitions loaded",))
+    running(factory, problems=["unknown definition 'Foo'"])
     sync(factory, "publisher")
     [alert] = of_type(publishes(factory), CriticalAlert)
-    assert alert.component == "definitions" and "0 pattern definitions" in alert.message
-    assert alert.session_id == SID
+    assert "Foo" in alert.message and alert.component == "definitions"
 
 
-def test_unknown_message_is_refused():
+# -- every way to end the actor passes through one session_stopped ---------------------------------
+
+
+def _assert_one_end(factory, ended, final_status):
+    assert len(ended.outcomes) == 1, ended.outcomes
+    assert ended.outcomes[0].final_status == final_status
+    [stopped] = stopped_events(factory)
+    assert stopped.final_status == final_status and stopped.session_id == SID
+    assert all(not r.is_alive() for refs in factory.refs.values() for r in refs), "a child was orphaned"
+
+
+def test_end_by_stop_session_message():
     factory = FakeChildFactory()
-    ref, _, _ = running(factory)
-    with pytest.raises(TypeError):
-        ref.ask("hello", timeout=2)
-    assert ref.ask(GetStats(), timeout=2)["state"] == "running"
-
-
-# -- start-up failure -----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("failing", ["publisher", "persistence", "symbol:MSFT", "ingress"])
-def test_child_failing_to_open_fails_the_session_loudly_and_once(failing):
-    factory = FakeChildFactory(fail_open={failing})
-    ref, ended, _ = start_session(factory)
+    ref, ended = running(factory)
+    ref.tell(StopSession("stopped", "operator request"))
     wait_ended(ref, ended)
-    [outcome] = ended.outcomes
-    assert outcome.final_status == "failed"
-    assert failing in outcome.reason
-    if failing == "publisher":
-        # A publisher that could not open is stopped: the end is announced directly, once.
-        assert publishes(factory) == []
-        [events] = factory.direct
-    else:
-        events = publishes(factory)
-        assert isinstance(factory.all_received("publisher")[-1], ClearSession)
-        assert factory.direct == []
-    assert of_type(events, SessionStarted) == []
-    [alert] = of_type(events, CriticalAlert)
-    [stopped] = of_type(events, SessionStopped)
-    assert events.index(alert) < events.index(stopped)
-    assert alert.component == "session" and alert.severity == "critical" and alert.session_id == SID
-    assert stopped.final_status == "failed" and stopped.session_id == SID
-    assert stopped.to_wire()["session"]["final_status"] == "failed"
-    # Nothing is built after the step that failed (symbols are opened together, after all are built).
-    step = START[:5] if failing.startswith("symbol:") else START[: START.index(failing) + 1]
-    assert factory.calls == step
-    assert all(not r.is_alive() for refs in factory.refs.values() for r in refs)  # no orphans
-
-
-def test_symbol_failing_to_open_still_records_the_end_and_stops_every_symbol():
-    factory = FakeChildFactory(fail_open={"symbol:MSFT"})
-    ref, ended, _ = start_session(factory)
-    wait_ended(ref, ended)
-    records = [m.record for m in factory.all_received("persistence") if isinstance(m, RecordSession)]
-    assert [r.final_status for r in records] == [None, "failed"]
-    assert any(isinstance(m, Drain) for m in factory.all_received("persistence"))
-    for s in SYMBOLS:
-        assert ("stop", f"symbol:{s}") in factory.log
-
-
-def test_dead_publisher_at_start_announces_the_failure_directly():
-    factory = FakeChildFactory(dead={"publisher"})
-    ref, ended, plan = start_session(factory)
-    wait_ended(ref, ended)
-    assert factory.calls == ["publisher"]
-    [events] = factory.direct
-    assert [type(e) for e in events] == [CriticalAlert, SessionStopped]
-    assert events[1].final_status == "failed"
-    [outcome] = ended.outcomes
-    assert outcome.final_status == "failed" and (outcome.total_patterns, outcome.total_indicators) == (0, 0)
-
-
-def test_on_ended_runs_even_if_the_end_cannot_be_published_at_all():
-    factory = FakeChildFactory(dead={"publisher"})
-    factory.direct_error = ConnectionError("redis down")
-    ref, ended, _ = start_session(factory)
-    wait_ended(ref, ended)
-    assert len(ended.outcomes) == 1 and ended.outcomes[0].final_status == "failed"
-    assert any(e[0] == "direct" for e in factory.log)
-
-
-# -- stop -------------------------------------------------------------------------------------------
-
-
-def test_stop_session_shuts_down_in_policy_order_and_announces_once():
-    factory = FakeChildFactory()
-    ref, ended, _ = running(factory)
-    outcome = ref.ask(StopSession("stopped", "operator request"), timeout=10)
-    assert outcome.final_status == "stopped" and outcome.reason == "operator request"
-    assert (outcome.total_patterns, outcome.total_indicators) == (PUBLISHER_STATS.patterns, PUBLISHER_STATS.indicators)
-    assert ended.outcomes == [outcome]
-
-    log = factory.log
-    drain_ingress = index_of(log, recv("ingress", Drain))
-    stop_ingress = index_of(log, lambda e: e == ("stop", "ingress"))
-    stop_symbols = [index_of(log, lambda e, s=s: e == ("stop", f"symbol:{s}")) for s in SYMBOLS]
-    totals = index_of(log, recv("publisher", GetStats))
-    final_record = index_of(log, lambda e: recv("persistence", RecordSession)(e) and e[2].record.final_status)
-    drain_persistence = index_of(log, recv("persistence", Drain))
-    stop_persistence = index_of(log, lambda e: e == ("stop", "persistence"))
-    announce = index_of(log, lambda e: recv("publisher", Publish)(e)
-                        and any(isinstance(x, SessionStopped) for x in e[2].events))
-    clear = index_of(log, recv("publisher", ClearSession))
-    stop_publisher = index_of(log, lambda e: e == ("stop", "publisher"))
-    assert drain_ingress < stop_ingress < min(stop_symbols)
-    assert max(stop_symbols) < totals < final_record < drain_persistence < stop_persistence
-    assert stop_persistence < announce < clear < stop_publisher
-
-    record = log[final_record][2].record
-    assert record.final_status == "stopped" and record.symbol_count == 3
-    assert (record.total_patterns, record.total_indicators) == (7, 11)
-    assert record.stopped_at == outcome.stopped_at
-
-    events = publishes(factory)
-    [stopped] = of_type(events, SessionStopped)
-    assert of_type(events, CriticalAlert) == []
-    assert (stopped.final_status, stopped.reason, stopped.total_patterns, stopped.total_indicators) == (
-        "stopped", "operator request", 7, 11)
+    _assert_one_end(factory, ended, "stopped")
+    outcome = ended.outcomes[0]
+    assert (outcome.reason, outcome.total_patterns, outcome.total_indicators, outcome.announced) == (
+        "operator request", 7, 11, True)
     assert factory.direct == []
-    assert wait_until(lambda: not ref.is_alive())
-    assert all(not r.is_alive() for refs in factory.refs.values() for r in refs)
+
+
+def test_end_by_ref_stop():
+    factory = FakeChildFactory()
+    ref, ended = running(factory)
+    ref.stop(timeout=10)
+    wait_ended(ref, ended)
+    _assert_one_end(factory, ended, "stopped")
+
+
+def test_end_by_stop_all():
+    factory = FakeChildFactory()
+    ref, ended = running(factory)
+    pykka.ActorRegistry.stop_all(timeout=10)
+    wait_ended(ref, ended)
+    _assert_one_end(factory, ended, "stopped")
+
+
+def test_end_by_an_exception_in_a_handler():
+    factory = FakeChildFactory()
+    ref, ended = running(factory)
+    ref.tell(object())  # no handler: TypeError in a told message -> on_failure, no on_stop in pykka
+    wait_ended(ref, ended)
+    _assert_one_end(factory, ended, "failed")
+    assert "session supervisor error" in ended.outcomes[0].reason
+
+
+def test_end_by_a_base_exception_in_a_handler():
+    class Boom(SessionActor):
+        def on_receive(self, message):
+            if message == "exit":
+                raise SystemExit("bye")
+            return super().on_receive(message)
+
+    factory = FakeChildFactory()
+    ended = Ended()
+    ref = Boom.start(make_plan(), factory, on_ended=ended, timer_interval=3600.0)
+    assert ref.ask(GetStats(), timeout=5)["state"] == "running"
+    ref.tell("exit")  # pykka stops this actor (on_stop) and then every other actor
+    wait_ended(ref, ended)
+    assert len(ended.outcomes) == 1 and len(stopped_events(factory)) == 1
+
+
+def test_end_by_an_exception_in_on_start_after_children_were_started():
+    factory = FakeChildFactory(fail_open={"ingress"})
+    ref, ended = start_session(factory)
+    wait_ended(ref, ended)
+    _assert_one_end(factory, ended, "failed")
+    assert "ingress did not start" in ended.outcomes[0].reason
+    [alert] = of_type(publishes(factory), CriticalAlert)
+    assert alert.component == "session"
+    assert of_type(publishes(factory), SessionStarted) == []
+
+
+def test_end_by_a_planner_that_cannot_resolve_the_universe():
+    factory = FakeChildFactory()
+
+    def planner():
+        raise UniverseError("universe 'x' resolves to no symbols")
+
+    ref, ended = start_session(factory, plan=planner)
+    wait_ended(ref, ended)
+    [outcome] = ended.outcomes
+    assert outcome.final_status == "failed" and outcome.cause == "universe" and outcome.session_id == SID
+    assert factory.calls == []  # nothing was started
+    [stopped] = stopped_events(factory)  # no publisher: announced on the direct fallback
+    assert stopped.final_status == "failed"
 
 
 def test_a_second_stop_does_not_announce_a_second_time():
     factory = FakeChildFactory()
-    ref, ended, _ = running(factory)
+    ref, ended = running(factory)
     ref.tell(StopSession("stopped"))
     try:
         ref.tell(StopSession("completed"))
     except pykka.ActorDeadError:
         pass
     wait_ended(ref, ended)
-    assert len(of_type(publishes(factory), SessionStopped)) == 1
-    assert [o.final_status for o in ended.outcomes] == ["stopped"]
-    assert factory.direct == []
+    _assert_one_end(factory, ended, "stopped")
 
 
-def test_end_is_idempotent_when_driven_directly():
+def test_end_driven_directly_runs_once():
     factory = FakeChildFactory()
     ended = Ended()
     session = SessionActor(make_plan(), factory, on_ended=ended, timer_interval=3600.0)
-    session.on_start()
-    first = session.on_receive(StopSession("stopped"))
-    second = session.on_receive(StopSession("completed", "market close"))
-    assert second is first and first.final_status == "stopped"
-    assert session.on_receive(GetStats())["state"] == "stopped"
-    session.on_receive(ChildFailed("symbol:AAPL", "late failure"))  # ignored once stopped
-    assert factory.count("symbol:AAPL") == 1
-    assert len(of_type(publishes(factory), SessionStopped)) == 1
-    assert ended.outcomes == [first]
-    assert factory.direct == []
+    session.actor_ref.actor_inbox.put = lambda envelope, *a, **k: None  # no loop runs in this test
+    session._start()
+    session.on_stop()
+    session.on_failure(RuntimeError, RuntimeError("late"), None)
+    session.on_stop()
+    assert len(ended.outcomes) == 1 and len(stopped_events(factory)) == 1
 
 
-# -- supervision ------------------------------------------------------------------------------------
+# -- confirmed announcement -----------------------------------------------------------------------
 
 
-def test_symbol_failure_restarts_that_symbol_and_the_session_keeps_running():
+def test_session_stopped_counts_as_published_only_when_acknowledged():
+    factory = FakeChildFactory(child_kwargs={"publisher": {"confirm": False}})
+    ref, ended = running(factory, deadline=2.0)
+    ref.tell(StopSession("stopped"))
+    wait_ended(ref, ended)
+    [stopped] = of_type(publishes(factory), SessionStopped)  # offered to the publisher ...
+    assert [type(e) for batch in factory.direct for e in batch] == [SessionStopped]  # ... then the fallback
+    assert ended.outcomes[0].announced is True
+
+
+def test_nothing_acknowledged_and_no_fallback_says_so_in_the_outcome():
+    factory = FakeChildFactory(child_kwargs={"publisher": {"confirm": False}})
+    factory.direct_error = ConnectionError("redis down")
+    ref, ended = running(factory, deadline=2.0)
+    ref.tell(StopSession("stopped"))
+    wait_ended(ref, ended)
+    assert ended.outcomes[0].announced is False
+
+
+# -- never blocking on a child --------------------------------------------------------------------
+
+
+class CountingMonitor:
+    def __init__(self) -> None:
+        self.checks: list[float] = []
+
+    def check(self, session, now, force) -> None:
+        self.checks.append(time.monotonic())
+
+
+def test_a_stuck_child_stalls_neither_the_timer_nor_the_stop():
+    stuck = threading.Event()
+    factory = FakeChildFactory(child_kwargs={"persistence": {"block": stuck}})
+    monitor = CountingMonitor()
+    ref, ended = running(factory, timer_interval=0.05, monitor=monitor, deadline=3.0)
+    try:
+        ref.tell(ChildReport("persistence", 1, SimpleNamespace(backlog=5), time.time()))
+        # persistence now blocks on every message (RecordSession is already queued): a database hung
+        n = len(monitor.checks)
+        assert wait_until(lambda: len(monitor.checks) >= n + 10, timeout=3), "timer stalled behind a stuck child"
+        gaps = [b - a for a, b in zip(monitor.checks[n:], monitor.checks[n + 1:])]
+        assert max(gaps) < 1.0
+        begun = time.monotonic()
+        ref.tell(StopSession("stopped"))
+        wait_ended(ref, ended, timeout=6)
+        assert time.monotonic() - begun < 3.0 + 1.0, "stop overran its deadline"
+        assert len(stopped_events(factory)) == 1
+    finally:
+        stuck.set()
+
+
+# -- supervision ----------------------------------------------------------------------------------
+
+
+def test_symbol_failure_restarts_that_symbol_once_per_incarnation():
     factory = FakeChildFactory()
-    ref, ended, _ = running(factory)
-    ref.tell(ChildFailed("symbol:AAPL", "ZeroDivisionError: boom"))
+    ref, ended = running(factory)
+    ref.tell(ChildFailed("symbol:AAPL", "ZeroDivisionError: boom", 1))
+    ref.tell(ChildFailed("symbol:AAPL", "found dead", 1))  # the same death seen twice
     status = ref.ask(GetStats(), timeout=5)
     assert status["state"] == "running" and status["restarts"] == 1
     assert factory.calls.count("symbol:AAPL") == 2
-    assert factory.calls.count("symbol:MSFT") == 1 and factory.calls.count("ingress") == 1
-    old, new = factory.refs["symbol:AAPL"]
-    assert not old.is_alive() and new.is_alive()
-    assert factory.received["symbol:AAPL"][1][0] == Open()
-    # Siblings hold handles: the ingress route for AAPL now reaches the replacement.
-    assert factory.ingress_calls[0]["routes"]["AAPL"].ref is new
-    assert factory.symbol_calls[-1]["publisher"] is factory.symbol_calls[0]["publisher"]
-    sync(factory, "publisher")
-    assert of_type(publishes(factory), SessionStopped) == []
+    assert wait_until(lambda: len(factory.received["symbol:AAPL"]) == 2 and factory.received["symbol:AAPL"][1])
+    assert factory.received["symbol:AAPL"][1][0] == Open(2)
+    assert factory.symbol_calls[-1]["history"] is None  # it primes itself when it opens
+    new = factory.refs["symbol:AAPL"][1]
+    assert factory.ingress_calls[0]["routes"]["AAPL"].ref is new  # siblings hold handles
     assert ended.outcomes == []
 
 
-@pytest.mark.parametrize("child", ["publisher", "persistence", "ingress"])
-def test_other_children_are_restarted_alone(child):
+def test_child_found_dead_by_the_timer_is_restarted_once():
     factory = FakeChildFactory()
-    ref, ended, _ = running(factory)
-    ref.tell(ChildFailed(child, "RuntimeError: x"))
+    ref, ended = running(factory, timer_interval=0.02)
+    factory.refs["symbol:MSFT"][0].stop()  # dies without a ChildFailed
+    assert wait_until(lambda: factory.count("symbol:MSFT") == 2)
+    time.sleep(0.2)  # several more timer ticks
+    assert factory.count("symbol:MSFT") == 2
+    assert ref.ask(GetStats(), timeout=2)["restarts"] == 1
+
+
+@pytest.mark.parametrize("child", ["publisher", "persistence", "ingress"])
+def test_shared_children_are_restarted_alone(child):
+    factory = FakeChildFactory()
+    ref, ended = running(factory)
+    ref.tell(ChildFailed(child, "RuntimeError: x", 1))
     status = ref.ask(GetStats(), timeout=5)
     assert status["state"] == "running" and status["restarts"] == 1
     assert factory.count(child) == 2
     assert all(factory.count(f"symbol:{s}") == 1 for s in SYMBOLS)
-    old, new = factory.refs[child]
-    assert not old.is_alive() and new.is_alive()
-    assert factory.received[child][1][0] == Open()
     if child == "ingress":  # the forming bars are handed over intact
         assert factory.ingress_calls[1]["aggregator"] is factory.ingress_calls[0]["aggregator"]
     assert ended.outcomes == []
 
 
-def test_more_failures_than_the_budget_end_the_session_failed():
+def test_a_shared_child_past_its_budget_fails_the_session_with_one_announcement():
     factory = FakeChildFactory()
-    ref, ended, _ = running(factory, max_restarts=1)
-    ref.tell(ChildFailed("symbol:AAPL", "KeyError: first"))
-    ref.tell(ChildFailed("symbol:AAPL", "KeyError: second"))
+    ref, ended = running(factory, max_restarts=1)
+    ref.tell(ChildFailed("ingress", "KeyError: first", 1))
+    ref.tell(ChildFailed("ingress", "KeyError: second", 2))
     wait_ended(ref, ended)
-    [outcome] = ended.outcomes
-    assert outcome.final_status == "failed" and "second" in outcome.reason
-    assert factory.count("symbol:AAPL") == 2  # one restart, then the end
-    events = publishes(factory)
-    [alert] = of_type(events, CriticalAlert)
-    [stopped] = of_type(events, SessionStopped)
-    assert alert.component == "symbol" and "failed" in alert.message
-    assert stopped.final_status == "failed"
-    assert len(of_type(events, SessionStarted)) == 1
-    assert factory.direct == []
-
-
-def test_a_restart_that_fails_ends_the_session():
-    factory = FakeChildFactory(fail_restart={"symbol:NVDA"})
-    ref, ended, _ = running(factory)
-    ref.tell(ChildFailed("symbol:NVDA", "boom"))
-    wait_ended(ref, ended)
-    assert ended.outcomes[0].final_status == "failed"
+    _assert_one_end(factory, ended, "failed")
+    assert "second" in ended.outcomes[0].reason
     [alert] = of_type(publishes(factory), CriticalAlert)
-    assert alert.component == "symbol:NVDA"
-    assert len(of_type(publishes(factory), SessionStopped)) == 1
+    assert alert.component == "ingress"
 
 
-def test_child_found_dead_by_the_timer_is_restarted():
+def test_a_symbol_past_its_budget_is_quarantined_and_the_session_runs_on():
     factory = FakeChildFactory()
-    ref, ended, _ = running(factory, timer_interval=0.02)
-    factory.refs["symbol:MSFT"][0].stop()  # dies without a ChildFailed
-    assert wait_until(lambda: factory.count("symbol:MSFT") == 2)
-    status = ref.ask(GetStats(), timeout=2)
-    assert status["state"] == "running" and status["restarts"] == 1
-    assert wait_until(lambda: factory.refs["symbol:MSFT"][1].is_alive())
+    ref, ended = running(factory, symbol_max_restarts=2, max_restarts=1)
+    for incarnation in (1, 2, 3):
+        ref.tell(ChildFailed("symbol:NVDA", "boom", incarnation))
+    status = ref.ask(GetStats(), timeout=5)
+    assert status["state"] == "running" and status["quarantined"] == ["NVDA"]
+    assert factory.count("symbol:NVDA") == 3  # two restarts, then no more
+    sync(factory, "ingress")
+    assert [m.symbol for m in factory.all_received("ingress") if isinstance(m, Quarantine)] == ["NVDA"]
+    assert wait_until(lambda: not factory.refs["symbol:NVDA"][-1].is_alive())
+    # Four flaky symbol failures spent no shared budget (max_restarts=1): ingress may still restart.
+    ref.tell(ChildFailed("ingress", "x", 1))
+    assert ref.ask(GetStats(), timeout=5)["state"] == "running"
+    assert ended.outcomes == []
 
 
-def test_timer_sends_heartbeats_and_reannounces_the_session():
+def test_a_restart_whose_open_fails_counts_against_the_budget():
+    factory = FakeChildFactory(fail_restart={"publisher"})
+    ref, ended = running(factory, max_restarts=2)
+    ref.tell(ChildFailed("publisher", "boom", 1))
+    wait_ended(ref, ended)  # 2 restarts fail to open, the third failure ends the session
+    assert ended.outcomes[0].final_status == "failed"
+    assert factory.count("publisher") == 3
+    assert len(stopped_events(factory)) == 1
+
+
+def test_session_totals_survive_a_publisher_restart():
     factory = FakeChildFactory()
-    running(factory, timer_interval=0.02, heartbeat=0.05, reannounce=0.05)
-    assert wait_until(lambda: sum(isinstance(m, Heartbeat) for m in factory.all_received("publisher")) >= 3)
-    assert wait_until(lambda: len(of_type(publishes(factory), SessionStarted)) >= 2)
-    announcements = of_type(publishes(factory), SessionStarted)
-    assert {(a.session_id, a.symbol_count, a.started_at) for a in announcements} == {
-        (SID, 3, announcements[0].started_at)}
+    ref, ended = running(factory)
+    ref.tell(ChildReport("publisher", 1, SimpleNamespace(patterns=3, indicators=4), time.time()))
+    ref.tell(ChildFailed("publisher", "boom", 1, SimpleNamespace(patterns=5, indicators=6)))
+    ref.tell(ChildReport("publisher", 1, SimpleNamespace(patterns=99, indicators=99), time.time()))  # stale
+    status = ref.ask(GetStats(), timeout=5)
+    assert (status["total_patterns"], status["total_indicators"]) == (5, 6)
+    ref.tell(StopSession("stopped"))
+    wait_ended(ref, ended)
+    # The new publisher says 7/11 (fakes.PUBLISHER_STATS): the session adds the dead one's 5/6.
+    assert (ended.outcomes[0].total_patterns, ended.outcomes[0].total_indicators) == (12, 17)
 
 
-# -- dynamic symbols -------------------------------------------------------------------------------
-
-
-def test_discovered_symbol_gets_an_actor_and_a_route():
+def test_discovered_symbol_gets_an_actor_and_a_route_without_waiting():
     factory = FakeChildFactory()
-    ref, _, _ = running(factory)
+    ref, _ = running(factory)
     ref.tell(SymbolDiscovered("TSLA"))
     ref.tell(SymbolDiscovered("AAPL"))  # already has an actor: nothing
-    status = ref.ask(GetStats(), timeout=5)
-    assert status["symbol_count"] == 4
-    assert factory.count("symbol:TSLA") == 1 and factory.count("symbol:AAPL") == 1
+    assert ref.ask(GetStats(), timeout=5)["symbol_count"] == 4
     sync(factory, "ingress")
     [route] = [m for m in factory.all_received("ingress") if isinstance(m, RouteSymbol)]
     assert route.symbol == "TSLA" and route.actor_ref.ref is factory.refs["symbol:TSLA"][0]
-    assert factory.received["symbol:TSLA"][0][0] == Open()
+    assert wait_until(lambda: factory.received["symbol:TSLA"][0][:1] == [Open(1)])
 
 
-def end_session(ref, ended) -> None:
-    """Stop the session if it still runs; wait until it has ended."""
-    try:
-        ref.ask(StopSession("stopped"), timeout=10)
-    except pykka.ActorDeadError:
-        pass
-    wait_ended(ref, ended)
-
-
-def test_discovered_symbol_whose_actor_cannot_open_never_kills_the_session_silently():
-    # The error escapes the told SymbolDiscovered; whatever the session does about it, its end
-    # must be announced exactly once and on_ended called exactly once (in HEAD it died silently).
-    factory = FakeChildFactory(fail_open={"symbol:TSLA"})
-    ref, ended, _ = running(factory)
-    ref.tell(SymbolDiscovered("TSLA"))
-    end_session(ref, ended)
-    assert len(ended.outcomes) == 1
-    assert len(of_type(publishes(factory), SessionStopped)) == 1
-
-
-def test_discovered_symbol_whose_actor_cannot_open_is_not_left_running():
-    factory = FakeChildFactory(fail_open={"symbol:TSLA"})
-    ref, ended, _ = running(factory)
-    ref.tell(SymbolDiscovered("TSLA"))
-    end_session(ref, ended)
-    assert factory.count("symbol:TSLA") == 1
-    assert wait_until(lambda: not factory.refs["symbol:TSLA"][0].is_alive(), timeout=0.3)
-
-
-def test_restarted_child_is_opened_before_it_gets_replayed_messages():
+def test_stop_order_is_ingress_symbols_persistence_then_the_announcement():
     factory = FakeChildFactory()
-    running(factory, timer_interval=0.02, heartbeat=0.001)
-    factory.refs["publisher"][0].stop()  # the next timer tick tells Heartbeat to a dead publisher
-    # Wait for the replacement's ref itself (the factory counts the call before it has the ref).
-    assert wait_until(lambda: len(factory.refs["publisher"]) == 2)
-    sync(factory, "publisher")
-    assert factory.received["publisher"][1][0] == Open()
+    ref, ended = running(factory)
+    ref.tell(StopSession("stopped"))
+    wait_ended(ref, ended)
+    log = factory.log
+
+    def first(predicate):
+        return next(i for i, e in enumerate(log) if predicate(e))
+
+    ingress_drain = first(lambda e: e[:2] == ("recv", "ingress") and isinstance(e[2], Drain))
+    symbols_stop = max(first(lambda e, s=s: e == ("stop", f"symbol:{s}")) for s in SYMBOLS)
+    persistence_drain = first(lambda e: e[:2] == ("recv", "persistence") and isinstance(e[2], Drain))
+    announce = first(lambda e: e[:2] == ("recv", "publisher") and isinstance(e[2], PublishConfirmed))
+    publisher_stop = first(lambda e: e == ("stop", "publisher"))
+    assert ingress_drain < symbols_stop < persistence_drain < announce < publisher_stop

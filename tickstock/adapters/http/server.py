@@ -2,7 +2,7 @@
 
 Routes:
 - ``POST /api/admin/streaming/start``  201 started, 409 already running, 503 start-up failed (answered, never a second
-  session), 422 universe cannot be resolved.
+  session) or the service is shutting down, 422 universe cannot be resolved.
 - ``POST /api/admin/streaming/stop``   200 with the outcome, 409 when no session runs.
 - ``GET  /api/streaming/status``       200 ``service.status()``; no token needed.
 - ``GET  /metrics``                    Prometheus text exposition.
@@ -35,7 +35,6 @@ import orjson
 from loguru import logger
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from tickstock.actors.service import UniverseError
 from tickstock.adapters.http.metrics import ServiceMetrics
 from tickstock.config import HttpSettings, is_loopback
 
@@ -147,12 +146,14 @@ class AdminServer:
     # -- routes (each returns status, body) ------------------------------------------------------
 
     def handle_start(self) -> tuple[int, Any]:
-        try:
-            started, status = self.service.start_session(manual=True)
-        except UniverseError as exc:
-            return 422, {"started": False, "error": str(exc)}
+        started, status = self.service.start_session(manual=True)
         if started:
             return 201, {"started": True, "status": status}
+        if status.get("refused"):  # the service is shutting down: nothing may start now
+            return 503, {"started": False, "error": status["refused"], "status": status}
+        error = status.get("start_error") or {}
+        if error.get("cause") == "universe":
+            return 422, {"started": False, "error": error.get("reason", "universe cannot be resolved"), "status": status}
         if status.get("running"):
             return 409, {"started": False, "status": status}
         # Nothing runs although we asked: start-up failed (announced as a failed session).

@@ -24,3 +24,28 @@ def test_a_bad_line_names_the_file_and_line(tmp_path):
     path.write_bytes(encode_rows([Bar("A", 60, 1, 1, 1, 1, 1)]) + b'{"kind": "Nope", "row": {}}\n')
     with pytest.raises(ValueError, match=r"spill.jsonl:2"):
         list(decode_rows(path))
+
+
+def test_new_fields_round_trip_and_old_lines_take_the_defaults(tmp_path):
+    from tickstock.messages.spill import decode_line, encode_row
+
+    part = Bar("AAPL", 1_795_738_920, 1.0, 2.0, 0.5, 1.5, 10, 2, session_id="s", first_tick_at=1.5,
+               last_tick_at=59.5, partial=True)
+    assert decode_line(encode_row(part)) == part
+    old = b'{"kind": "Bar", "row": {"symbol": "A", "start": 60, "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1}}\n'
+    assert decode_line(old) == Bar("A", 60, 1, 1, 1, 1, 1)
+    record = PatternRecord("AAPL", "Doji", 0.5, 1.0, {}, None, (1.0,), row_id="fixed-id")
+    back = decode_line(encode_row(record))
+    assert back.row_id == "fixed-id" and back.levels == (1.0,) and isinstance(back.levels, tuple)
+
+
+def test_a_line_cut_short_is_refused_not_misread():
+    from tickstock.messages.spill import decode_line, encode_row
+
+    line = encode_row(Bar("A", 60, 1, 1, 1, 1, 1))
+    with pytest.raises(ValueError):
+        decode_line(line[:-1])  # whole JSON, newline missing: the write did not finish
+    with pytest.raises(ValueError):
+        decode_line(line[: len(line) // 2] + b"\n")
+    with pytest.raises(ValueError):
+        encode_row(object())

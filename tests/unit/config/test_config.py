@@ -5,14 +5,18 @@ problem)."""
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import yaml
 
 import tickstock.actors.__main__ as cli
-from tickstock.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings
+from tickstock.config import DEFAULT_CONFIG_PATH, ConfigError, HttpSettings, SessionSettings, Settings, load_settings
 
 REPO_CONFIG = Path(__file__).resolve().parents[3] / "config.yaml"
 
@@ -412,3 +416,334 @@ def test_main_check_database_universe_unreachable(tmp_path: Path, capsys: pytest
     assert cli.main(["--config", str(path), "--check"]) == 1
     err = capsys.readouterr().err
     assert "PROBLEM:   universe 'test:tiny' could not be read from cache_entries" in err
+
+
+# -- the schema: a type and a range for every key ------------------------------------------------
+
+
+def nested(dotted: str, value: Any) -> dict:
+    section, _, name = dotted.partition(".")
+    return {section: {name: value}}
+
+
+def leaves() -> list[tuple[str, Any, Any]]:
+    """(dotted key, msgspec type info, default) of every setting inside a section."""
+    out = []
+    for section in msgspec.inspect.type_info(Settings).fields:
+        if isinstance(section.type, msgspec.inspect.StructType):
+            out += [(f"{section.name}.{f.name}", f.type, f.default) for f in section.type.fields]
+    return out
+
+
+DAY, WEEK = 86400, 7 * 86400
+# key -> (refused, accepted): each refused value breaks exactly that key's range.
+RANGES: dict[str, tuple[list, list]] = {
+    "redis.ping_interval_seconds": ([0, -1, 301], [0.5, 19]),
+    "redis.ping_timeout_seconds": ([0, 601], [10.5, 600]),
+    "database.connect_timeout_seconds": ([0, 0.5, 301], [1, 300]),
+    "database.statement_timeout_seconds": ([0, 0.05, 3601], [0.1, 3600]),
+    "database.lock_timeout_seconds": ([0, 0.05, 3601], [0.1, 3600]),
+    "session.heartbeat_interval_seconds": ([0, -5, 10.5], [0.1, 10]),
+    "session.session_key_ttl_seconds": ([0, -30, DAY + 1], [5.5, DAY]),
+    "session.reannounce_interval_seconds": ([0, DAY + 1], [0.5, DAY]),
+    "session.health_interval_seconds": ([0, 3601], [0.5, 3600]),
+    "session.report_interval_seconds": ([0, -1, 61], [0.05, 60]),
+    "session.shutdown_deadline_seconds": ([0, 0.5, 601], [1, 600]),
+    "session.startup_timeout_seconds": ([0, 601], [0.5, 600]),
+    "bars.grace_seconds": ([-0.5, 59.5], [0, 59]),
+    "bars.max_tick_skew_seconds": ([0, DAY + 1], [0.5, DAY]),
+    "analysis.prime_bars": ([-1, 10_001], [0, 10_000]),
+    "analysis.high_confidence": ([-0.1, 1.01], [0, 1]),
+    "analysis.indicator_ttl_seconds": ([0, -1, WEEK + 1], [1, WEEK]),
+    "analysis.pattern_ttl_seconds": ([0, -1, WEEK + 1], [1, WEEK]),
+    "analysis.max_component_failures": ([0, -1, 1001], [1, 1000]),
+    "persistence.batch_size": ([0, 100_001], [1, 100_000]),
+    "persistence.flush_interval_seconds": ([0, 61], [0.01, 60]),
+    "persistence.retry_interval_seconds": ([0, -2, 3601], [0.1, 3600]),
+    "persistence.backlog_warning": ([0, 100_000_001], [1, 100_000_000]),
+    "persistence.fsync_interval_seconds": ([0, 61], [0.01, 60]),
+    "persistence.table_retry_seconds": ([0, DAY + 1], [1, DAY]),
+    "supervision.max_restarts": ([-1, 1001], [0, 1000]),
+    "supervision.within_seconds": ([0, DAY + 1], [1, DAY]),
+    "supervision.symbol_max_restarts": ([-1, 1001], [0, 1000]),
+    "supervision.symbol_within_seconds": ([0, DAY + 1], [1, DAY]),
+    "http.port": ([0, -1, 65_536], [1, 65_535]),
+    "health.feed_silent_warning_seconds": ([0, DAY + 1], [1, 120]),
+    "health.feed_silent_critical_seconds": ([0, DAY + 1], [30, DAY]),
+    "health.stale_symbol_seconds": ([0, DAY + 1], [1, DAY]),
+    "health.active_symbol_seconds": ([0, DAY + 1], [1, DAY]),
+    "health.persistence_failing_critical_seconds": ([0, DAY + 1], [1, DAY]),
+}
+NUMBERS = [(k, t) for k, t, _ in leaves() if isinstance(t, (msgspec.inspect.FloatType, msgspec.inspect.IntType))]
+
+
+def test_every_number_has_a_lower_and_an_upper_bound_and_a_test() -> None:
+    for key, info in NUMBERS:
+        assert (info.ge is not None or info.gt is not None) and info.le is not None, key
+    assert sorted(RANGES) == sorted(k for k, _ in NUMBERS)  # a new number needs its line above
+
+
+def test_every_string_but_the_token_must_not_be_empty(tmp_path: Path) -> None:
+    strings = [k for k, t, _ in leaves() if isinstance(t, msgspec.inspect.StrType)]
+    assert "channels.ticks" in strings and "persistence.spill_dir" in strings
+    for key in strings:
+        if key == "http.admin_token":
+            continue
+        err = config_error(write(tmp_path, nested(key, "")))
+        assert_names(err, key)
+        assert err.problem == "expected a string of length >= 1, got ''"
+
+
+@pytest.mark.parametrize("key", sorted(RANGES))
+def test_range_refuses_out_of_bounds_and_accepts_its_bounds(tmp_path: Path, key: str) -> None:
+    refused, accepted = RANGES[key]
+    is_int = isinstance(dict(NUMBERS)[key], msgspec.inspect.IntType)
+    wrong_types = [True, "1", 1.5] if is_int else [True, "1", float("inf"), float("-inf"), float("nan")]
+    for value in refused + wrong_types:
+        err = config_error(write(tmp_path, nested(key, value)))
+        assert_names(err, key)
+        assert repr(value) in err.problem, err.problem  # says what it got
+    for value in accepted:
+        section, _, name = key.partition(".")
+        got = getattr(getattr(load_settings(write(tmp_path, nested(key, value)), environ={}), section), name)
+        assert got == value and type(got) is (int if is_int else float)
+
+
+def test_range_error_says_the_bound(tmp_path: Path) -> None:
+    err = config_error(write(tmp_path, {"persistence": {"retry_interval_seconds": 0}}))
+    assert err.problem == "expected a number > 0.0, got 0"
+    err = config_error(write(tmp_path, {"analysis": {"max_component_failures": 0}}))
+    assert err.problem == "expected an integer >= 1, got 0"
+    err = config_error(write(tmp_path, {"bars": {"grace_seconds": "two"}}))
+    assert err.problem == "expected a number, got 'two'"
+
+
+@pytest.mark.parametrize("key,value", [
+    ("session.universe_source", "redis"), ("session.universe_source", "YAML"),
+    ("logging.level", "LOUD"), ("logging.level", "warn"), ("logging.level", 10),
+])
+def test_enumerations(tmp_path: Path, key: str, value: Any) -> None:
+    err = config_error(write(tmp_path, nested(key, value)))
+    assert_names(err, key)
+    if isinstance(value, str):
+        assert err.problem.startswith("must be one of ") and repr(value.upper() if key == "logging.level" else value) in err.problem
+
+
+@pytest.mark.parametrize("level", ["trace", "Debug", "info", "SUCCESS", "warning", "error", "CRITICAL"])
+def test_log_levels_are_loguru_levels_in_any_case(tmp_path: Path, level: str) -> None:
+    assert load_settings(write(tmp_path, {"logging": {"level": level}}), environ={}).logging.level == level.upper()
+
+
+@pytest.mark.parametrize("flag", ["session.auto_start", "session.accept_new_symbols", "http.enabled",
+                                  "analysis.analyse_partial_bars"])
+def test_flags_are_booleans(tmp_path: Path, flag: str) -> None:
+    for value in (0, "true", None):
+        assert_names(config_error(write(tmp_path, nested(flag, value))), flag)
+
+
+def test_removed_shutdown_timeout_is_an_unknown_key(tmp_path: Path) -> None:
+    err = config_error(write(tmp_path, {"session": {"shutdown_timeout_seconds": 15}}))
+    assert_names(err, "session.shutdown_timeout_seconds")
+    assert err.problem.startswith("unknown key") and "shutdown_deadline_seconds" in err.problem
+
+
+def test_new_keys_and_their_defaults() -> None:
+    s = Settings()
+    assert s.session.shutdown_deadline_seconds == 20.0 and s.session.report_interval_seconds == 1.0
+    assert s.session.startup_timeout_seconds == 15.0
+    assert (s.database.connect_timeout_seconds, s.database.statement_timeout_seconds,
+            s.database.lock_timeout_seconds) == (5.0, 10.0, 5.0)
+    assert (s.redis.ping_interval_seconds, s.redis.ping_timeout_seconds) == (10.0, 20.0)
+    assert (s.persistence.spill_dir, s.persistence.fsync_interval_seconds, s.persistence.table_retry_seconds) == (
+        "var/spill", 1.0, 60.0)
+    assert (s.supervision.max_restarts, s.supervision.within_seconds) == (3, 60.0)
+    assert (s.supervision.symbol_max_restarts, s.supervision.symbol_within_seconds) == (3, 60.0)
+    assert s.analysis.analyse_partial_bars is False
+
+
+def test_repo_config_yaml_lists_every_key_with_the_code_default() -> None:
+    data = yaml.safe_load(REPO_CONFIG.read_text(encoding="utf-8"))
+    for key, _, default in leaves():
+        section, _, name = key.partition(".")
+        assert name in data[section], f"{key} missing from config.yaml"
+        if key != "analysis.fallback_definitions":
+            assert data[section][name] == default, key
+
+
+# -- rules between keys --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("extra,key", [
+    ({"session": {"heartbeat_interval_seconds": 5, "session_key_ttl_seconds": 5}}, "session.session_key_ttl_seconds"),
+    ({"session": {"heartbeat_interval_seconds": 8, "session_key_ttl_seconds": 6}}, "session.session_key_ttl_seconds"),
+    ({"redis": {"ping_interval_seconds": 20, "ping_timeout_seconds": 20}}, "redis.ping_timeout_seconds"),
+    ({"redis": {"ping_interval_seconds": 30}}, "redis.ping_timeout_seconds"),
+    ({"health": {"feed_silent_warning_seconds": 60, "feed_silent_critical_seconds": 59}},
+     "health.feed_silent_critical_seconds"),
+])
+def test_cross_field_rule_names_the_key(tmp_path: Path, extra: dict, key: str) -> None:
+    err = config_error(write(tmp_path, extra))
+    assert_names(err, key)
+    other = {"session.session_key_ttl_seconds": "session.heartbeat_interval_seconds",
+             "redis.ping_timeout_seconds": "redis.ping_interval_seconds",
+             "health.feed_silent_critical_seconds": "health.feed_silent_warning_seconds"}[key]
+    assert other in err.problem  # names the key it is compared with
+
+
+def test_cross_field_rules_accept_what_fits(tmp_path: Path) -> None:
+    s = load_settings(write(tmp_path, {
+        "session": {"heartbeat_interval_seconds": 5, "session_key_ttl_seconds": 5.5},
+        "redis": {"ping_interval_seconds": 20, "ping_timeout_seconds": 20.5},
+        "health": {"feed_silent_warning_seconds": 60, "feed_silent_critical_seconds": 60},
+    }), environ={})
+    assert s.session.session_key_ttl_seconds == 5.5 and s.redis.ping_timeout_seconds == 20.5
+    assert s.health.feed_silent_critical_seconds == 60
+
+
+# -- URLs and hosts ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/0", "rediss://cache.example.com:6380/1",
+                                 "redis://:secret@[::1]:6379", "redis://localhost", "unix:///run/redis.sock"])
+def test_redis_urls_accepted(tmp_path: Path, url: str) -> None:
+    assert load_settings(write(tmp_path, {"redis": {"url": url}}), environ={}).redis.url == url
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:6379/0", "tcp://127.0.0.1:6379", "redis:127.0.0.1",
+                                 "postgresql://127.0.0.1/x", "redis://127.0.0.1:0/0", "redis://127.0.0.1:65536",
+                                 "redis://bad host:6379", "redis://[::1:6379", "unix://", "127.0.0.1:6379"])
+def test_redis_urls_refused(tmp_path: Path, url: str) -> None:
+    assert_names(config_error(write(tmp_path, {"redis": {"url": url}})), "redis.url")
+
+
+@pytest.mark.parametrize("url", ["postgresql://root@127.0.0.1:5432/tickstock", "postgres://u:p@db.internal/prod",
+                                 "postgresql:///tickstock", "postgresql://[::1]:5433/t?sslmode=require"])
+def test_database_urls_accepted(tmp_path: Path, url: str) -> None:
+    assert load_settings(write(tmp_path, {"database": {"url": url}}), environ={}).database.url == url
+
+
+@pytest.mark.parametrize("url", ["mysql://root@127.0.0.1/tickstock", "postgresql+psycopg2://h/t", "redis://h/0",
+                                 "postgresql://h:0/t", "postgresql://h:70000/t", "postgresql://h/",
+                                 "postgresql:/h/t", "postgresql://bad host/t"])
+def test_database_urls_refused(tmp_path: Path, url: str) -> None:
+    assert_names(config_error(write(tmp_path, {"database": {"url": url}})), "database.url")
+
+
+def test_url_error_hides_the_password(tmp_path: Path) -> None:
+    err = config_error(write(tmp_path, {"database": {"url": "mysql://app:s3cret@db/prod"}}))
+    assert "s3cret" not in str(err) and "app:***@db" in err.problem
+
+
+@pytest.mark.parametrize("host", ["bad host", "-x", "a/b", "http://127.0.0.1"])
+def test_http_host_must_parse(tmp_path: Path, host: str) -> None:
+    assert_names(config_error(write(tmp_path, {"http": {"host": host, "admin_token": "t"}})), "http.host")
+
+
+# -- an insecure HTTP bind is a config error -----------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "[::]", "192.168.1.10", "example.com"])
+def test_non_loopback_bind_without_token_is_a_config_error(tmp_path: Path, host: str) -> None:
+    err = config_error(write(tmp_path, {"http": {"host": host}}))
+    assert_names(err, "http.admin_token")
+    assert "TICKSTOCK_ADMIN_TOKEN" in err.problem
+    # a blank token is no token
+    assert_names(config_error(write(tmp_path, {"http": {"host": host, "admin_token": "  "}})), "http.admin_token")
+    # with a token, or with HTTP disabled, the same host is fine
+    assert load_settings(write(tmp_path, {"http": {"host": host, "admin_token": "t0ken"}}), environ={}).http.host == host
+    assert load_settings(write(tmp_path, {"http": {"host": host, "enabled": False}}), environ={}).http.enabled is False
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost"])
+def test_loopback_bind_needs_no_token(tmp_path: Path, host: str) -> None:
+    assert load_settings(write(tmp_path, {"http": {"host": host}}), environ={}).http.admin_token == ""
+
+
+def test_insecure_bind_from_the_environment_exits_2(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ENV_NAMES}
+    env.update(TICKSTOCK_CONFIG=str(write(tmp_path)), TICKSTOCK_HTTP_HOST="0.0.0.0")
+    done = subprocess.run([sys.executable, "-m", "tickstock.actors", "--check"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "config error at 'http.admin_token'" in done.stderr and "Traceback" not in done.stderr
+    env["TICKSTOCK_ADMIN_TOKEN"] = "t0ken"  # the same bind with a token passes validation (then checks the rest)
+    done = subprocess.run([sys.executable, "-m", "tickstock.actors", "--check", "--universe", "no:such"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "config error at 'session.universe'" in done.stderr
+
+
+def test_main_insecure_bind_in_the_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture, clean_env) -> None:
+    path = write(tmp_path, {"http": {"host": "0.0.0.0"}})
+    assert cli.main(["--config", str(path), "--check"]) == 2
+    assert "config error at 'http.admin_token'" in capsys.readouterr().err
+    assert clean_env == []
+
+
+def test_main_out_of_range_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture, clean_env) -> None:
+    path = write(tmp_path, {"persistence": {"retry_interval_seconds": 0}})
+    assert cli.main(["--config", str(path), "--check"]) == 2
+    assert "config error at 'persistence.retry_interval_seconds': expected a number > 0.0, got 0" in \
+        capsys.readouterr().err
+
+
+# -- environment overrides go through the same schema --------------------------------------------
+
+
+@pytest.mark.parametrize("env,key", [
+    ({"TICKSTOCK_HTTP_PORT": "70000"}, "http.port"),
+    ({"TICKSTOCK_HTTP_PORT": "-1"}, "http.port"),
+    ({"TICKSTOCK_HTTP_HOST": "0.0.0.0"}, "http.admin_token"),
+    ({"TICKSTOCK_HTTP_HOST": "no such host"}, "http.host"),
+    ({"TICKSTOCK_REDIS_URL": "http://127.0.0.1:6379"}, "redis.url"),
+    ({"TICKSTOCK_DATABASE_URL": "postgresql://h:0/t"}, "database.url"),
+    ({"TICKSTOCK_LOG_LEVEL": "verbose"}, "logging.level"),
+])
+def test_environment_values_are_validated_by_the_schema(tmp_path: Path, env: dict, key: str) -> None:
+    assert_names(config_error(write(tmp_path), environ=env), key)
+
+
+def test_environment_values_are_converted(tmp_path: Path) -> None:
+    s = load_settings(write(tmp_path), environ={"TICKSTOCK_HTTP_PORT": "65535", "TICKSTOCK_LOG_LEVEL": "debug",
+                                                "TICKSTOCK_HTTP_HOST": "::", "TICKSTOCK_ADMIN_TOKEN": "t"})
+    assert s.http.port == 65535 and type(s.http.port) is int
+    assert s.logging.level == "DEBUG" and s.http.host == "::"
+
+
+# -- error locations inside lists and mappings ---------------------------------------------------
+
+
+@pytest.mark.parametrize("extra,key,problem", [
+    ({"universes": {"x": ["AAPL", None]}}, "universes.x", "[1]: expected a string, got None"),
+    ({"universes": {"x": []}}, "universes.x", "expected a list of length >= 1, got []"),
+    ({"universes": {7: ["AAPL"]}}, "universes", "bad key: expected a string, got 7"),
+    ({"analysis": {"fallback_definitions": {"indicator": []}}}, "analysis.fallback_definitions.indicator",
+     "unknown key (allowed: patterns, indicators)"),
+    ({"analysis": {"fallback_definitions": {"patterns": "Doji"}}}, "analysis.fallback_definitions.patterns",
+     "expected a list, got 'Doji'"),
+    ({"analysis": {"fallback_definitions": {"patterns": [{"name": "Doji"}, "Hammer"]}}},
+     "analysis.fallback_definitions.patterns", "[1]: expected a mapping, got 'Hammer'"),
+    ({"bars": {"grace_secs": 2}}, "bars.grace_secs", "unknown key (allowed: grace_seconds, max_tick_skew_seconds)"),
+])
+def test_error_location_and_problem(tmp_path: Path, extra: dict, key: str, problem: str) -> None:
+    err = config_error(write(tmp_path, extra))
+    assert_names(err, key)
+    assert err.problem == problem
+
+
+# -- the settings objects ------------------------------------------------------------------------
+
+
+def test_settings_are_immutable_and_replace_returns_changed_copies() -> None:
+    s = Settings()
+    with pytest.raises(AttributeError):
+        s.session.heartbeat_interval_seconds = 1.0  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        s.http = HttpSettings()  # type: ignore[misc]
+    session = s.session.replace(heartbeat_interval_seconds=2.0)
+    changed = s.replace(session=session, http=s.http.replace(port=9000))
+    assert changed.session.heartbeat_interval_seconds == 2.0 and changed.http.port == 9000
+    assert s.session.heartbeat_interval_seconds == 5.0 and s.http.port == 8080  # the original is untouched
+    assert msgspec.structs.replace(s.bars, grace_seconds=1.5).grace_seconds == 1.5
+    with pytest.raises(TypeError):
+        s.session.replace(shutdown_timeout_seconds=1.0)  # no such key
+    assert Settings() == Settings() and Settings().session == SessionSettings()

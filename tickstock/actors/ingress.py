@@ -13,7 +13,16 @@ Guarantees:
   the receive loop reads whatever is already waiting on the socket, so a tick that reached the
   service before the deadline is never judged late.
 - A malformed tick is counted per reason, logged at most once per reason per ``log_every`` seconds,
-  and skipped. A lost connection is re-established with back-off while bars keep closing.
+  and skipped. A lost connection (closed, or half-open: the feed PINGs) is re-established with
+  back-off while bars keep closing. Once re-subscribed, the aggregator is told the gap
+  (``mark_gap(lost_at, resubscribed_at)``, ``lost_at`` being the last time the subscription was
+  known to deliver) so the bars of those minutes are marked partial; the time spent disconnected
+  and the reconnects are counted.
+- The counters are pushed to the supervisor (``ChildReport``) every ``report_interval`` seconds
+  from the receive loop: one clock comparison per loop iteration, nothing per tick.
+- ``Quarantine(symbol)``: that symbol's bars are no longer routed (its actor is being stopped);
+  they are still persisted, and its ticks and held-back bars are counted. A later
+  ``RouteSymbol`` for it lifts the quarantine.
 - A crash of the receive thread is reported to the supervisor as ``ChildFailed``.
 """
 
@@ -23,7 +32,7 @@ import queue
 import threading
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import pykka
@@ -33,7 +42,9 @@ from tickstock.actors.faults import maybe_fail
 from tickstock.adapters.redis.feed import FeedDisconnected
 from tickstock.bars.aggregator import MinuteBarAggregator
 from tickstock.messages.bars import Bar
-from tickstock.messages.commands import BarClosed, Drain, GetStats, PersistBars, RouteSymbol, SymbolDiscovered
+from tickstock.messages.commands import (
+    BarClosed, Drain, GetStats, PersistBars, Quarantine, RouteSymbol, SymbolDiscovered,
+)
 from tickstock.messages.ticks import TickRejected, decode_tick
 
 _MAX_WAIT = 0.2          # longest the loop blocks on the socket: bounds how late a close can run
@@ -56,6 +67,10 @@ class IngressStats:
     redis_connected: bool
     reconnects: int
     forming: int
+    disconnected_since: float | None = None  # epoch s: the subscription was found lost then, still is
+    disconnected_seconds: float = 0.0  # total of the disconnections that ended (re-subscribed)
+    quarantined: dict[str, int] = field(default_factory=dict)  # symbol -> bars held back from its actor
+    quarantined_ticks: dict[str, int] = field(default_factory=dict)  # symbol -> ticks since quarantined
 
 
 class TickIngressActor(SupervisedActor):
@@ -71,6 +86,7 @@ class TickIngressActor(SupervisedActor):
         max_skew_seconds: float = 3600.0,
         clock: Callable[[], float] = time.time,
         log_every: float = 10.0,
+        report_interval: float = 1.0,
     ) -> None:
         super().__init__(supervisor, "ingress", session_id)
         self._feed_factory = feed_factory
@@ -100,6 +116,14 @@ class TickIngressActor(SupervisedActor):
         self.last_tick_at: float | None = None
         self.last_seen: dict[str, float] = {}
         self.reconnects = 0
+        self.disconnected_since: float | None = None
+        self.disconnected_seconds = 0.0
+        self._alive_at: float | None = None  # last time the subscription was known to deliver
+        self._lost_at: float | None = None   # where the current gap starts
+        self.quarantined: dict[str, int] = {}
+        self.quarantined_ticks: Counter[str] = Counter()
+        self._report_interval = report_interval
+        self._next_report_at = 0.0
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -107,6 +131,7 @@ class TickIngressActor(SupervisedActor):
         """Subscribe (raising if Redis refuses) and start the receive thread."""
         self._feed = self._feed_factory()
         self._feed.connect()
+        self._alive_at = self._clock()
         self._thread = threading.Thread(target=self._run, name="ingress-receive", daemon=True)
         self._thread.start()
         self.log.info("subscribed to ticks, {} symbols routed", len(self.routes))
@@ -127,12 +152,12 @@ class TickIngressActor(SupervisedActor):
 
     # -- messages -------------------------------------------------------------------------------
 
-    @handles(RouteSymbol)
-    def _route(self, message: RouteSymbol) -> None:
+    @handles(RouteSymbol, Quarantine)
+    def _route(self, message: RouteSymbol | Quarantine) -> None:
         if self._thread is not None and self._thread.is_alive():
-            self._control.put(message)
+            self._control.put(message)  # routes belong to the receive thread
         else:
-            self._apply_route(message)
+            self._apply(message)
 
     @handles(Drain)
     def _drain(self, message: Drain) -> IngressStats:
@@ -144,11 +169,16 @@ class TickIngressActor(SupervisedActor):
 
     @handles(GetStats)
     def _stats(self, message: GetStats) -> IngressStats:
+        return self._snapshot()
+
+    def _snapshot(self) -> IngressStats:
         agg = self.aggregator
         return IngressStats(
             self.received, agg.folded_ticks, agg.late_ticks, dict(self.rejected), self.unknown_symbols,
             self.bars_closed, self.lag_sum, self.lag_count, self.last_tick_at, self.last_seen.copy(),
             self._feed is not None and self._feed.connected, self.reconnects, agg.forming_count(),
+            self.disconnected_since, self.disconnected_seconds, dict(self.quarantined),
+            dict(self.quarantined_ticks),
         )
 
     # -- receive loop (its own thread) ----------------------------------------------------------
@@ -164,6 +194,9 @@ class TickIngressActor(SupervisedActor):
     def _step(self) -> None:
         self._apply_control()
         now = self._clock()
+        if now >= self._next_report_at:
+            self._next_report_at = now + self._report_interval
+            self.report(self._snapshot())
         deadline = self.aggregator.next_deadline()
         wait = _MAX_WAIT if deadline is None else min(_MAX_WAIT, max(0.0, deadline - now))
         if self._feed.connected:
@@ -185,12 +218,17 @@ class TickIngressActor(SupervisedActor):
         try:
             payloads = self._feed.read(wait)
         except FeedDisconnected as exc:
+            now = self._clock()
+            if self.disconnected_since is None:
+                self.disconnected_since = now
+                self._lost_at = min(now, self._alive_at if self._alive_at is not None else now)
             self.log.error("tick feed lost: {}", exc)
             self._next_connect_at = 0.0
             return 0
         if payloads:
             maybe_fail("ingress:receive")
-            self._ingest(payloads, self._clock())
+            received_at = self._alive_at = self._clock()
+            self._ingest(payloads, received_at)
         return len(payloads)
 
     def _reconnect(self, now: float, wait: float) -> None:
@@ -204,9 +242,21 @@ class TickIngressActor(SupervisedActor):
             self._backoff = min(self._backoff * 2, _MAX_BACKOFF)
             self.log.warning("tick feed reconnect failed, next try in {:.1f}s: {}", self._backoff, exc)
             return
+        resubscribed_at = self._alive_at = self._clock()
         self.reconnects += 1
         self._backoff = 0.5
-        self.log.info("tick feed re-subscribed (reconnect #{})", self.reconnects)
+        if self.disconnected_since is None:
+            self.log.info("tick feed re-subscribed (reconnect #{})", self.reconnects)
+            return
+        lost_at = self._lost_at if self._lost_at is not None else self.disconnected_since
+        self.disconnected_seconds += resubscribed_at - self.disconnected_since
+        self.log.warning("tick feed re-subscribed (reconnect #{}) after {:.1f}s disconnected; ticks published "
+                         "in the {:.1f}s since it last delivered may be missing",
+                         self.reconnects, resubscribed_at - self.disconnected_since, resubscribed_at - lost_at)
+        self.disconnected_since = self._lost_at = None
+        mark_gap = getattr(self.aggregator, "mark_gap", None)
+        if mark_gap is not None:
+            mark_gap(lost_at, resubscribed_at)  # the bars of those minutes are partial
 
     def _ingest(self, payloads: list[bytes], received_at: float) -> None:
         """Decode and fold one read's worth of ticks. The per-tick path: keep it lean."""
@@ -235,6 +285,10 @@ class TickIngressActor(SupervisedActor):
             self.last_tick_at = received_at
 
     def _admit(self, symbol: str) -> bool:
+        """A tick of a symbol without a route (the per-tick path never comes here otherwise)."""
+        if symbol in self.quarantined:
+            self.quarantined_ticks[symbol] += 1
+            return True  # folded and stored, never routed
         if not self.accept_new_symbols:
             self.unknown_symbols += 1
             return False
@@ -262,9 +316,26 @@ class TickIngressActor(SupervisedActor):
                 message = self._control.get_nowait()
             except queue.Empty:
                 return
+            self._apply(message)
+
+    def _apply(self, message: RouteSymbol | Quarantine) -> None:
+        if type(message) is Quarantine:
+            self._apply_quarantine(message.symbol)
+        else:
             self._apply_route(message)
 
+    def _apply_quarantine(self, symbol: str) -> None:
+        self.routes.pop(symbol, None)
+        held = self._pending.pop(symbol, [])
+        self.quarantined[symbol] = self.quarantined.get(symbol, 0) + len(held)
+        self.quarantined_ticks.setdefault(symbol, 0)
+        self.log.warning("{} quarantined: its bars are stored but no longer analysed ({} held back)",
+                         symbol, len(held))
+
     def _apply_route(self, message: RouteSymbol) -> None:
+        if self.quarantined.pop(message.symbol, None) is not None:
+            ticks = self.quarantined_ticks.pop(message.symbol, 0)
+            self.log.info("{} routed again: quarantine lifted ({} ticks while quarantined)", message.symbol, ticks)
         self.routes[message.symbol] = message.actor_ref
         held = self._pending.pop(message.symbol, [])
         for bar in held:
@@ -275,9 +346,11 @@ class TickIngressActor(SupervisedActor):
             return
         for bar in bars:
             target = self.routes.get(bar.symbol)
-            if target is None:
-                self._pending[bar.symbol].append(bar)  # its actor is being started
-            else:
+            if target is not None:
                 target.tell(BarClosed(bar, closed_at))
+            elif bar.symbol in self.quarantined:
+                self.quarantined[bar.symbol] += 1  # stored below, analysed by nobody
+            else:
+                self._pending[bar.symbol].append(bar)  # its actor is being started
         self.bars_closed += len(bars)
         self.persistence.tell(PersistBars(tuple(bars)))

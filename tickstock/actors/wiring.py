@@ -38,6 +38,7 @@ class ProductionFactory:
             supervisor, plan.session_id, s.channels, s.keys, s.session.session_key_ttl_seconds,
             s.analysis.high_confidence, lambda: RedisPublisher(s.redis.url),
             observe_latency=self._hook("observe_publish_latency"),
+            report_interval=s.session.report_interval_seconds,
         )
 
     def persistence(self, supervisor: pykka.ActorRef, plan: SessionPlan) -> pykka.ActorRef:
@@ -63,8 +64,11 @@ class ProductionFactory:
                 persistence: ChildHandle, aggregator: MinuteBarAggregator) -> pykka.ActorRef:
         s = self.settings
         return TickIngressActor.start(
-            supervisor, plan.session_id, lambda: RedisTickFeed(s.redis.url, s.channels.ticks), routes,
-            persistence, aggregator, s.session.accept_new_symbols, s.bars.max_tick_skew_seconds,
+            supervisor, plan.session_id,
+            lambda: RedisTickFeed(s.redis.url, s.channels.ticks, ping_interval=s.redis.ping_interval_seconds,
+                                  ping_timeout=s.redis.ping_timeout_seconds),
+            routes, persistence, aggregator, s.session.accept_new_symbols, s.bars.max_tick_skew_seconds,
+            report_interval=s.session.report_interval_seconds,
         )
 
     def load_history(self, symbols: Sequence[str], limit: int) -> dict[str, list[Bar]]:

@@ -15,8 +15,10 @@ from tickstock.actors.ingress import TickIngressActor
 from tickstock.adapters.redis.feed import FeedDisconnected
 from tickstock.bars.aggregator import MinuteBarAggregator
 from tickstock.messages.bars import Bar
+from tickstock.actors.ingress import IngressStats
 from tickstock.messages.commands import (
-    BarClosed, ChildFailed, Drain, GetStats, Open, PersistBars, RouteSymbol, SymbolDiscovered,
+    BarClosed, ChildFailed, ChildReport, Drain, GetStats, Open, PersistBars, Quarantine, RouteSymbol,
+    SymbolDiscovered,
 )
 from tickstock.messages.ticks import encode_tick
 
@@ -29,7 +31,8 @@ def tick(symbol: str, price: float, ts: float, volume: int = 100) -> bytes:
     return encode_tick(symbol, price, volume, ts)
 
 
-def make(symbols=("AAPL", "MSFT"), accept_new_symbols=False, start=M + 5, grace=2.0, script=(), connected=True):
+def make(symbols=("AAPL", "MSFT"), accept_new_symbols=False, start=M + 5, grace=2.0, script=(), connected=True,
+         report_interval=1.0):
     clock = FakeClock(start)
     feed = FakeFeed(script, connected=connected)
     routes = {s: Recorder(s) for s in symbols}
@@ -38,7 +41,7 @@ def make(symbols=("AAPL", "MSFT"), accept_new_symbols=False, start=M + 5, grace=
     aggregator = MinuteBarAggregator(grace, now=clock())
     actor = TickIngressActor(
         supervisor, "sid", lambda: feed, routes, persistence, aggregator,
-        accept_new_symbols=accept_new_symbols, clock=clock,
+        accept_new_symbols=accept_new_symbols, clock=clock, report_interval=report_interval,
     )
     actor._feed = feed  # what open() does, without starting the receive thread
     return SimpleNamespace(actor=actor, feed=feed, clock=clock, routes=routes, persistence=persistence,
@@ -56,6 +59,15 @@ def bars_to(recorder: Recorder) -> list[Bar]:
     return [m.bar for m in recorder.of_type(BarClosed)]
 
 
+def ohlcv(bar: Bar) -> tuple:
+    return (bar.symbol, bar.start, bar.open, bar.high, bar.low, bar.close, bar.volume, bar.tick_count)
+
+
+def told(recorder: Recorder) -> list:
+    """What was told to the supervisor, the periodic ``ChildReport`` aside."""
+    return [m for m in recorder.messages if not isinstance(m, ChildReport)]
+
+
 # -- folding and closing by the clock ----------------------------------------------------------
 
 
@@ -69,9 +81,10 @@ def test_bar_closes_by_the_clock_with_no_further_tick_and_is_delivered_once():
 
     step_at(env, M + 62.0)  # deadline M+60+2 reached: closes without any new tick
     [aapl] = env.routes["AAPL"].messages
-    assert aapl == BarClosed(Bar("AAPL", M, 100.0, 101.0, 99.5, 99.5, 16, 3), M + 62.0)
+    assert aapl.closed_at == M + 62.0
+    assert ohlcv(aapl.bar) == ("AAPL", M, 100.0, 101.0, 99.5, 99.5, 16, 3)
     [msft] = env.routes["MSFT"].messages
-    assert msft.bar == Bar("MSFT", M, 300.0, 300.0, 300.0, 300.0, 7, 1)
+    assert ohlcv(msft.bar) == ("MSFT", M, 300.0, 300.0, 300.0, 300.0, 7, 1)
     [batch] = env.persistence.messages
     assert isinstance(batch, PersistBars)
     assert sorted(b.symbol for b in batch.bars) == ["AAPL", "MSFT"]
@@ -129,7 +142,7 @@ def test_ticks_for_unknown_symbols_are_counted_and_ignored_without_dynamic_symbo
     assert stats.unknown_symbols == 2
     assert stats.folded == 1 and stats.forming == 1
     assert "TSLA" not in stats.last_seen
-    assert env.supervisor.messages == []
+    assert told(env.supervisor) == []
     step_at(env, M + 62)
     [batch] = env.persistence.of_type(PersistBars)
     assert [b.symbol for b in batch.bars] == ["AAPL"]
@@ -139,7 +152,7 @@ def test_new_symbol_is_announced_once_and_its_bar_held_until_routed():
     env = make(symbols=("AAPL",), accept_new_symbols=True)
     step_at(env, M + 20, [tick("NVDA", 500.0, M + 10), tick("AAPL", 100.0, M + 11), tick("NVDA", 501.0, M + 12)])
     step_at(env, M + 30, [tick("NVDA", 502.0, M + 25)])
-    assert env.supervisor.messages == [SymbolDiscovered("NVDA")]
+    assert told(env.supervisor) == [SymbolDiscovered("NVDA")]
     assert env.actor.on_receive(GetStats()).unknown_symbols == 0
 
     step_at(env, M + 62)
@@ -151,12 +164,12 @@ def test_new_symbol_is_announced_once_and_its_bar_held_until_routed():
     env.clock.set(M + 63)
     env.actor.on_receive(RouteSymbol("NVDA", nvda))  # the session started its actor
     [held] = nvda.messages
-    assert held.bar == Bar("NVDA", M, 500.0, 502.0, 500.0, 502.0, 300, 3)
+    assert ohlcv(held.bar) == ("NVDA", M, 500.0, 502.0, 500.0, 502.0, 300, 3)
 
     step_at(env, M + 70, [tick("NVDA", 510.0, M + 65)])
     step_at(env, M + 122)
     assert [b.start for b in bars_to(nvda)] == [M, M + 60]  # later bars go straight to the route
-    assert env.supervisor.messages == [SymbolDiscovered("NVDA")]
+    assert told(env.supervisor) == [SymbolDiscovered("NVDA")]
 
 
 # -- lateness ------------------------------------------------------------------------------------
@@ -333,4 +346,146 @@ def test_receive_loop_crash_is_reported_to_the_supervisor():
     [failed] = env.supervisor.of_type(ChildFailed)
     assert failed.child == "ingress" and "decoder exploded" in failed.error
     assert ref.is_alive()  # the actor itself lives on until the session restarts it
+    ref.stop()
+
+
+# -- reports to the supervisor --------------------------------------------------------------------
+
+
+def test_counters_are_pushed_every_report_interval_from_the_receive_loop():
+    env = make(symbols=("AAPL",), report_interval=5.0)
+    step_at(env, M + 10, [tick("AAPL", 100.0, M + 9)] * 500)  # one report, however many ticks
+    [first] = env.supervisor.of_type(ChildReport)
+    assert first.child == "ingress" and isinstance(first.stats, IngressStats)
+    assert first.stats.received == 0  # made at the start of the loop iteration
+    for t in (M + 11, M + 12, M + 14.9):
+        step_at(env, t, [tick("AAPL", 100.0, t - 1)])
+    assert len(env.supervisor.of_type(ChildReport)) == 1
+    step_at(env, M + 15)
+    reports = env.supervisor.of_type(ChildReport)
+    assert len(reports) == 2 and reports[1].stats.received == 503 and reports[1].stats.folded == 503
+
+
+def test_the_running_receive_thread_reports_with_the_incarnation():
+    env, ref = start_ingress()
+    ref.ask(Open(incarnation=4), timeout=2)
+    assert wait_until(lambda: env.supervisor.of_type(ChildReport))
+    env.feed.script.append([tick("AAPL", 100.0, M + 4)])
+    assert wait_until(lambda: ref.ask(GetStats(), timeout=2).folded == 1)
+    env.clock.advance(1.0)  # one report_interval later on the actor's clock
+    assert wait_until(lambda: any(r.stats.folded == 1 for r in env.supervisor.of_type(ChildReport)))
+    assert all(r.incarnation == 4 for r in env.supervisor.of_type(ChildReport))
+    ref.stop()
+
+
+# -- a lost subscription: the gap, the disconnected time -----------------------------------------------
+
+
+def record_gaps(aggregator) -> list:
+    calls: list = []
+    mark_gap = aggregator.mark_gap
+
+    def recording(since, until):
+        calls.append((since, until))
+        mark_gap(since, until)
+    aggregator.mark_gap = recording
+    return calls
+
+
+def test_a_resubscription_marks_the_gap_and_counts_the_time_disconnected():
+    env = make(symbols=("AAPL",))
+    gaps = record_gaps(env.aggregator)
+    step_at(env, M + 65, [tick("AAPL", 100.0, M + 64)])  # the subscription last delivered at M+65
+    step_at(env, M + 70, FeedDisconnected("connection lost: reset by peer"))
+    stats = env.actor.on_receive(GetStats())
+    assert stats.disconnected_since == M + 70 and stats.redis_connected is False
+    env.feed.connect_errors.append(FeedDisconnected("connection refused"))
+    step_at(env, M + 71)  # the first attempt fails: still disconnected since M+70
+    assert env.actor.on_receive(GetStats()).disconnected_since == M + 70 and gaps == []
+    step_at(env, M + 73)  # re-subscribed
+    assert gaps == [(M + 65, M + 73)]
+    stats = env.actor.on_receive(GetStats())
+    assert stats.disconnected_since is None and stats.disconnected_seconds == pytest.approx(3.0)
+    assert stats.reconnects == 1 and stats.redis_connected is True
+
+    step_at(env, M + 100, [tick("AAPL", 101.0, M + 99)])
+    step_at(env, M + 122)  # minute M+60 had a gap: partial
+    step_at(env, M + 150, [tick("AAPL", 102.0, M + 149)])
+    step_at(env, M + 182)  # minute M+120 did not
+    assert [(b.start, b.partial) for b in bars_to(env.routes["AAPL"])] == [(M + 60, True), (M + 120, False)]
+
+
+def test_disconnected_seconds_add_up_over_several_losses():
+    env = make(symbols=("AAPL",))
+    for lost, back in ((M + 10, M + 12), (M + 20, M + 25)):
+        step_at(env, lost, FeedDisconnected("server closed the connection"))
+        step_at(env, back)
+    stats = env.actor.on_receive(GetStats())
+    assert stats.reconnects == 2 and stats.disconnected_seconds == pytest.approx(7.0)
+
+
+def test_an_aggregator_without_mark_gap_is_fine():
+    class OldAggregator(MinuteBarAggregator):
+        mark_gap = None
+
+    env = make(symbols=("AAPL",))
+    env.actor.aggregator = OldAggregator(2.0, now=M + 5)
+    step_at(env, M + 10, FeedDisconnected("server closed the connection"))
+    step_at(env, M + 11)
+    assert env.actor.on_receive(GetStats()).reconnects == 1
+
+
+# -- quarantine --------------------------------------------------------------------------------------
+
+
+def test_a_quarantined_symbol_is_stored_and_counted_but_not_routed():
+    env = make(accept_new_symbols=True)
+    env.actor.on_receive(Quarantine("AAPL"))
+    step_at(env, M + 20, [tick("AAPL", 100.0, M + 10), tick("MSFT", 300.0, M + 11), tick("AAPL", 101.0, M + 12)])
+    step_at(env, M + 62)
+    assert env.routes["AAPL"].messages == []
+    assert [b.symbol for b in bars_to(env.routes["MSFT"])] == ["MSFT"]
+    [batch] = env.persistence.of_type(PersistBars)
+    assert sorted(b.symbol for b in batch.bars) == ["AAPL", "MSFT"]  # still stored
+    assert told(env.supervisor) == []  # not "discovered" again
+    stats = env.actor.on_receive(GetStats())
+    assert stats.quarantined == {"AAPL": 1} and stats.quarantined_ticks == {"AAPL": 2}
+    assert stats.unknown_symbols == 0
+
+
+def test_bars_held_for_a_symbol_being_started_count_when_it_is_quarantined():
+    env = make(symbols=(), accept_new_symbols=True)
+    step_at(env, M + 20, [tick("NVDA", 500.0, M + 10)])
+    step_at(env, M + 62)  # held: its actor is being started
+    env.actor.on_receive(Quarantine("NVDA"))  # ... and failed past its budget
+    stats = env.actor.on_receive(GetStats())
+    assert stats.quarantined == {"NVDA": 1}
+    assert env.actor._pending == {}  # nothing left to hand to a route
+
+
+def test_routing_a_quarantined_symbol_again_lifts_the_quarantine():
+    env = make(symbols=("AAPL",))
+    env.actor.on_receive(Quarantine("AAPL"))
+    step_at(env, M + 20, [tick("AAPL", 100.0, M + 10)])
+    step_at(env, M + 62)
+    fresh = Recorder("AAPL-2")
+    env.actor.on_receive(RouteSymbol("AAPL", fresh))
+    step_at(env, M + 70, [tick("AAPL", 101.0, M + 69)])
+    step_at(env, M + 122)
+    assert [b.start for b in bars_to(fresh)] == [M + 60]
+    stats = env.actor.on_receive(GetStats())
+    assert stats.quarantined == {} and stats.quarantined_ticks == {}
+
+
+def test_quarantine_reaches_the_running_receive_thread():
+    env, ref = start_ingress()
+    ref.ask(Open(), timeout=2)
+    ref.tell(Quarantine("AAPL"))
+    env.feed.script.append([tick("AAPL", 100.0, M + 4), tick("MSFT", 300.0, M + 3)])
+    assert wait_until(lambda: ref.ask(GetStats(), timeout=2).quarantined_ticks == {"AAPL": 1})
+    stats = ref.ask(Drain(timeout=2), timeout=5)
+    assert stats.quarantined == {"AAPL": 1}
+    assert env.routes["AAPL"].messages == [] and len(bars_to(env.routes["MSFT"])) == 1
+    [batch] = env.persistence.of_type(PersistBars)
+    assert sorted(b.symbol for b in batch.bars) == ["AAPL", "MSFT"]
     ref.stop()

@@ -22,6 +22,8 @@ WRITTEN_TABLES = (
     "intraday_indicators",
     "streaming_sessions",
     "streaming_health_metrics",
+    "ohlcv_1min_parts",
+    "tickstock_written_rows",
 )
 
 

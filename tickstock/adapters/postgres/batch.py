@@ -3,10 +3,13 @@
 Scheme, inside the caller's transaction (the caller commits):
 
 1. Convert every item to parameters; an item that cannot be converted is rejected on the spot.
-2. Send the rest with ``execute_values`` (multi-row INSERT, ``PAGE_SIZE`` rows per statement).
-3. If the server refuses the batch for a DATA reason (``ROW_ERRORS``: bad value, constraint or
-   foreign-key violation), roll back and send the rows one at a time, each under a SAVEPOINT, so
-   only the refused rows fail and every other row is written.
+2. Let the statement ``prepare`` the batch (e.g. take the locks it needs, in a fixed order).
+3. Send the rest with the statement's ``execute`` (``execute_values``: multi-row statements,
+   ``PAGE_SIZE`` rows each; a statement may run several SQL statements per call).
+4. If the server refuses the batch for a DATA reason (``ROW_ERRORS``: bad value, constraint or
+   foreign-key violation), roll back to before step 3 and send the rows one at a time, each under
+   a SAVEPOINT, so only the refused rows fail (with everything their statement did) and every
+   other row is written.
 
 Anything else (connection lost, deadlock, statement cancelled, schema missing) is raised as is:
 the transaction is then not committed, so nothing of the batch is written and the caller can keep
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import psycopg2
 import psycopg2.extras
@@ -41,18 +44,44 @@ class WriteResult(Generic[T]):
     ``rejected`` holds ``(item, reason)`` for each refused item, in input order; ``reason`` names
     the problem (e.g. ``23503 ForeignKeyViolation: insert or update ... violates foreign key``).
     A rejected item will be refused again on a retry: it is for logging, not for re-queueing.
+    ``duplicates`` counts the items of ``written`` that were found already written (same
+    ``row_id``, by an earlier attempt) and so were not written again.
     """
 
     written: int
     rejected: list[tuple[T, str]] = field(default_factory=list)
+    duplicates: int = 0
+
+
+class Statement(Protocol):
+    """What ``write_batch`` sends. ``prepare`` runs once per batch, before the savepoint that a
+    row-by-row fallback returns to (what it takes, e.g. locks, is kept); ``execute`` writes some
+    rows and returns how many of them were new (not already written)."""
+
+    def prepare(self, cur: Any, rows: list[tuple[Any, ...]]) -> None: ...
+
+    def execute(self, cur: Any, rows: list[tuple[Any, ...]]) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
 class BatchStatement:
-    """An ``INSERT ... VALUES %s ...`` for ``execute_values`` and its per-row ``template``."""
+    """An ``INSERT ... VALUES %s ...`` for ``execute_values`` and its per-row ``template``.
+
+    With ``returning`` the SQL ends in ``RETURNING 1`` and ``execute`` counts the rows the server
+    actually inserted (an insert guarded by the write ledger skips rows written before)."""
 
     sql: str
     template: str
+    returning: bool = False
+
+    def prepare(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
+        return None
+
+    def execute(self, cur: Any, rows: list[tuple[Any, ...]]) -> int:
+        result = psycopg2.extras.execute_values(
+            cur, self.sql, rows, template=self.template, page_size=PAGE_SIZE, fetch=self.returning
+        )
+        return len(result) if self.returning else len(rows)
 
 
 def describe(exc: Exception) -> str:
@@ -66,7 +95,7 @@ def describe(exc: Exception) -> str:
 
 def write_batch(
     conn: Any,
-    statement: BatchStatement,
+    statement: Statement,
     items: Sequence[T],
     to_row: Callable[[T], tuple[Any, ...]],
     key: Callable[[T], Hashable] | None = None,
@@ -86,26 +115,25 @@ def write_batch(
         except CONVERSION_ERRORS as exc:
             rejected.append((index, item, describe(exc)))
 
-    written = 0
+    written = new = 0
     if prepared:
         with conn.cursor() as cur:
             # A DEFERRABLE constraint would otherwise fail only at COMMIT, where it condemns the
             # whole batch instead of one row.
             cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            statement.prepare(cur, [row for _, _, row in prepared])
             cur.execute("SAVEPOINT tickstock_batch")
             try:
                 for rows in _conflict_free_rounds(prepared, key):
-                    psycopg2.extras.execute_values(
-                        cur, statement.sql, rows, template=statement.template, page_size=PAGE_SIZE
-                    )
+                    new += statement.execute(cur, rows)
                 written = len(prepared)
             except ROW_ERRORS:
-                # A savepoint, not a full rollback: SET CONSTRAINTS stays in force.
+                # A savepoint, not a full rollback: SET CONSTRAINTS and prepare's locks stay.
                 cur.execute("ROLLBACK TO SAVEPOINT tickstock_batch")
-                written, refused = _write_one_by_one(cur, statement, prepared)
+                written, new, refused = _write_one_by_one(cur, statement, prepared)
                 rejected.extend(refused)
     rejected.sort(key=lambda entry: entry[0])
-    return WriteResult(written, [(item, reason) for _, item, reason in rejected])
+    return WriteResult(written, [(item, reason) for _, item, reason in rejected], written - new)
 
 
 def _conflict_free_rounds(
@@ -127,19 +155,20 @@ def _conflict_free_rounds(
 
 
 def _write_one_by_one(
-    cur: Any, statement: BatchStatement, prepared: list[tuple[int, T, tuple[Any, ...]]]
-) -> tuple[int, list[tuple[int, T, str]]]:
-    """Each row under its own savepoint, in input order; returns (written, rejected)."""
-    written = 0
+    cur: Any, statement: Statement, prepared: list[tuple[int, T, tuple[Any, ...]]]
+) -> tuple[int, int, list[tuple[int, T, str]]]:
+    """Each row under its own savepoint, in input order; returns (written, new, rejected)."""
+    written = new = 0
     refused: list[tuple[int, T, str]] = []
     for index, item, row in prepared:
         cur.execute("SAVEPOINT tickstock_row")
         try:
-            psycopg2.extras.execute_values(cur, statement.sql, [row], template=statement.template)
+            fresh = statement.execute(cur, [row])
         except ROW_ERRORS as exc:
             cur.execute("ROLLBACK TO SAVEPOINT tickstock_row")
             refused.append((index, item, describe(exc)))
         else:
             cur.execute("RELEASE SAVEPOINT tickstock_row")
             written += 1
-    return written, refused
+            new += fresh
+    return written, new, refused

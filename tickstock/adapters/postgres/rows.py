@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
 from tickstock.messages.bars import Bar
-from tickstock.messages.records import HealthRecord, IndicatorRecord, PatternRecord, SessionRecord
+from tickstock.messages.records import (
+    ROW_ID_NAMESPACE, HealthRecord, IndicatorRecord, PatternRecord, SessionRecord,
+)
 
 
 def utc(epoch_seconds: float) -> datetime:
@@ -45,27 +48,49 @@ def json_text(value: Any) -> str:
     return json.dumps(value, allow_nan=False, separators=(",", ":"))
 
 
-def bar_row(bar: Bar) -> tuple[Any, ...]:
-    """Parameters for ``ohlcv_1min (symbol, timestamp, open, high, low, close, volume)``."""
+# The part of a bar that names no session (a spill line older than ``Bar.session_id``).
+NIL_SESSION = "00000000-0000-0000-0000-000000000000"
+
+
+def session_uuid(session_id: str) -> str:
+    """A bar's ``session_id`` as the UUID of its part: the nil UUID for "", the UUID itself
+    (canonical form) for a UUID, and for anything else a UUID derived from it, so that a
+    session id that is not a UUID still names one part and never makes its bar unwritable."""
+    if not session_id:
+        return NIL_SESSION
+    text = str(session_id)
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return str(uuid.uuid5(ROW_ID_NAMESPACE, "session\x1f" + text))
+
+
+def bar_part_row(bar: Bar) -> tuple[Any, ...]:
+    """Parameters in ``PART_COLUMNS`` order: ``ohlcv_1min_parts (symbol, timestamp, session_id,
+    open, high, low, close, volume, first_tick_at, last_tick_at)``."""
     return (
         bar.symbol,
         utc(bar.start),
+        session_uuid(bar.session_id),
         finite(bar.open, "open"),
         finite(bar.high, "high"),
         finite(bar.low, "low"),
         finite(bar.close, "close"),
         int(bar.volume),
+        utc_or_none(bar.first_tick_at),
+        utc_or_none(bar.last_tick_at),
     )
 
 
-def bar_key(bar: Bar) -> tuple[str, int]:
-    """The primary key of a bar's row."""
-    return (bar.symbol, bar.start)
+def bar_part_key(bar: Bar) -> tuple[str, int, str]:
+    """The primary key of a bar's part: (symbol, minute start, session UUID)."""
+    return (bar.symbol, bar.start, session_uuid(bar.session_id))
 
 
 def pattern_row(rec: PatternRecord) -> tuple[Any, ...]:
-    """Parameters in ``PATTERN_COLUMNS`` order."""
+    """Parameters: ``row_id`` then the columns of ``store.INSERT_PATTERNS``, in its order."""
     return (
+        rec.row_id,
         rec.symbol,
         rec.pattern_type,
         finite(rec.confidence, "confidence"),
@@ -79,8 +104,9 @@ def pattern_row(rec: PatternRecord) -> tuple[Any, ...]:
 
 
 def indicator_row(rec: IndicatorRecord) -> tuple[Any, ...]:
-    """Parameters in ``INDICATOR_COLUMNS`` order."""
+    """Parameters: ``row_id`` then the columns of ``store.INSERT_INDICATORS``, in its order."""
     return (
+        rec.row_id,
         rec.symbol,
         rec.indicator_type,
         finite_or_none(rec.value, "value"),
@@ -107,6 +133,7 @@ def session_params(rec: SessionRecord) -> dict[str, Any]:
 
 def health_params(rec: HealthRecord) -> dict[str, Any]:
     return {
+        "row_id": rec.row_id,
         "session_id": rec.session_id,
         "recorded_at": utc(rec.recorded_at),
         "status": rec.status,

@@ -9,6 +9,11 @@ Guarantees of :func:`migrate`:
 - All or nothing: the pending migrations and their ``schema_migrations`` rows commit in one
   transaction; on any error nothing is applied and the error is raised.
 - Non-destructive on the dashboard's database: the migrations only create what is missing.
+- Bounded: the connection sets ``lock_timeout`` and ``statement_timeout`` (a table locked by
+  another client makes start-up fail with the psycopg2 error, not hang).
+- Housekeeping after the migrations, in its own transaction: write-ledger ids older than
+  ``ledger_retention_seconds`` are deleted. A failure there is logged, never raised: it must not
+  stop the service from starting.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 import psycopg2
+from loguru import logger
 
 # Arbitrary but fixed: every TickStock migrator must contend for the same advisory lock.
 # (ASCII "tickstk"; a constant rather than hashtext(), whose result is not guaranteed stable.)
@@ -61,16 +67,32 @@ def available_migrations() -> list[Migration]:
     return [found[n] for n in sorted(found)]
 
 
-def migrate(dsn: str) -> list[str]:
-    """Apply the pending migrations to the database at ``dsn``.
+# Write-ledger ids (migration 004) are needed only while a row may still be retried or replayed.
+LEDGER_RETENTION_SECONDS = 7 * 86_400
+PRUNE_LEDGER = "DELETE FROM tickstock_written_rows WHERE written_at < now() - make_interval(secs => %s)"
+
+
+def migrate(
+    dsn: str,
+    *,
+    connect_timeout: int = 10,
+    lock_timeout_seconds: float = 60.0,
+    statement_timeout_seconds: float = 600.0,
+    ledger_retention_seconds: float = LEDGER_RETENTION_SECONDS,
+) -> list[str]:
+    """Apply the pending migrations to the database at ``dsn``, then prune the write ledger.
 
     Returns the versions applied by THIS call, in order (empty when the schema was already up to
     date, e.g. because a concurrent run did the work). Raises psycopg2 errors unchanged.
     """
     migrations = available_migrations()
-    conn = psycopg2.connect(dsn)
+    conn = psycopg2.connect(dsn, connect_timeout=connect_timeout)
     try:
         with conn.cursor() as cur:
+            cur.execute(
+                "SELECT set_config('lock_timeout', %s, false), set_config('statement_timeout', %s, false)",
+                (f"{int(lock_timeout_seconds * 1000)}ms", f"{int(statement_timeout_seconds * 1000)}ms"),
+            )
             # Taken before anything else, including the ledger's CREATE TABLE IF NOT EXISTS, which
             # is not itself safe against a concurrent identical CREATE.
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
@@ -86,7 +108,26 @@ def migrate(dsn: str) -> list[str]:
                 cur.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (migration.version,))
                 applied.append(migration.version)
         conn.commit()  # also releases the advisory lock
+        _prune_ledger(conn, ledger_retention_seconds)
         return applied
     finally:
         # Closing an uncommitted transaction rolls it back server-side: nothing half-applied.
         conn.close()
+
+
+def _prune_ledger(conn: psycopg2.extensions.connection, retention_seconds: float) -> None:
+    """Delete write-ledger ids older than the retention (see migration 004). Best effort."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute(PRUNE_LEDGER, (float(retention_seconds),))
+            pruned = cur.rowcount
+        conn.commit()
+    except psycopg2.Error as exc:
+        try:
+            conn.rollback()
+        except psycopg2.Error:
+            pass  # the connection is closed by the caller anyway
+        logger.warning("write ledger not pruned (will retry at the next start): {!r}", exc)
+        return
+    if pruned:
+        logger.info("write ledger: {} ids older than {:.0f} s pruned", pruned, retention_seconds)

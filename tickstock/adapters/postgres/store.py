@@ -11,10 +11,20 @@ Connection guarantees (every method):
   gives no parallelism.
 - Times leave as aware UTC datetimes and the session time zone is UTC, so nothing depends on the
   server's ``TimeZone`` setting.
+- Every connection sets ``statement_timeout`` and ``lock_timeout`` (constructor arguments): a
+  statement that runs too long or waits too long for a lock (a table locked by another client)
+  fails with ``psycopg2.errors.QueryCanceled`` (57014) or ``LockNotAvailable`` (55P03), both
+  ``OperationalError``s, instead of hanging; the transaction is rolled back and the connection
+  stays usable.
+- Writes are idempotent: a bar is its session's part of the minute (see parts.py), and pattern,
+  indicator and health rows are written only if their ``row_id`` is new to the write ledger
+  ``tickstock_written_rows``, in the same transaction. A batch retried after an unknown commit
+  outcome, or replayed from the write-ahead log, writes nothing twice.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
@@ -29,38 +39,61 @@ from tickstock.messages.bars import Bar
 from tickstock.messages.records import HealthRecord, IndicatorRecord, PatternRecord, SessionRecord
 
 from . import rows
-from .batch import BatchStatement, WriteResult, write_batch
+from .batch import BatchStatement, Statement, WriteResult, write_batch
+from .parts import BarParts
+from .schema import LEDGER_RETENTION_SECONDS, PRUNE_LEDGER
 from .universe import UniverseNotFound, parse_universe_value, split_key
 
 T = TypeVar("T")
 
-# Errors after which the connection cannot be trusted: drop it, reconnect on the next call.
+# Connection-level errors; after those that carry no SQLSTATE, or a connection one (see
+# _connection_broken), the connection cannot be trusted: drop it, reconnect on the next call.
 CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
 
-UPSERT_BARS = BatchStatement(
-    sql=(
-        "INSERT INTO ohlcv_1min (symbol, timestamp, open, high, low, close, volume) VALUES %s "
-        "ON CONFLICT (symbol, timestamp) DO UPDATE SET open = EXCLUDED.open, "
-        "high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close, volume = EXCLUDED.volume"
-    ),
-    template="(%s, %s, %s, %s, %s, %s, %s)",
+UPSERT_BARS = BarParts()
+
+# The write ledger (migration 004): a row goes into the dashboard's table only if this statement
+# newly inserted its row_id. ``n`` keeps the input order for the SERIAL ids. Explicit casts: the
+# VALUES list has no target columns to take its types from.
+_LEDGER = (
+    "new AS (INSERT INTO tickstock_written_rows (row_id) SELECT row_id FROM v "
+    "ON CONFLICT (row_id) DO NOTHING RETURNING row_id) "
 )
 
 INSERT_PATTERNS = BatchStatement(
     sql=(
-        "INSERT INTO intraday_patterns (symbol, pattern_type, confidence, pattern_data, "
-        "detection_timestamp, expiration_timestamp, levels, metadata, timeframe) VALUES %s"
+        "WITH v AS (SELECT t.*, row_number() OVER () AS n FROM (VALUES %s) AS t(row_id, symbol, "
+        "pattern_type, confidence, pattern_data, detection_timestamp, expiration_timestamp, levels, "
+        "metadata, timeframe)), " + _LEDGER
+        + "INSERT INTO intraday_patterns (symbol, pattern_type, confidence, pattern_data, "
+        "detection_timestamp, expiration_timestamp, levels, metadata, timeframe) "
+        "SELECT v.symbol, v.pattern_type, v.confidence, v.pattern_data, v.detection_timestamp, "
+        "v.expiration_timestamp, v.levels, v.metadata, v.timeframe FROM v JOIN new USING (row_id) "
+        "ORDER BY v.n RETURNING 1"
     ),
-    # Explicit casts: an empty levels list arrives as an untyped '{}'.
-    template="(%s, %s, %s, %s::jsonb, %s, %s, %s::numeric[], %s::jsonb, %s)",
+    template=(
+        "(%s::uuid, %s::text, %s::text, %s::numeric, %s::jsonb, %s::timestamptz, %s::timestamptz, "
+        "%s::numeric[], %s::jsonb, %s::text)"
+    ),
+    returning=True,
 )
 
 INSERT_INDICATORS = BatchStatement(
     sql=(
-        "INSERT INTO intraday_indicators (symbol, indicator_type, value, value_data, "
-        "calculation_timestamp, expiration_timestamp, metadata, timeframe) VALUES %s"
+        "WITH v AS (SELECT t.*, row_number() OVER () AS n FROM (VALUES %s) AS t(row_id, symbol, "
+        "indicator_type, value, value_data, calculation_timestamp, expiration_timestamp, metadata, "
+        "timeframe)), " + _LEDGER
+        + "INSERT INTO intraday_indicators (symbol, indicator_type, value, value_data, "
+        "calculation_timestamp, expiration_timestamp, metadata, timeframe) "
+        "SELECT v.symbol, v.indicator_type, v.value, v.value_data, v.calculation_timestamp, "
+        "v.expiration_timestamp, v.metadata, v.timeframe FROM v JOIN new USING (row_id) "
+        "ORDER BY v.n RETURNING 1"
     ),
-    template="(%s, %s, %s, %s::jsonb, %s, %s, %s::jsonb, %s)",
+    template=(
+        "(%s::uuid, %s::text, %s::text, %s::numeric, %s::jsonb, %s::timestamptz, %s::timestamptz, "
+        "%s::jsonb, %s::text)"
+    ),
+    returning=True,
 )
 
 _SESSION_INSERT = (
@@ -79,11 +112,14 @@ FINISH_SESSION = _SESSION_INSERT + (
 )
 
 INSERT_HEALTH = (
+    "WITH new AS (INSERT INTO tickstock_written_rows (row_id) VALUES (%(row_id)s::uuid) "
+    "ON CONFLICT (row_id) DO NOTHING RETURNING row_id) "
     "INSERT INTO streaming_health_metrics (session_id, recorded_at, status, active_symbols, "
     "ticks_per_second, bars_per_minute, processing_lag_ms, patterns_detected, "
-    "indicators_calculated, payload) VALUES (%(session_id)s::uuid, %(recorded_at)s, %(status)s, "
-    "%(active_symbols)s, %(ticks_per_second)s, %(bars_per_minute)s, %(processing_lag_ms)s, "
-    "%(patterns_detected)s, %(indicators_calculated)s, %(payload)s::jsonb)"
+    "indicators_calculated, payload) SELECT %(session_id)s::uuid, %(recorded_at)s::timestamptz, "
+    "%(status)s::text, %(active_symbols)s::int, %(ticks_per_second)s::float8, "
+    "%(bars_per_minute)s::float8, %(processing_lag_ms)s::float8, %(patterns_detected)s::bigint, "
+    "%(indicators_calculated)s::bigint, %(payload)s::jsonb FROM new"
 )
 
 # LATERAL + LIMIT walks the (symbol, timestamp) primary key backwards once per symbol: cost is
@@ -109,17 +145,60 @@ ORDER BY id DESC LIMIT 1
 """
 
 
+def _row_id(record: PatternRecord | IndicatorRecord) -> str:
+    return record.row_id
+
+
+def _milliseconds(seconds: float) -> int:
+    return 0 if seconds == 0 else max(1, math.ceil(seconds * 1000))
+
+
+# SQLSTATEs after which the server has ended the session (57P01..57P05) or the link is broken (08).
+_SESSION_ENDED = ("57P0",)
+
+
+def _connection_broken(exc: BaseException) -> bool:
+    """True when the connection cannot be reused after ``exc``: a connection-level error from the
+    client (no SQLSTATE), class 08, or the server ending the session. A statement cancelled by
+    ``statement_timeout`` or refused by ``lock_timeout`` leaves it usable (rolled back)."""
+    if not isinstance(exc, CONNECTION_ERRORS):
+        return False
+    code = getattr(exc, "pgcode", None)
+    return code is None or code.startswith("08") or code.startswith(_SESSION_ENDED)
+
+
 class PostgresStore:
     """Reads and writes of the streaming service. See the module docstring for the connection
     guarantees every method shares."""
 
-    def __init__(self, dsn: str, *, connect_timeout: int = 5, application_name: str = "tickstock") -> None:
-        """Nothing is opened here. ``connect_timeout`` and ``application_name`` apply only when
-        ``dsn`` does not set them itself (a hung connect must not block a flush forever)."""
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        connect_timeout: float = 5,
+        statement_timeout_seconds: float = 10.0,
+        lock_timeout_seconds: float = 5.0,
+        application_name: str = "tickstock",
+    ) -> None:
+        """Nothing is opened here. ``connect_timeout`` (seconds, rounded up to whole seconds as
+        libpq wants) and ``application_name`` apply only when ``dsn`` does not set them itself (a
+        hung connect must not block a flush forever). ``statement_timeout_seconds`` and
+        ``lock_timeout_seconds`` are set on every connection (0 disables one). ValueError for a
+        negative or non-finite timeout."""
+        for name, value in (("connect_timeout", connect_timeout),
+                            ("statement_timeout_seconds", statement_timeout_seconds),
+                            ("lock_timeout_seconds", lock_timeout_seconds)):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
         self._dsn = dsn
         given = psycopg2.extensions.parse_dsn(dsn)  # also validates the DSN's syntax now
-        defaults = {"connect_timeout": connect_timeout, "application_name": application_name}
+        defaults = {"connect_timeout": math.ceil(connect_timeout), "application_name": application_name}
         self._connect_kwargs = {k: v for k, v in defaults.items() if k not in given}
+        # Milliseconds, at least 1 unless disabled: "0.0004 s" must not turn into "no timeout".
+        self._session_settings = {
+            "statement_timeout": _milliseconds(statement_timeout_seconds),
+            "lock_timeout": _milliseconds(lock_timeout_seconds),
+        }
         self._conn: Any = None
         self._lock = threading.RLock()
 
@@ -133,6 +212,10 @@ class PostgresStore:
         try:
             with conn.cursor() as cur:
                 cur.execute("SET TIME ZONE 'UTC'")
+                cur.execute(
+                    "SELECT set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false)",
+                    (f"{self._session_settings['statement_timeout']}ms", f"{self._session_settings['lock_timeout']}ms"),
+                )
             conn.commit()
         except BaseException:
             conn.close()
@@ -158,7 +241,7 @@ class PostgresStore:
                 yield conn
                 conn.commit()
             except BaseException as exc:
-                if isinstance(exc, CONNECTION_ERRORS) or conn.closed:
+                if conn.closed or _connection_broken(exc):
                     self._discard()
                 else:
                     try:
@@ -187,31 +270,36 @@ class PostgresStore:
     # -- batched writes ---------------------------------------------------------------------
 
     def upsert_bars(self, bars: Sequence[Bar]) -> WriteResult[Bar]:
-        """Insert or replace bars in ``ohlcv_1min`` keyed by (symbol, minute start).
+        """Write each bar as its session's part of the minute and re-merge the minute in
+        ``ohlcv_1min`` from all its parts, in one transaction (see parts.py).
+
+        A minute written by several sessions holds every tick of all of them (open of the earliest
+        part, close of the latest, high/low over all, volumes summed), whatever the order in which
+        the parts arrive; the same part (same session, symbol and minute; "" is one session of its
+        own) written again replaces itself, so a retry or replay never counts it twice.
 
         Guarantees: ``written + len(rejected) == len(bars)``; a bar refused for a data reason
         (unknown symbol under the dashboard's foreign key, over-long symbol, non-finite price) is
-        in ``rejected`` with the reason and every other bar is written. Two bars with the same key
-        in one batch are applied in order (the later wins). Connection errors are raised and then
-        nothing of the batch is committed.
+        in ``rejected`` with the reason, leaves no part behind, and every other bar is written.
+        Two bars with the same part key in one batch are applied in order (the later wins).
+        Connection errors and timeouts are raised and then nothing of the batch is committed.
         """
-        return self._write(UPSERT_BARS, bars, rows.bar_row, rows.bar_key)
+        return self._write(UPSERT_BARS, bars, rows.bar_part_row, rows.bar_part_key)
 
     def insert_patterns(self, records: Sequence[PatternRecord]) -> WriteResult[PatternRecord]:
-        """Append rows to ``intraday_patterns``; same guarantees as :meth:`upsert_bars`.
-
-        Not idempotent (SERIAL key): only in the rare case of a connection lost during COMMIT can a
-        retried batch duplicate rows, since the outcome of that commit is unknowable.
-        """
-        return self._write(INSERT_PATTERNS, records, rows.pattern_row)
+        """Append rows to ``intraday_patterns``, each at most once per ``row_id``; same
+        guarantees as :meth:`upsert_bars`. A record whose ``row_id`` was written before (by an
+        earlier attempt, or earlier in the same batch) counts as written and in ``duplicates``.
+        A ``row_id`` that is not a UUID is a refused row."""
+        return self._write(INSERT_PATTERNS, records, rows.pattern_row, _row_id)
 
     def insert_indicators(self, records: Sequence[IndicatorRecord]) -> WriteResult[IndicatorRecord]:
         """Append rows to ``intraday_indicators``; same guarantees as :meth:`insert_patterns`."""
-        return self._write(INSERT_INDICATORS, records, rows.indicator_row)
+        return self._write(INSERT_INDICATORS, records, rows.indicator_row, _row_id)
 
     def _write(
         self,
-        statement: BatchStatement,
+        statement: Statement,
         items: Sequence[T],
         to_row: Callable[[T], tuple[Any, ...]],
         key: Callable[[T], Hashable] | None = None,
@@ -237,12 +325,23 @@ class PostgresStore:
         with self._transaction() as conn, conn.cursor() as cur:
             cur.execute(FINISH_SESSION, rows.session_params(rec))
 
-    def insert_health(self, rec: HealthRecord) -> None:
-        """Append one ``streaming_health_metrics`` row (``payload`` as JSONB). Raises on any error,
-        including ValueError for a non-finite number."""
+    def insert_health(self, rec: HealthRecord) -> bool:
+        """Append one ``streaming_health_metrics`` row (``payload`` as JSONB), at most once per
+        ``row_id``: returns False (and writes nothing) if that row was written before. Raises on
+        any error, including ValueError for a non-finite number."""
         params = rows.health_params(rec)
         with self._transaction() as conn, conn.cursor() as cur:
             cur.execute(INSERT_HEALTH, params)
+            return cur.rowcount == 1
+
+    def prune_written_rows(self, older_than_seconds: float = LEDGER_RETENTION_SECONDS) -> int:
+        """Delete write-ledger ids older than ``older_than_seconds``; returns how many. A row of
+        that age written again (a replay of a very old log) would then be written twice, so keep
+        the retention well above any replay delay. Cheap (BRIN on ``written_at``); ``migrate``
+        calls it at every start-up."""
+        with self._transaction() as conn, conn.cursor() as cur:
+            cur.execute(PRUNE_LEDGER, (float(older_than_seconds),))
+            return cur.rowcount
 
     # -- reads ------------------------------------------------------------------------------
 

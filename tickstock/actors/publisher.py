@@ -281,7 +281,7 @@ class PublisherActor(SupervisedActor):
         if self.actor_inbox.qsize() > 0:
             return True
         if wait > 0:
-            time.sleep(wait)
+            self._sleep(wait)
         return self.actor_inbox.qsize() > 0
 
     def _call(self, operation: Callable[[], object]) -> bool:

@@ -182,13 +182,13 @@ def test_a_dead_redis_is_retried_every_retry_interval_not_after_every_message():
     actor = opened(fake, retry_interval=5.0)
     fake.fail = True
     actor.on_receive(Publish((indicator(0.0),)))
-    assert fake.attempts == 1
+    assert fake.attempts == 1 and actor.sleeps == [0.002]  # it waited for company, then tried
     for i in range(1, 200):  # messages during the back-off cost no attempt at all
         actor.on_receive(Publish((indicator(float(i)),)))
         actor.on_receive(GetStats())
         actor.on_receive(TimerTick(0.0))
     assert fake.attempts == 1
-    assert actor.sleeps == []  # not even the coalescing wait
+    assert actor.sleeps == [0.002]  # not even the coalescing wait
     actor.mono.advance(4.9)
     actor.on_receive(TimerTick(0.0))
     assert fake.attempts == 1
@@ -372,9 +372,10 @@ def test_publish_confirmed_is_true_once_redis_acknowledged_and_goes_after_what_w
     fake.fail = True
     actor.on_receive(Publish((indicator(1.0),)))  # buffered, in back-off
     fake.fail = False
+    sleeps = len(actor.sleeps)
     assert actor.on_receive(PublishConfirmed((stopped(),), actor.wall() + 5.0)) is True
     assert [c for c, _ in fake.published()] == [CH.indicators, CH.session_stopped]
-    assert actor.sleeps == []
+    assert len(actor.sleeps) == sleeps  # acknowledged at the first attempt: no pause
     stats = actor.on_receive(GetStats())
     assert stats.published == 2 and stats.buffered == 0 and stats.redis_connected is True
 
@@ -385,7 +386,8 @@ def test_publish_confirmed_reconnects_and_retries_until_acknowledged():
     fake.fail_publishes = 3  # three refused attempts, the fourth is acknowledged
     assert actor.on_receive(PublishConfirmed((stopped(),), actor.wall() + 10.0)) is True
     assert fake.attempts == 4
-    assert len(actor.sleeps) == 3 and sum(actor.sleeps) < 10.0  # pauses between attempts
+    pauses = [p for p in actor.sleeps if p != 0.002]  # not the coalescing waits
+    assert len(pauses) == 3 and sum(pauses) < 10.0  # a pause between attempts
     assert [c for c, _ in fake.published()] == [CH.session_stopped]  # exactly once
     # every attempt is bounded by what is left of the deadline
     assert all(t is not None and 0 < t <= 10.0 for t in fake.timeouts)
@@ -480,6 +482,7 @@ def test_a_dying_publisher_hands_its_totals_to_the_supervisor():
     assert failed.child == "publisher" and failed.incarnation == 3
     assert isinstance(failed.final_stats, PublisherStats)
     assert (failed.final_stats.patterns, failed.final_stats.indicators, failed.final_stats.published) == (2, 1, 4)
+    assert len(fake.published()) == 4  # what was buffered went out before it died (one bounded try)
 
 
 def test_final_stats_is_the_snapshot():

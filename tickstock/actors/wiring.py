@@ -47,6 +47,9 @@ class ProductionFactory:
             supervisor, plan.session_id, lambda: PostgresStore(s.database.url), s.persistence.batch_size,
             s.persistence.flush_interval_seconds, s.persistence.retry_interval_seconds,
             observe_latency=self._hook("observe_db_write_latency"), spill_dir=s.persistence.spill_dir,
+            fsync_interval=s.persistence.fsync_interval_seconds,
+            table_retry_seconds=s.persistence.table_retry_seconds,
+            report_interval=s.session.report_interval_seconds,
         )
 
     def symbol(self, supervisor: pykka.ActorRef, plan: SessionPlan, symbol: str, history: Sequence[Bar] | None,

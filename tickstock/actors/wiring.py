@@ -43,8 +43,12 @@ class ProductionFactory:
 
     def persistence(self, supervisor: pykka.ActorRef, plan: SessionPlan) -> pykka.ActorRef:
         s = self.settings
+        db = s.database
+        store = lambda: PostgresStore(  # noqa: E731 - timeouts bound every call (Drain, stop budget)
+            db.url, connect_timeout=db.connect_timeout_seconds,
+            statement_timeout_seconds=db.statement_timeout_seconds, lock_timeout_seconds=db.lock_timeout_seconds)
         return PersistenceActor.start(
-            supervisor, plan.session_id, lambda: PostgresStore(s.database.url), s.persistence.batch_size,
+            supervisor, plan.session_id, store, s.persistence.batch_size,
             s.persistence.flush_interval_seconds, s.persistence.retry_interval_seconds,
             observe_latency=self._hook("observe_db_write_latency"), spill_dir=s.persistence.spill_dir,
             fsync_interval=s.persistence.fsync_interval_seconds,

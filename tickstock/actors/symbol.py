@@ -7,6 +7,14 @@ Their handlers never block on another actor.
 The analysis itself is pure (``tickstock.analysis``); this actor only keeps the state and routes
 messages. A component that raises is isolated by the pipeline; an unexpected error here kills only
 this actor, and the supervisor restarts it primed from the database.
+
+A bar known to be partial (``Bar.partial``: the first minute of a mid-minute start, a minute with a
+subscription gap) is kept in the actor's bars but not analysed, unless ``analyse_partial_bars``;
+it is stored either way (the ingress sends bars to persistence, not this actor). Each skipped bar
+is counted in ``SymbolStats.partial_bars_skipped``.
+
+Every pattern and indicator record gets a deterministic ``row_id`` (session, symbol, type, bar
+start, timeframe), so the store writes a result at most once however often it is retried.
 """
 
 from __future__ import annotations
@@ -24,8 +32,12 @@ from tickstock.actors.faults import maybe_fail
 from tickstock.messages.bars import Bar
 from tickstock.messages.commands import BarClosed, GetStats, PersistResults, Publish
 from tickstock.messages.events import IndicatorAlertRaised, IndicatorCalculated, PatternDetected, bar_data
-from tickstock.messages.records import IndicatorRecord, PatternRecord
+from tickstock.messages.records import IndicatorRecord, PatternRecord, indicator_row_id, pattern_row_id
 from tickstock.messages.wire import iso_utc
+
+
+# The bars' timeframe, as the records name it.
+TIMEFRAME = "1min"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +48,7 @@ class SymbolStats:
     indicators: int
     component_errors: int
     last_bar_start: int | None
+    partial_bars_skipped: int = 0  # partial bars kept but not analysed
 
 
 class SymbolActor(PooledSupervisedActor):
@@ -55,6 +68,7 @@ class SymbolActor(PooledSupervisedActor):
         on_detection: Callable[[str], None] | None = None,
         dispatcher: Dispatcher | None = None,
         load_history: Callable[[], Sequence[Bar]] | None = None,
+        analyse_partial_bars: bool = False,
     ) -> None:
         """``history=None``: prime from ``load_history()`` when the actor opens (a restart, a new
         symbol), so its supervisor never reads the database itself."""
@@ -69,7 +83,8 @@ class SymbolActor(PooledSupervisedActor):
         self._pattern_ttl = pattern_ttl
         self._indicator_ttl = indicator_ttl
         self._clock = clock
-        self.patterns = self.indicators = self.component_errors = 0
+        self._analyse_partial_bars = analyse_partial_bars
+        self.patterns = self.indicators = self.component_errors = self.partial_bars_skipped = 0
         # Priming publishes nothing: it only brings indicators and candle averages up to date.
         if history:
             self.pipeline.prime(list(history))
@@ -90,6 +105,10 @@ class SymbolActor(PooledSupervisedActor):
         maybe_fail(f"symbol:{self.symbol}:bar")
         bar = message.bar
         self.bars.append(bar)
+        if bar.partial and not self._analyse_partial_bars:
+            self.partial_bars_skipped += 1
+            self.log.debug("{} bar {} is partial: not analysed", self.symbol, iso_utc(bar.start))
+            return
         out = self.pipeline.on_bar(bar)
         now = self._clock()
         events: list = []
@@ -106,7 +125,8 @@ class SymbolActor(PooledSupervisedActor):
                 symbol=self.symbol, pattern_type=p.name, confidence=p.confidence,
                 detection_timestamp=now, expiration_timestamp=now + self._pattern_ttl,
                 pattern_data={"bar_timestamp": iso_utc(p.bar.start), "bar_data": bar_data(p.bar), **p.parameters},
-                levels=tuple(p.levels), metadata={"session_id": self.session_id},
+                levels=tuple(p.levels), metadata={"session_id": self.session_id}, timeframe=TIMEFRAME,
+                row_id=pattern_row_id(self.session_id, self.symbol, p.name, p.bar.start, TIMEFRAME),
             ))
         for i in out.indicators:
             events.append(IndicatorCalculated(
@@ -117,6 +137,8 @@ class SymbolActor(PooledSupervisedActor):
                 symbol=self.symbol, indicator_type=i.name, value=i.value, calculation_timestamp=now,
                 expiration_timestamp=now + self._indicator_ttl, value_data=dict(i.values),
                 metadata={**i.metadata, "session_id": self.session_id, "bar_timestamp": iso_utc(i.bar.start)},
+                timeframe=TIMEFRAME,
+                row_id=indicator_row_id(self.session_id, self.symbol, i.name, i.bar.start, TIMEFRAME),
             ))
         for a in out.alerts:
             events.append(IndicatorAlertRaised(
@@ -138,5 +160,6 @@ class SymbolActor(PooledSupervisedActor):
     @handles(GetStats)
     def _stats(self, message: GetStats) -> SymbolStats:
         last = self.bars[-1].start if self.bars else None
-        return SymbolStats(self.symbol, len(self.bars), self.patterns, self.indicators, self.component_errors, last)
+        return SymbolStats(self.symbol, len(self.bars), self.patterns, self.indicators, self.component_errors, last,
+                           self.partial_bars_skipped)
 

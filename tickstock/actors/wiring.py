@@ -63,7 +63,7 @@ class ProductionFactory:
         return SymbolActor.start(
             supervisor, plan.session_id, symbol, pipeline, publisher, persistence, history,
             a.pattern_ttl_seconds, a.indicator_ttl_seconds, max(a.prime_bars, 500),
-            on_detection=self._hook("record_detection"),
+            on_detection=self._hook("record_detection"), analyse_partial_bars=a.analyse_partial_bars,
             load_history=lambda: self.load_history([symbol], a.prime_bars).get(symbol, []) if a.prime_bars else [],
         )
 
@@ -79,7 +79,10 @@ class ProductionFactory:
         )
 
     def load_history(self, symbols: Sequence[str], limit: int) -> dict[str, list[Bar]]:
-        store = PostgresStore(self.settings.database.url)
+        db = self.settings.database
+        store = PostgresStore(db.url, connect_timeout=db.connect_timeout_seconds,
+                              statement_timeout_seconds=db.statement_timeout_seconds,
+                              lock_timeout_seconds=db.lock_timeout_seconds)
         try:
             return store.load_recent_bars(list(symbols), limit)
         finally:

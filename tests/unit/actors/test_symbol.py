@@ -216,3 +216,56 @@ def test_nan_indicator_value_never_reaches_the_wire_as_nan():
     wire = strict_json(dumps(publisher.messages[0].events[0].to_wire()))
     assert wire["calculation"]["value"] is None
     assert wire["calculation"]["values"] == {"value": None}
+
+
+# --------------------------------------------------------------------------- partial bars, row ids
+
+
+def partial_bar(start=M) -> Bar:
+    return Bar("AAPL", start, 125.50, 125.75, 125.45, 125.52, 1_000, 3, SID, start + 41.0, start + 59.0, partial=True)
+
+
+def test_a_partial_bar_is_kept_but_not_analysed_by_default():
+    actor, pipeline, publisher, persistence = make(rich_output)
+    partial = partial_bar(M)
+    actor.on_receive(BarClosed(partial, M + 62.0))
+    assert pipeline.seen == []
+    assert publisher.messages == [] and persistence.messages == []
+    stats = actor.on_receive(GetStats())
+    assert stats.partial_bars_skipped == 1
+    assert stats.bars == 1 and stats.last_bar_start == M  # kept in the actor's bars
+    assert list(actor.bars) == [partial]
+    # The next, complete bar is analysed as usual.
+    whole = bar(M + 60)
+    actor.on_receive(BarClosed(whole, M + 122.0))
+    assert pipeline.seen == [whole]
+    assert len(publisher.messages) == 1 and len(persistence.messages) == 1
+    assert actor.on_receive(GetStats()).partial_bars_skipped == 1
+
+
+def test_partial_bars_are_analysed_when_configured():
+    actor, pipeline, publisher, persistence = make(rich_output, analyse_partial_bars=True)
+    partial = partial_bar(M)
+    actor.on_receive(BarClosed(partial, M + 62.0))
+    assert pipeline.seen == [partial]
+    assert len(publisher.messages) == 1 and len(persistence.messages) == 1
+    assert actor.on_receive(GetStats()).partial_bars_skipped == 0
+
+
+def test_records_carry_deterministic_row_ids():
+    from tickstock.messages.records import indicator_row_id, pattern_row_id
+
+    def results():
+        actor, _, _, persistence = make(rich_output)
+        actor.on_receive(BarClosed(bar(M), M + 62.0))
+        actor.on_receive(BarClosed(bar(M + 60), M + 122.0))
+        return [r for m in persistence.messages for r in (*m.patterns, *m.indicators)]
+
+    first, again = results(), results()  # e.g. a restarted actor re-analysing the same bars
+    assert [r.row_id for r in first] == [r.row_id for r in again]
+    assert len({r.row_id for r in first}) == len(first) == 6  # every result of every bar distinct
+    doji, rsi, sma = first[:3]
+    assert doji.row_id == pattern_row_id(SID, "AAPL", "Doji", M, "1min")
+    assert rsi.row_id == indicator_row_id(SID, "AAPL", "RSI", M, "1min")
+    assert sma.row_id == indicator_row_id(SID, "AAPL", "SMA", M, "1min")
+    assert first[3].row_id == pattern_row_id(SID, "AAPL", "Doji", M + 60, "1min")

@@ -111,12 +111,12 @@ class ServiceActor(pykka.ThreadingActor):
                 message.source.handled()
             return self.step_schedule()
         if isinstance(message, StartRequest):
-            return self._start(manual=message.manual)
+            return self._start_session(manual=message.manual)
         if isinstance(message, StopRequest):
-            return self._stop(message.final_status, message.reason)
+            return self._stop_session(message.final_status, message.reason)
         if isinstance(message, Shutdown):
             self.shutting_down = True
-            return self._stop("stopped", "service shutting down (signal)", message.requested_at, hold=False)
+            return self._stop_session("stopped", "service shutting down (signal)", message.requested_at, hold=False)
         if isinstance(message, SessionEnded):
             return self._on_ended(message.outcome)
         if isinstance(message, GetStats):
@@ -144,7 +144,7 @@ class ServiceActor(pykka.ThreadingActor):
             "universe": self.settings.session.universe,
         }
 
-    def _start(self, manual: bool) -> StartTicket:
+    def _start_session(self, manual: bool) -> StartTicket:
         if self.shutting_down:
             return StartTicket("refused", reason="the service is shutting down")
         if self.session is not None:
@@ -163,13 +163,13 @@ class ServiceActor(pykka.ThreadingActor):
                 pass
 
         planner = functools.partial(make_plan, self.settings, self.store_factory, manual, session_id)
-        ref = SessionActor.start(planner, self.factory, on_ended, self.health_monitor_factory,
+        ref = SessionActor.start(planner, self.factory, on_ended, self.health_monitor_factory, clock=self.clock,
                                  beacon=self.heartbeat, session_id=session_id, settings=self.settings)
         self.session = StartTicket("started", session_id, ref, ended)
         self.manual = manual
         return self.session
 
-    def _stop(self, final_status: str, reason: str, requested_at: float | None = None,
+    def _stop_session(self, final_status: str, reason: str, requested_at: float | None = None,
               hold: bool = True) -> pykka.Future | None:
         if self.session is None:
             return None
@@ -208,10 +208,10 @@ class ServiceActor(pykka.ThreadingActor):
                 logger.info("session stopped by an operator: no automatic start until the next session")
         elif decision.action is Action.START and self.backoff.allows(now):
             logger.info("market is open ({}): starting the session", decision.describe())
-            self._start(manual=False)
+            self._start_session(manual=False)
         elif decision.action is Action.STOP:
             logger.info("market closed: ending the session")
-            self._stop("completed", "market close", hold=False)
+            self._stop_session("completed", "market close", hold=False)
         elif decision.action is Action.WAIT and decision.window != self._last_announced:
             self._last_announced = decision.window
             logger.info("no session now; {}", decision.describe())
@@ -244,11 +244,12 @@ class StreamingService:
             return False, {**self.status(), "refused": ticket.reason}
         if ticket.status == "running":
             return False, self.status()
+        state = None
         try:  # answered once on_start has finished, or ActorDeadError if start-up failed
-            ticket.session_ref.ask(GetStats(), timeout=self.settings.session.startup_timeout_seconds * 4)
+            state = ticket.session_ref.ask(GetStats(), timeout=self.settings.session.startup_timeout_seconds * 4)["state"]
         except (pykka.ActorDeadError, pykka.Timeout):
             pass
-        outcome = _peek(ticket.ended)
+        outcome = _peek(ticket.ended) if state == "running" else self._wait(ticket.ended)
         if outcome is not None:
             return False, {**self.status(), "start_error": {"cause": outcome.cause, "reason": outcome.reason}}
         return True, self.status()

@@ -1,6 +1,7 @@
-"""StreamingService: one session at a time, its status, universe and definition loading, start-up
-failures, and the calendar loop (step_schedule) with its retry back-off. Sessions are real
-SessionActors over recording children (tests/unit/actors/fakes.py); stores and schedulers are fakes."""
+"""ServiceActor and its StreamingService facade: one session at a time, its status, universe and
+definition loading, start-up failures, the calendar (step_schedule) with its retry back-off, and
+shutdown. Sessions are real SessionActors over recording children (tests/unit/actors/fakes.py);
+stores and schedulers are fakes. The actor's timer is not running: each test steps the calendar."""
 
 from __future__ import annotations
 
@@ -11,20 +12,24 @@ from typing import Any
 import pykka
 import pytest
 
-from tests.unit.actors.fakes import PUBLISHER_STATS, FakeChildFactory
-from tickstock.actors.service import StreamingService, UniverseError, load_definitions, resolve_universe
-from tickstock.actors.session import SessionActor, SessionOutcome, SessionPlan
+from tests.unit.actors.fakes import PUBLISHER_STATS, FakeChildFactory, wait_until
+from tickstock.actors.plan import SessionPlan
+from tickstock.actors.service import (
+    ServiceActor, StreamingService, UniverseError, load_definitions, resolve_universe,
+)
+from tickstock.actors.session import SessionActor, SessionOutcome
 from tickstock.clock import ManualClock
 from tickstock.config import DEFAULT_CONFIG_PATH, Settings, load_settings
 from tickstock.market.schedule import Action, Decision
-from tickstock.messages.commands import Publish
+from tickstock.messages.commands import GetStats, Publish, PublishConfirmed, TimerTick
 from tickstock.messages.events import CriticalAlert, SessionStarted, SessionStopped
 
 pytestmark = pytest.mark.timeout(15)
 
 T0 = 1_700_000_000.0
 TINY = ["AAPL", "MSFT", "NVDA"]
-STATUS_KEYS = {"running", "session", "last_session", "universe", "definitions_source", "definition_problems"}
+STATUS_KEYS = {"running", "session", "last_session", "universe", "definitions_source", "definition_problems",
+               "shutting_down"}
 FALLBACK_NAMES = ("Doji", "Hammer", "HeadShoulders", "InverseHeadShoulders", "RSI", "SMA")
 _REPO = load_settings(DEFAULT_CONFIG_PATH, environ={})
 
@@ -117,12 +122,40 @@ class FakeScheduler:
         return self.decision
 
 
+class Service(StreamingService):
+    """The facade over a real ServiceActor, plus what a test needs: a synchronous calendar step."""
+
+    def __init__(self, settings: Settings, factory, store, scheduler, monitor_factory, clock: ManualClock) -> None:
+        ref = ServiceActor.start(settings, factory, store, scheduler, monitor_factory, None, clock.now,
+                                 timer_interval=3600.0)
+        super().__init__(ref, settings)
+        self.clock = clock
+
+    def step_schedule(self) -> None:
+        self.ref.ask(TimerTick(self.clock.now()), timeout=5)
+        self.settle()
+
+    def settle(self) -> None:
+        """Wait until a session just started has finished starting and one ending has ended."""
+        ref = self.ref.ask(GetStats(), timeout=5)["session_ref"]
+        if ref is not None:
+            try:
+                ref.ask(GetStats(), timeout=10)
+            except pykka.ActorDeadError:
+                pass
+        assert wait_until(lambda: (r := self.ref.ask(GetStats(), timeout=5)["session_ref"]) is None or r.is_alive(),
+                          timeout=10)
+
+    @property
+    def last_outcome(self):
+        return self.status()["last_session"]
+
+
 def make_service(factory: FakeChildFactory | None = None, store: StoreFactory | None = None,
                  scheduler: FakeScheduler | None = None, clock: ManualClock | None = None,
-                 settings: Settings | None = None, monitor_factory=None) -> StreamingService:
-    return StreamingService(settings or make_settings(), factory or FakeChildFactory(), store or StoreFactory(),
-                            scheduler=scheduler, health_monitor_factory=monitor_factory,
-                            clock=(clock or ManualClock(T0)).now)
+                 settings: Settings | None = None, monitor_factory=None) -> Service:
+    return Service(settings or make_settings(), factory or FakeChildFactory(), store or StoreFactory(),
+                   scheduler, monitor_factory, clock or ManualClock(T0))
 
 
 def session_actors() -> list[pykka.ActorRef]:
@@ -130,7 +163,8 @@ def session_actors() -> list[pykka.ActorRef]:
 
 
 def publishes(factory: FakeChildFactory) -> list:
-    return [e for m in factory.all_received("publisher") if isinstance(m, Publish) for e in m.events]
+    return [e for m in factory.all_received("publisher") if isinstance(m, (Publish, PublishConfirmed))
+            for e in m.events]
 
 
 # -- start / stop / status -----------------------------------------------------------------------
@@ -206,7 +240,7 @@ def test_status_has_the_same_shape_idle_and_running() -> None:
     idle = svc.status()
     assert set(idle) == STATUS_KEYS
     assert idle == {"running": False, "session": None, "last_session": None, "universe": "test:tiny",
-                    "definitions_source": "", "definition_problems": []}
+                    "definitions_source": "", "definition_problems": [], "shutting_down": False}
     _, running = svc.start_session()
     assert set(running) == STATUS_KEYS and set(svc.status()) == STATUS_KEYS
     assert running["running"] is True and isinstance(running["session"], dict)
@@ -266,8 +300,9 @@ def test_empty_database_universe_starts_nothing(symbols) -> None:
     factory = FakeChildFactory()
     store = StoreFactory(universe=symbols)
     svc = make_service(factory, store, settings=make_settings(source="database", universe="market_leaders:top_500"))
-    with pytest.raises(UniverseError, match="resolves to no symbols"):
-        svc.start_session()
+    started, status = svc.start_session()
+    assert not started and status["start_error"]["cause"] == "universe"
+    assert "resolves to no symbols" in status["start_error"]["reason"]
     assert factory.calls == [] and session_actors() == []
     assert svc.running is False and svc.status()["running"] is False
     assert store.definition_calls == 0  # the universe is checked first
@@ -277,8 +312,8 @@ def test_empty_database_universe_starts_nothing(symbols) -> None:
 def test_empty_or_unknown_yaml_universe_starts_nothing(universes, universe) -> None:
     factory = FakeChildFactory()
     svc = make_service(factory, settings=make_settings(universes=universes, universe=universe))
-    with pytest.raises(UniverseError):
-        svc.start_session()
+    started, status = svc.start_session()
+    assert not started and status["start_error"]["cause"] == "universe"
     assert factory.calls == [] and session_actors() == []
 
 
@@ -353,7 +388,7 @@ def test_startup_failure_returns_false_with_a_failed_outcome(child: str) -> None
     svc = make_service(factory)
     started, status = svc.start_session()
     assert started is False
-    assert set(status) == STATUS_KEYS
+    assert set(status) == STATUS_KEYS | {"start_error"} and child in status["start_error"]["reason"]
     assert status["running"] is False and status["session"] is None
     assert status["last_session"]["final_status"] == "failed"
     assert child in status["last_session"]["reason"]
@@ -497,11 +532,12 @@ def test_schedule_start_with_no_universe_alerts_and_backs_off() -> None:
     store = StoreFactory(universe=[])
     svc = make_service(factory, store, scheduler=scheduler, clock=clock,
                        settings=make_settings(source="database", universe="market_leaders:top_500"))
-    svc.step_schedule()  # no exception out of the loop
+    svc.step_schedule()  # the session plans itself, fails, and says so
     assert not svc.running and factory.calls == []
-    [[alert]] = factory.direct
+    [[alert, stopped]] = factory.direct  # no publisher was started: the direct fallback
     assert isinstance(alert, CriticalAlert) and alert.component == "universe" and alert.severity == "critical"
     assert "no symbols" in alert.message and alert.raised_at == T0
+    assert isinstance(stopped, SessionStopped) and stopped.final_status == "failed"
     calls = len(store.universe_calls)
     clock.set(T0 + 10)
     svc.step_schedule()
@@ -511,15 +547,31 @@ def test_schedule_start_with_no_universe_alerts_and_backs_off() -> None:
     assert len(store.universe_calls) == calls + 1
 
 
-def test_run_with_start_now_ends_the_session_stopped_on_stop() -> None:
+def test_manual_start_with_no_universe_says_why() -> None:
+    svc = make_service(store=StoreFactory(universe=[]),
+                       settings=make_settings(source="database", universe="market_leaders:top_500"))
+    started, status = svc.start_session()
+    assert not started and status["start_error"]["cause"] == "universe"
+    assert "no symbols" in status["start_error"]["reason"]
+
+
+def test_shutdown_ends_the_session_stopped_and_refuses_later_starts() -> None:
     factory = FakeChildFactory()
-    svc = make_service(factory, scheduler=FakeScheduler(Action.WAIT))
-    stop = threading.Event()
-    stop.set()
-    svc.run(stop, start_now=True, poll_seconds=0.01)
-    last = svc.status()["last_session"]
-    assert last is not None and last["final_status"] == "stopped" and "signal" in last["reason"]
+    svc = make_service(factory, scheduler=FakeScheduler(Action.START))
+    assert svc.start_session()[0]
+    outcome = svc.shutdown()
+    assert outcome.final_status == "stopped" and "signal" in outcome.reason
     assert not svc.running and factory.count("publisher") == 1
+    started, status = svc.start_session()
+    assert not started and "shutting down" in status["refused"] and status["shutting_down"] is True
+    svc.step_schedule()  # the calendar says START: nothing starts while shutting down
+    assert factory.count("publisher") == 1
+
+
+def test_shutdown_when_idle_returns_none() -> None:
+    svc = make_service()
+    assert svc.shutdown() is None
+    assert svc.start_session()[1]["refused"]
 
 
 def test_a_manual_stop_in_market_hours_holds_until_a_manual_start() -> None:
@@ -531,14 +583,13 @@ def test_a_manual_stop_in_market_hours_holds_until_a_manual_start() -> None:
     scheduler = FakeScheduler(Action.START, window)
     svc = make_service(factory, scheduler=scheduler)
     svc.step_schedule()
-    assert svc.running and not svc._plan.manual
+    assert svc.running and svc.status()["session"]["manual"] is False
     assert svc.stop_session("stopped", "operator").final_status == "stopped"
     for _ in range(3):
         svc.step_schedule()  # the calendar still says START, but the operator said stop
-    assert not svc.running
+    assert not svc.running and factory.count("publisher") == 1
     assert svc.start_session(manual=True)[0]  # a manual start lifts the hold
-    svc.stop_session()
-    svc._held_window = None
+    assert svc.stop_session("completed", "end of test").final_status == "completed"  # not an operator's hold
     svc.step_schedule()
     assert svc.running
 
@@ -546,7 +597,11 @@ def test_a_manual_stop_in_market_hours_holds_until_a_manual_start() -> None:
 def test_a_failed_manual_session_does_not_delay_the_calendar() -> None:
     factory = FakeChildFactory(fail_open={"ingress"})
     clock = ManualClock(T0)
-    svc = make_service(factory, scheduler=FakeScheduler(Action.WAIT), clock=clock)
+    scheduler = FakeScheduler(Action.WAIT)
+    svc = make_service(factory, scheduler=scheduler, clock=clock)
     started, status = svc.start_session(manual=True)
     assert not started and status["last_session"]["final_status"] == "failed"
-    assert svc._retry_after <= clock.now()
+    factory.fail_open.clear()
+    scheduler.set(Action.START)
+    svc.step_schedule()  # the same instant: a manual failure set no back-off
+    assert svc.running and factory.count("publisher") == 2

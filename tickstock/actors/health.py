@@ -86,7 +86,7 @@ class HealthMonitor:
             session_started_at=session.started_at,
             feed_connected=self.feed_connected,
             publisher_connected=bool(publisher and publisher.redis_connected),
-            db_connected=bool(persistence and persistence.db_connected),
+            db_connected=None if persistence is None else bool(persistence.db_connected),
             db_failing_since=db_failing_since if persistence is not None else None,
             persistence_backlog=persistence.backlog if persistence else 0,
             backlog_warning=self.settings.persistence.backlog_warning,

@@ -35,7 +35,7 @@ class HealthInputs:
     session_started_at: float
     feed_connected: bool
     publisher_connected: bool
-    db_connected: bool
+    db_connected: bool | None           # None: unknown (persistence has not reported)
     db_failing_since: float | None
     persistence_backlog: int
     backlog_warning: int
@@ -61,7 +61,7 @@ def evaluate(i: HealthInputs, rules: HealthSettings) -> tuple[str, list[str]]:
         critical.append("redis subscription lost")
     if not i.publisher_connected:
         critical.append("redis unreachable for publishing")
-    if not i.db_connected:
+    if i.db_connected is False:
         failing = i.now - (i.db_failing_since if i.db_failing_since is not None else i.now)
         text = f"database writes failing for {failing:.0f}s ({i.persistence_backlog} rows buffered)"
         (critical if failing > rules.persistence_failing_critical_seconds else warning).append(text)

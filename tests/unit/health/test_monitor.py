@@ -1,5 +1,9 @@
 """HealthMonitor against a fake session: the wire schema of its report, live rates from counter
-deltas, when it publishes, the critical/recovery alerts, and children that do not answer."""
+deltas, when it publishes, the critical/recovery alerts, and children that stop reporting.
+
+The monitor never asks a child: it reads the session's latest ``ChildReport`` of each. Here a
+``FakeHandle`` stands for a child: while it has no ``error`` it has just reported its ``stats``;
+with an ``error`` it reports nothing more (its last report ages)."""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from tickstock.actors.ingress import IngressStats
 from tickstock.actors.persistence import PersistenceStats
 from tickstock.actors.publisher import PublisherStats
 from tickstock.config import Settings
-from tickstock.messages.commands import GetStats, Publish, RecordHealth
+from tickstock.messages.commands import ChildReport, Publish, RecordHealth
 from tickstock.messages.events import CriticalAlert, HealthReport
 from tickstock.messages.records import HealthRecord
 
@@ -45,19 +49,22 @@ def publisher_stats(patterns: int = 5, indicators: int = 150, redis_connected: b
 
 
 class FakeHandle:
-    """A child handle: ``ask(GetStats())`` answers ``stats`` (or raises ``error``); ``tell`` records."""
+    """A child: reports ``stats`` at every check while ``error`` is None; ``tell`` records; any
+    ``ask`` fails the test (the monitor must never ask)."""
 
     def __init__(self, stats: Any) -> None:
         self.stats = stats
         self.error: BaseException | None = None
-        self.asked: list[tuple[Any, float | None]] = []
+        self.last_report: ChildReport | None = None
         self.told: list[Any] = []
 
+    def report(self, name: str, now: float) -> ChildReport | None:
+        if self.error is None:
+            self.last_report = ChildReport(name, 1, self.stats, now)
+        return self.last_report
+
     def ask(self, message: Any, timeout: float | None = None) -> Any:
-        self.asked.append((message, timeout))
-        if self.error is not None:
-            raise self.error
-        return self.stats
+        raise AssertionError("the health monitor asked a child")
 
     def tell(self, message: Any) -> None:
         self.told.append(message)
@@ -72,6 +79,18 @@ class FakeSession:
         self.started_at = T0
         self.policy = SimpleNamespace(last_restart_at=None)
         self.status_calls = 0
+        self.now = T0
+        self.quarantined: list[str] = []
+
+    def latest(self, name: str) -> ChildReport | None:
+        return getattr(self, name).report(name, self.now)
+
+    def totals(self) -> tuple[int, int]:
+        report = self.publisher.last_report
+        return (report.stats.patterns, report.stats.indicators) if report else (0, 0)
+
+    def quarantined_symbols(self) -> list[str]:
+        return list(self.quarantined)
 
     def status(self) -> dict:
         self.status_calls += 1
@@ -83,6 +102,14 @@ class FakeSession:
 
     def health_records(self) -> list[HealthRecord]:
         return [m.record for m in self.persistence.told if isinstance(m, RecordHealth)]
+
+
+def check(monitor: HealthMonitor, session: FakeSession, now: float, force: bool) -> HealthReport | None:
+    """The session's timer: children report at ``now`` (those without an error), then the check."""
+    session.now = now
+    for name in ("ingress", "persistence", "publisher"):
+        session.latest(name)
+    return monitor.check(session, now, force)
 
 
 def make_monitor(market_open: bool = True, manual: bool = False, definitions: int = 5, problems=(),
@@ -109,12 +136,10 @@ def test_first_check_publishes_report_matching_the_interface_schema(session: Fak
     now = T0 + 10
     flowing(session, now, folded=182, bars_closed=10, lag_sum=1.2, lag_count=100,
             last_seen={"AAPL": now - 1, "MSFT": now - 2})
-    report = monitor.check(session, now, force=True)
+    report = check(monitor, session, now, force=True)
 
     assert isinstance(report, HealthReport)
     assert monitor.last_report is report and monitor.status == "healthy"
-    assert all(isinstance(m, GetStats) for h in (session.ingress, session.persistence, session.publisher)
-               for m, _ in h.asked)
     assert session.published() == [[report]]  # one Publish, only the report (no alert when healthy)
 
     wire = report.to_wire()
@@ -155,11 +180,11 @@ def test_first_check_publishes_report_matching_the_interface_schema(session: Fak
 def test_ticks_per_second_is_the_rate_over_the_interval(session: FakeSession) -> None:
     monitor = make_monitor()
     flowing(session, T0 + 10, folded=100, bars_closed=3, lag_sum=0.5, lag_count=100)
-    first = monitor.check(session, T0 + 10, force=True)
+    first = check(monitor, session, T0 + 10, force=True)
     assert first.ticks_per_second == pytest.approx(10.0)  # 100 ticks in the 10 s since the session started
 
     flowing(session, T0 + 20, folded=290, late=10, bars_closed=8, lag_sum=2.5, lag_count=300)
-    second = monitor.check(session, T0 + 20, force=True)
+    second = check(monitor, session, T0 + 20, force=True)
     assert second.ticks_per_second == pytest.approx(20.0)  # (300 - 100) / 10 s: late ticks count too
     assert second.to_wire()["health"]["data_flow"]["ticks_per_second"] == 20.0
     assert second.bars_per_minute == pytest.approx(30.0)  # 5 bars in 10 s
@@ -167,7 +192,7 @@ def test_ticks_per_second_is_the_rate_over_the_interval(session: FakeSession) ->
 
     # no new ticks: the rate drops to zero (a live value, not a running average)
     flowing(session, T0 + 30, folded=290, late=10, bars_closed=8, lag_sum=2.5, lag_count=300)
-    third = monitor.check(session, T0 + 30, force=True)
+    third = check(monitor, session, T0 + 30, force=True)
     assert third.ticks_per_second == 0.0 and third.bars_per_minute == 0.0
     assert third.processing_lag_ms is None
     assert third.to_wire()["health"]["data_flow"]["processing_lag_ms"] is None
@@ -177,12 +202,12 @@ def test_ticks_per_second_not_zero_between_reports(session: FakeSession) -> None
     """Non-forced checks in between do not eat the delta: the next report still sees every tick."""
     monitor = make_monitor()
     flowing(session, T0 + 10, folded=100)
-    monitor.check(session, T0 + 10, force=True)
+    check(monitor, session, T0 + 10, force=True)
     for second in range(11, 20):
         flowing(session, T0 + second, folded=100 + 10 * (second - 10))
-        assert monitor.check(session, T0 + second, force=False) is None
+        assert check(monitor, session, T0 + second, force=False) is None
     flowing(session, T0 + 20, folded=200)
-    report = monitor.check(session, T0 + 20, force=True)
+    report = check(monitor, session, T0 + 20, force=True)
     assert report.ticks_per_second == pytest.approx(10.0)
 
 
@@ -191,7 +216,7 @@ def test_active_and_stale_symbols(session: FakeSession) -> None:
     now = T0 + 600
     flowing(session, now, folded=10, last_seen={
         "AAPL": now - 5, "MSFT": now - 60, "NVDA": now - 61, "TSLA": now - 121, "META": now - 500})
-    report = monitor.check(session, now, force=True)
+    report = check(monitor, session, now, force=True)
     assert report.active_symbols == 2  # seen within active_symbol_seconds (60)
     health = report.to_wire()["health"]
     assert health["active_symbols"] == 2
@@ -202,7 +227,7 @@ def test_stale_list_is_capped_but_count_is_not(session: FakeSession) -> None:
     monitor = make_monitor()
     now = T0 + 600
     flowing(session, now, folded=10, last_seen={f"S{i:03d}": now - 300 for i in range(80)})
-    health = monitor.check(session, now, force=True).to_wire()["health"]
+    health = check(monitor, session, now, force=True).to_wire()["health"]
     assert health["stale_symbols"]["count"] == 80
     assert 0 < len(health["stale_symbols"]["symbols"]) < 80
     assert health["active_symbols"] == 0
@@ -214,35 +239,35 @@ def test_stale_list_is_capped_but_count_is_not(session: FakeSession) -> None:
 def test_non_forced_check_publishes_only_on_a_status_change(session: FakeSession) -> None:
     monitor = make_monitor()
     flowing(session, T0 + 10, folded=10)
-    assert monitor.check(session, T0 + 10, force=True) is not None
+    assert check(monitor, session, T0 + 10, force=True) is not None
     flowing(session, T0 + 11, folded=20)
-    assert monitor.check(session, T0 + 11, force=False) is None
-    assert monitor.check(session, T0 + 12, force=False) is None
+    assert check(monitor, session, T0 + 11, force=False) is None
+    assert check(monitor, session, T0 + 12, force=False) is None
     assert len(session.published()) == 1 and len(session.health_records()) == 1
 
     session.persistence.stats = persistence_stats(backlog=60_000)  # -> warning
-    report = monitor.check(session, T0 + 13, force=False)
+    report = check(monitor, session, T0 + 13, force=False)
     assert report is not None and report.status == "warning"
     assert report.issues == ("persistence backlog 60000 rows",)
     assert session.published()[-1] == [report]  # a warning raises no alert
     assert len(session.health_records()) == 2
-    assert monitor.check(session, T0 + 14, force=False) is None  # still warning: nothing
+    assert check(monitor, session, T0 + 14, force=False) is None  # still warning: nothing
 
 
 def test_first_check_publishes_even_when_not_forced(session: FakeSession) -> None:
     monitor = make_monitor()
     flowing(session, T0 + 1, folded=1)
-    report = monitor.check(session, T0 + 1, force=False)
+    report = check(monitor, session, T0 + 1, force=False)
     assert report is not None and session.published() == [[report]]
 
 
 def test_transition_into_critical_and_back_raises_alerts(session: FakeSession) -> None:
     monitor = make_monitor()
     flowing(session, T0 + 10, folded=10)
-    monitor.check(session, T0 + 10, force=True)
+    check(monitor, session, T0 + 10, force=True)
 
     session.ingress.stats = replace(session.ingress.stats, redis_connected=False)
-    report = monitor.check(session, T0 + 11, force=False)
+    report = check(monitor, session, T0 + 11, force=False)
     assert report is not None and report.status == "critical"
     assert report.to_wire()["health"]["connection"]["redis"] == "disconnected"
     events = session.published()[-1]
@@ -256,14 +281,14 @@ def test_transition_into_critical_and_back_raises_alerts(session: FakeSession) -
     assert wire["data"]["component"] == "health" and wire["data"]["session_id"] == SID
 
     # still critical: a forced report, but no second alert
-    report = monitor.check(session, T0 + 20, force=True)
+    report = check(monitor, session, T0 + 20, force=True)
     assert report.status == "critical"
     assert session.published()[-1] == [report]
-    assert monitor.check(session, T0 + 21, force=False) is None
+    assert check(monitor, session, T0 + 21, force=False) is None
 
     # recovery: an info alert
     session.ingress.stats = replace(session.ingress.stats, redis_connected=True, last_tick_at=T0 + 21.5)
-    report = monitor.check(session, T0 + 22, force=False)
+    report = check(monitor, session, T0 + 22, force=False)
     assert report is not None and report.status == "healthy"
     events = session.published()[-1]
     alerts = [e for e in events if isinstance(e, CriticalAlert)]
@@ -276,10 +301,10 @@ def test_leaving_critical_for_warning_is_also_an_info_alert(session: FakeSession
     monitor = make_monitor()
     session.publisher.stats = publisher_stats(redis_connected=False)
     flowing(session, T0 + 10, folded=10)
-    assert monitor.check(session, T0 + 10, force=True).status == "critical"
+    assert check(monitor, session, T0 + 10, force=True).status == "critical"
     session.publisher.stats = publisher_stats()
     session.persistence.stats = persistence_stats(backlog=60_000)
-    report = monitor.check(session, T0 + 11, force=False)
+    report = check(monitor, session, T0 + 11, force=False)
     assert report.status == "warning"
     alerts = [e for e in session.published()[-1] if isinstance(e, CriticalAlert)]
     assert [a.severity for a in alerts] == ["info"]
@@ -288,10 +313,10 @@ def test_leaving_critical_for_warning_is_also_an_info_alert(session: FakeSession
 def test_counters_that_go_down_never_give_negative_rates(session: FakeSession) -> None:
     monitor = make_monitor()
     flowing(session, T0 + 10, folded=10_000, late=50, bars_closed=500, lag_sum=30.0, lag_count=10_000)
-    monitor.check(session, T0 + 10, force=True)
+    check(monitor, session, T0 + 10, force=True)
     # the ingress restarted: its counters start again from zero
     flowing(session, T0 + 20, folded=20, late=0, bars_closed=1, lag_sum=0.1, lag_count=20)
-    report = monitor.check(session, T0 + 20, force=True)
+    report = check(monitor, session, T0 + 20, force=True)
     assert report.ticks_per_second >= 0 and report.bars_per_minute >= 0
     assert report.processing_lag_ms is not None and report.processing_lag_ms >= 0
     assert report.ticks_per_second == pytest.approx(2.0)  # the new counter's 20 ticks over 10 s
@@ -304,34 +329,59 @@ def test_counters_that_go_down_never_give_negative_rates(session: FakeSession) -
 # -- children that do not answer -----------------------------------------------------------------
 
 
-def test_persistence_not_answering_becomes_critical_by_the_rule(session: FakeSession) -> None:
+def test_persistence_not_reporting_is_said_with_its_true_age_then_critical(session: FakeSession) -> None:
     monitor = make_monitor()
-    session.persistence.error = pykka.Timeout("no answer")
+    session.persistence.error = pykka.Timeout("stuck on a locked table")  # it never reports
     flowing(session, T0 + 10, folded=10)
-    report = monitor.check(session, T0 + 10, force=True)  # no exception
+    report = check(monitor, session, T0 + 10, force=True)  # no exception
     assert report.status == "warning"
     assert report.to_wire()["health"]["connection"]["database"] == "disconnected"
-    assert report.issues == ("database writes failing for 0s (0 rows buffered)",)
+    assert report.issues == ("persistence not reporting for 10s",)  # never "failing for 0s (0 rows)"
     assert session.health_records()  # still told (kept by its handle until it answers again)
 
     flowing(session, T0 + 100, folded=20)
-    assert monitor.check(session, T0 + 100, force=True).status == "warning"  # 90 s: within the bound
+    assert check(monitor, session, T0 + 100, force=True).status == "warning"  # 100 s: within the bound
     flowing(session, T0 + 131, folded=30)
-    report = monitor.check(session, T0 + 131, force=False)
+    report = check(monitor, session, T0 + 131, force=False)
     assert report is not None and report.status == "critical"
-    assert "database writes failing for 121s" in report.issues[0]
+    assert "persistence not reporting for 131s" in report.issues
     assert any(isinstance(e, CriticalAlert) and e.severity == "critical" for e in session.published()[-1])
 
-    # it answers again, connected: the silence is forgotten
+    # it reports again, connected: the silence is forgotten
     session.persistence.error = None
     flowing(session, T0 + 132, folded=31)
-    assert monitor.check(session, T0 + 132, force=False).status == "healthy"
+    assert check(monitor, session, T0 + 132, force=False).status == "healthy"
+
+
+def test_a_stale_report_keeps_its_true_failure_duration_and_backlog(session: FakeSession) -> None:
+    monitor = make_monitor()
+    session.persistence.stats = persistence_stats(backlog=1234, db_connected=False, failing_since=T0 + 5)
+    flowing(session, T0 + 10, folded=10)
+    check(monitor, session, T0 + 10, force=True)
+    session.persistence.error = pykka.Timeout("now stuck")  # its last report ages from T0 + 10
+    flowing(session, T0 + 60, folded=20)
+    report = check(monitor, session, T0 + 60, force=True)
+    assert "database writes failing for 55s (1234 rows buffered)" in report.issues
+    assert "persistence not reporting for 50s" in report.issues
+
+
+def test_quarantined_symbols_and_isolated_tables_warn(session: FakeSession) -> None:
+    monitor = make_monitor()
+    session.quarantined = ["NVDA"]
+    session.persistence.stats = SimpleNamespace(
+        **{f: getattr(persistence_stats(), f) for f in ("backlog", "db_connected", "failing_since")},
+        isolated_tables=[{"table": "intraday_patterns", "error": "permission denied", "since": T0, "rows": 7}])
+    flowing(session, T0 + 30, folded=10)
+    report = check(monitor, session, T0 + 30, force=True)
+    assert report.status == "warning"
+    assert any("quarantined" in i and "NVDA" in i for i in report.issues)
+    assert "database table isolated: intraday_patterns: permission denied (for 30s, 7 rows waiting)" in report.issues
 
 
 def test_ingress_not_answering_is_handled(session: FakeSession) -> None:
     monitor = make_monitor()
     session.ingress.error = pykka.ActorDeadError("ingress is not running")
-    report = monitor.check(session, T0 + 10, force=True)
+    report = check(monitor, session, T0 + 10, force=True)
     assert report.ticks_per_second == 0.0 and report.active_symbols == 0
     assert report.status == "critical" and "redis subscription lost" in report.issues
     assert monitor.feed_connected is False
@@ -342,7 +392,7 @@ def test_no_child_answering_raises_nothing(session: FakeSession) -> None:
     monitor = make_monitor()
     for handle in (session.ingress, session.persistence, session.publisher):
         handle.error = RuntimeError("boom")
-    report = monitor.check(session, T0 + 5, force=True)
+    report = check(monitor, session, T0 + 5, force=True)
     assert report.status == "critical"
     assert report.patterns_detected == 0 and report.indicators_calculated == 0
     assert report.to_wire()["health"]["connection"] == {"redis": "disconnected", "database": "disconnected"}
@@ -354,9 +404,9 @@ def test_no_child_answering_raises_nothing(session: FakeSession) -> None:
 def test_silence_is_ignored_when_the_market_is_closed(session: FakeSession) -> None:
     session.ingress.stats = ingress_stats(last_tick_at=None)
     closed = make_monitor(market_open=False, manual=False)
-    assert closed.check(session, T0 + 1000, force=True).status == "healthy"
+    assert check(closed, session, T0 + 1000, force=True).status == "healthy"
     manual = make_monitor(market_open=False, manual=True)  # a manual session expects ticks
-    report = manual.check(session, T0 + 1000, force=True)
+    report = check(manual, session, T0 + 1000, force=True)
     assert report.status == "critical" and report.issues == ("tick feed silent for 1000s",)
 
 
@@ -364,7 +414,7 @@ def test_recent_restart_and_definition_problems_warn(session: FakeSession) -> No
     monitor = make_monitor(definitions=0, problems=("definition 'Foo' matches no known component",))
     session.policy.last_restart_at = T0 + 5
     flowing(session, T0 + 10, folded=10)
-    report = monitor.check(session, T0 + 10, force=True)
+    report = check(monitor, session, T0 + 10, force=True)
     assert report.status == "warning"
     assert set(report.issues) == {"no pattern or indicator definitions loaded",
                                   "definition 'Foo' matches no known component", "an actor was restarted 5s ago"}
@@ -375,7 +425,7 @@ def test_observer_is_called_on_every_check(session: FakeSession) -> None:
     monitor = make_monitor(observer=seen.append)
     for i, force in enumerate([True, False, False, True, False]):
         flowing(session, T0 + 10 + i, folded=10 * (i + 1))
-        monitor.check(session, T0 + 10 + i, force=force)
+        check(monitor, session, T0 + 10 + i, force=force)
     assert len(seen) == 5 and session.status_calls == 5
     for item in seen:
         assert set(item) == {"ingress", "persistence", "publisher", "report", "session"}

@@ -1,7 +1,7 @@
 """Fixtures for the HTTP adapter tests: a fake StreamingService and a running AdminServer.
 
 The fake records every call and answers like the real service (started/status tuples, None from
-a stop when idle, UniverseError when configured). Helpers are fixtures, not imports, so the tests
+a stop when idle, a universe start error or a refusal when configured). Helpers are fixtures, not imports, so the tests
 do not depend on pytest's import mode.
 """
 
@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from tickstock.actors.service import UniverseError
 from tickstock.actors.session import SessionOutcome
 from tickstock.adapters.http import AdminServer, ServiceMetrics
 from tickstock.config import HttpSettings
@@ -27,7 +26,9 @@ TOKEN = "s3cret-token"
 class FakeService:
     """Stands in for ``StreamingService``: configurable state, every call recorded."""
 
-    def __init__(self, running: bool = False, universe_error: str | None = None, start_fails: bool = False) -> None:
+    def __init__(self, running: bool = False, universe_error: str | None = None, start_fails: bool = False,
+                 refused: str | None = None) -> None:
+        self.refused = refused
         self._running = running
         self.start_fails = start_fails
         self.universe_error = universe_error
@@ -48,8 +49,10 @@ class FakeService:
     def start_session(self, manual: bool = True) -> tuple[bool, dict[str, Any]]:
         if self._running:
             return False, self.status()
+        if self.refused:  # the service is shutting down
+            return False, {**self.status(), "refused": self.refused}
         if self.universe_error:
-            raise UniverseError(self.universe_error)
+            return False, {**self.status(), "start_error": {"cause": "universe", "reason": self.universe_error}}
         self.start_calls.append(manual)
         if self.start_fails:  # the session was announced as failed; nothing runs
             return False, self.status()

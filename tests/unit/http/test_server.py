@@ -122,6 +122,14 @@ def test_universe_error_is_422_with_the_message(make_server, call, fake_service_
     assert response.json()["started"] is False
 
 
+def test_start_after_shutdown_began_is_503(make_server, call, fake_service_cls, token):
+    service = fake_service_cls(refused="the service is shutting down")
+    server = make_server(service=service)
+    response = call(server, "POST", START, token=token)
+    assert response.status == 503
+    assert response.json()["error"] == "the service is shutting down" and response.json()["started"] is False
+
+
 def test_stop_when_idle_is_409(server, call, fake, token):
     response = call(server, "POST", STOP, token=token)
     assert response.status == 409

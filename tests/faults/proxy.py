@@ -36,6 +36,7 @@ _DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "postgresql": 5432, "postgres":
 _LINGER_RST = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST, not FIN
 
 OPEN, CUT, BLACKHOLE, CLOSED = "open", "cut", "blackhole", "closed"
+_FREEZE = "freeze"  # command: blackhole the live connections only
 
 
 @dataclass(eq=False)
@@ -46,6 +47,7 @@ class _Pair:
     client: socket.socket
     upstream: socket.socket
     opened_at: float
+    frozen: bool = False
     pending: dict = field(default_factory=dict)  # socket -> bytearray still to be written to it
 
     def __post_init__(self) -> None:
@@ -134,13 +136,18 @@ class TcpProxy:
         is accepted and reset at once."""
         self._command(CUT)
 
-    def blackhole(self) -> None:
+    def blackhole(self, existing_only: bool = False) -> None:
         """Keep every socket open but forward nothing either way; new connections wait in the
-        listen backlog. Clients see silence, never an error: only their own timeouts help."""
-        self._command(BLACKHOLE)
+        listen backlog. Clients see silence, never an error: only their own timeouts help.
+
+        ``existing_only``: only the connections live now go silent (a half-open connection, e.g.
+        state dropped by a NAT or firewall); new connections are forwarded as usual, so a client
+        that detects the dead connection can reconnect at once."""
+        self._command(_FREEZE if existing_only else BLACKHOLE)
 
     def restore(self) -> None:
-        """Forward again: new connections are accepted, held data flows."""
+        """Forward again: new connections are accepted, held data flows (also on connections
+        silenced by ``blackhole(existing_only=True)``)."""
         self._command(OPEN)
 
     def close(self) -> None:
@@ -162,7 +169,8 @@ class TcpProxy:
         return len(self._pairs)
 
     def stats(self) -> dict:
-        return {"mode": self.mode, "active": len(self._pairs), "total": self.connections_total,
+        return {"mode": self.mode, "active": len(self._pairs),
+                "frozen": sum(1 for p in list(self._pairs.values()) if p.frozen), "total": self.connections_total,
                 "refused": self.connections_refused, "bytes_up": self.bytes_up, "bytes_down": self.bytes_down}
 
     def events_since(self, t: float, kind: str | None = None) -> list[tuple[float, str, int]]:
@@ -228,6 +236,10 @@ class TcpProxy:
             if mode == CUT:
                 for pair in list(self._pairs.values()):
                     self._drop(pair, reset=True)
+            for pair in self._pairs.values():
+                pair.frozen = mode == _FREEZE
+            if mode == _FREEZE:
+                mode = OPEN
             self.mode = mode
             if mode != CLOSED:
                 self._set_listening(mode != BLACKHOLE)
@@ -275,7 +287,7 @@ class TcpProxy:
         """(Re)register both sockets for what they may do now."""
         for sock in (pair.client, pair.upstream):
             events = 0
-            if self.mode == OPEN:
+            if self.mode == OPEN and not pair.frozen:
                 if len(pair.pending[pair.peer(sock)]) < _HIGH_WATER:
                     events |= selectors.EVENT_READ
                 if pair.pending[sock]:

@@ -167,6 +167,26 @@ def test_blackhole_keeps_the_connection_open_but_silent_and_restore_delivers(pro
     newcomer.close()
 
 
+def test_blackhole_existing_only_silences_live_connections_and_forwards_new_ones(proxy):
+    old = raw_connection(proxy, timeout=0.5)
+    old.sendall(PING)
+    assert recv_exactly(old, len(PONG)) == PONG
+
+    proxy.blackhole(existing_only=True)  # a half-open connection: the network itself still works
+    assert proxy.mode == OPEN and proxy.stats()["frozen"] == 1
+    old.sendall(PING)
+    with pytest.raises(socket.timeout):
+        old.recv(16)
+    assert client_for(proxy, timeout=1).ping() is True  # a new connection is forwarded at once
+    assert proxy.stats()["frozen"] == 1
+
+    proxy.restore()
+    old.settimeout(2)
+    assert recv_exactly(old, len(PONG)) == PONG
+    assert proxy.stats()["frozen"] == 0
+    old.close()
+
+
 def test_cut_during_blackhole_resets_and_restore_recovers(proxy):
     sock = raw_connection(proxy)
     sock.sendall(PING)

@@ -36,7 +36,9 @@ def insert_history(dsn: str, symbol: str, closes: list[float], end_minute: int) 
 
 
 def test_doji_on_first_bar_and_rsi_crossing_after_priming(tmp_path, database):
-    config, cfg = e2e_config(tmp_path, database)
+    # The session starts mid-minute, so its first bar is known partial; this test feeds that bar
+    # every tick after the start and asks for it to be analysed (analyse_partial_bars).
+    config, cfg = e2e_config(tmp_path, database, **{"analysis.analyse_partial_bars": True})
     channels = cfg["channels"]
     rng = random.Random(7)
     closes = [100.0]

@@ -57,7 +57,7 @@ def resolve_universe(settings: Settings, store_factory: Callable[[], Any]) -> li
     return symbols
 
 
-def load_definitions(settings: Settings, store_factory: Callable[[], Any]) -> tuple[Any, list[str], str]:
+def load_definitions(settings: Settings, store_factory: Callable[[], Any], log: Any = logger) -> tuple[Any, list[str], str]:
     """(DefinitionSet, problems in words, source). Falls back to config.yaml if the database is down."""
     try:
         store = store_factory()
@@ -74,15 +74,16 @@ def load_definitions(settings: Settings, store_factory: Callable[[], Any]) -> tu
         problems = [f"definitions database unreachable ({exc.__class__.__name__}): using config.yaml fallback"]
         problems += list(definitions.problems())
     names = ", ".join(f"{d.name}({d.kind})" for d in definitions.definitions) or "NONE"
-    logger.info("loaded {} analysis definitions from {}: {}", len(definitions.definitions), source, names)
+    log.info("loaded {} analysis definitions from {}: {}", len(definitions.definitions), source, names)
     for problem in problems:
-        logger.error("analysis definitions: {}", problem)
+        log.error("analysis definitions: {}", problem)
     return definitions, problems, source
 
 
 def make_plan(settings: Settings, store_factory: Callable[[], Any], manual: bool, session_id: str) -> SessionPlan:
     """Resolve the universe (``UniverseError`` if it is empty or unreadable) and load the definitions."""
     symbols = resolve_universe(settings, store_factory)
-    definitions, problems, source = load_definitions(settings, store_factory)
+    definitions, problems, source = load_definitions(settings, store_factory,
+                                                     logger.bind(session_id=session_id, actor="session"))
     return SessionPlan(settings.session.universe, tuple(symbols), settings, definitions, tuple(problems),
                        session_id=session_id, manual=manual, definitions_source=source)

@@ -70,6 +70,11 @@ class Watcher:
         with self._lock:
             return [p for n, p in self.messages if n == name]
 
+    def timed(self, name: str) -> list[tuple[float, dict]]:
+        """(received at, payload) of everything seen on ``name``, in arrival order."""
+        with self._lock:
+            return [(t, p) for t, (n, p) in zip(self.received_at, self.messages) if n == name]
+
     def wait_for(self, name: str, predicate=lambda p: True, timeout: float = 30.0) -> dict:
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -123,3 +128,18 @@ def sleep_until(t: float) -> None:
     delay = t - time.time()
     if delay > 0:
         time.sleep(delay)
+
+
+def write_config(directory: Path, cfg: dict) -> Path:
+    """Write an ``e2e_config`` dict again in ``directory`` (created): a second service process with
+    the same channels, keys and database gets a log of its own there."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def numsub(client: redis.Redis, channel: str) -> int:
+    """How many connections the Redis server counts as subscribed to ``channel``: seen from
+    outside, whether the service is (re-)subscribed."""
+    return int(dict(client.pubsub_numsub(channel)).get(channel.encode(), 0))

@@ -35,6 +35,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -503,7 +504,7 @@ class PersistenceActor(SupervisedActor):
         size = table.rows_per_call or self.batch_size
         if table.one_by_one:
             size = 1
-        entries = [table.queue[i] for i in range(min(size, len(table.queue)))]
+        entries = list(islice(table.queue, size))
         rows = [row for _, row in entries]
         started = time.perf_counter()
         rejected: list[tuple[Any, str]] = []

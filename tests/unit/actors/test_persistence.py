@@ -831,3 +831,31 @@ def test_a_crash_closes_the_log_before_the_supervisor_hears_of_it(clock, spill):
     actor.on_failure(RuntimeError, RuntimeError("boom"), None)
     assert actor._wal._closed and store.closed and segment_rows(spill) == list(bars(2))
     assert len(supervisor.messages) == 1 and type(supervisor.messages[0]).__name__ == "ChildFailed"
+
+
+def test_rows_replayed_from_the_log_go_before_rows_told_to_the_new_actor(clock, spill):
+    store = FakeStore()
+    store.down = True
+    first = opened(store)
+    first.on_receive(RecordSession(session_record()))  # the start, never written
+    first.on_stop()
+    later = FakeStore()
+    second = PersistenceActor(None, "sid", lambda: later, flush_interval=3600.0, spill_dir=spill)
+    second.on_receive(RecordSession(session_record("failed")))  # told before Open, even
+    second.open()
+    second._ticker.stop()
+    tick(second, clock)
+    assert later.methods() == ["start_session", "finish_session"]
+
+
+def test_without_a_log_rows_are_kept_in_memory_beyond_the_cap_never_dropped(clock, tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("x")
+    store = FakeStore()
+    store.down = True
+    actor = opened(store, spill_dir=blocker / "spill", max_rows_in_memory=2, retry_interval=1.0)
+    actor.on_receive(PersistBars(bars(5)))
+    assert table(stats(actor), "ohlcv_1min").in_memory == 5 and stats(actor).rows_on_disk_only == 0
+    store.down = False
+    tick(actor, clock, 1.5)
+    assert store.rows("upsert_bars") == list(bars(5))

@@ -117,7 +117,7 @@ def run_to_completion(dsn: str, spill: Path, sid: str):
 
 
 def log_files(spill: Path) -> list[str]:
-    return sorted(p.name for p in spill.iterdir()) if spill.exists() else []
+    return sorted(p.name for p in spill.iterdir() if p.name != ".lock") if spill.exists() else []
 
 
 def test_rows_told_while_the_database_is_unreachable_are_written_once_by_the_next_actor(dsn, tmp_path):

@@ -383,6 +383,11 @@ def logs():
     logger.remove(handler)
 
 
+def files(directory) -> list[str]:
+    """What the log directory holds, but its lock file."""
+    return sorted(p.name for p in directory.iterdir() if p.name != ".lock")
+
+
 def segment_rows(directory) -> list:
     return [row for path in sorted(directory.glob("wal-*.jsonl")) for row in decode_rows(path)]
 
@@ -442,7 +447,7 @@ def test_rows_unwritten_at_stop_stay_in_the_log_and_the_next_actor_writes_them(c
     assert stats(successor).backlog == 0
     assert not list(spill.glob("wal-*.jsonl"))  # the earlier segment went once every row was committed
     successor.on_stop()
-    assert list(spill.iterdir()) == []
+    assert files(spill) == []
 
 
 def test_an_actor_that_dies_without_on_stop_loses_nothing(clock, spill):
@@ -463,7 +468,7 @@ def test_an_actor_that_dies_without_on_stop_loses_nothing(clock, spill):
     assert later.rows("upsert_bars") == list(bars(5)) and later.rows("insert_patterns") == [pattern()]
     assert stats(second).backlog == 0
     second.on_stop()
-    assert list(spill.iterdir()) == []
+    assert files(spill) == []
 
 
 def test_a_segment_stays_until_its_rows_are_committed_then_goes_without_a_stop(clock, spill):
@@ -472,11 +477,11 @@ def test_a_segment_stays_until_its_rows_are_committed_then_goes_without_a_stop(c
     store.down = True
     actor.on_receive(PersistBars(bars(2)))
     tick(actor, clock)  # write fails; the segment is sealed
-    assert [p.name for p in spill.iterdir()] == ["wal-000000000001.jsonl"]
+    assert files(spill) == ["wal-000000000001.jsonl"]
     store.down = False
     tick(actor, clock, 1.5)
     assert store.rows("upsert_bars") == list(bars(2))
-    assert list(spill.iterdir()) == []
+    assert files(spill) == []
 
 
 def test_a_row_is_done_in_the_log_when_refused_too(clock, spill):
@@ -488,7 +493,7 @@ def test_a_row_is_done_in_the_log_when_refused_too(clock, spill):
     tick(actor, clock)
     s = stats(actor)
     assert s.rows_rejected == 1 and s.backlog == 0 and s.wal_pending == 0
-    assert list(spill.iterdir()) == []
+    assert files(spill) == []
 
 
 def test_a_spill_file_of_the_previous_version_is_replayed_and_kept_until_committed(clock, spill):
@@ -515,7 +520,7 @@ def test_a_spill_file_with_an_unreadable_line_is_replayed_and_kept_as_damaged(cl
     assert stats(actor).backlog == 2
     tick(actor, clock)
     assert store.rows("upsert_bars") == list(bars(2))
-    assert [p.name for p in spill.iterdir()] == ["spill-1.000000-x.jsonl.damaged"]
+    assert files(spill) == ["spill-1.000000-x.jsonl.damaged"]
 
 
 def test_the_log_is_fsynced_every_fsync_interval_and_at_stop(clock, spill):
@@ -859,3 +864,22 @@ def test_without_a_log_rows_are_kept_in_memory_beyond_the_cap_never_dropped(cloc
     store.down = False
     tick(actor, clock, 1.5)
     assert store.rows("upsert_bars") == list(bars(5))
+
+
+def test_a_log_directory_used_by_another_process_leaves_this_actor_writing_from_memory(clock, spill):
+    import fcntl
+    import os
+
+    spill.mkdir()
+    fd = os.open(spill / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as another service on the same directory would
+    try:
+        store = FakeStore()
+        actor = opened(store)
+        actor.on_receive(PersistBars(bars(2)))
+        assert "in use by another process" in stats(actor).wal_error
+        assert files(spill) == []  # nothing of this actor goes into the other's log
+        tick(actor, clock)
+        assert store.rows("upsert_bars") == list(bars(2))
+    finally:
+        os.close(fd)

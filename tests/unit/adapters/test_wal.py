@@ -54,7 +54,8 @@ def opened(path, **kwargs) -> tuple[WriteAheadLog, Log]:
 
 
 def segment_files(path) -> list[str]:
-    return sorted(p.name for p in path.iterdir())
+    """Files in the log directory but its lock file."""
+    return sorted(p.name for p in path.iterdir() if p.name != ".lock")
 
 
 def test_append_writes_every_row_to_disk_before_returning_in_order(tmp_path):
@@ -284,3 +285,45 @@ def test_open_fails_when_the_directory_cannot_be_made(tmp_path):
     blocker.write_text("x")
     with pytest.raises(OSError):
         WriteAheadLog(blocker / "wal", log=Log()).open()
+
+
+def hold_lock_elsewhere(directory):
+    """The directory's lock held through another open file: as another process would hold it."""
+    import fcntl
+
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.pwrite(fd, b"4242\n", 0)
+    return fd
+
+
+def test_a_directory_in_use_by_another_process_is_refused(tmp_path):
+    from tickstock.adapters.disk import WalInUse
+
+    (tmp_path / "wal-000000000001.jsonl").write_bytes(encode_rows([bar(0)]))
+    fd = hold_lock_elsewhere(tmp_path)
+    try:
+        with pytest.raises(WalInUse, match="4242"):
+            WriteAheadLog(tmp_path, log=Log()).open()
+        assert segment_files(tmp_path) == ["wal-000000000001.jsonl"]  # untouched
+    finally:
+        os.close(fd)
+    wal, _ = opened(tmp_path)  # free again
+    assert wal.pending == 1
+
+
+def test_logs_of_one_process_share_the_directory_and_the_last_close_releases_it(tmp_path):
+    import fcntl
+
+    first, _ = opened(tmp_path)
+    second, _ = opened(tmp_path)  # e.g. a restarted actor while its dead predecessor's log is open
+    first.close()
+    probe = os.open(tmp_path / ".lock", os.O_RDWR)
+    try:
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)  # still held for `second`
+        second.close()
+        fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released
+    finally:
+        os.close(probe)

@@ -1,5 +1,5 @@
 """Local disk adapters: the persistence write-ahead log."""
 
-from .wal import Position, WalStats, WriteAheadLog
+from .wal import Position, WalInUse, WalStats, WriteAheadLog
 
-__all__ = ["Position", "WalStats", "WriteAheadLog"]
+__all__ = ["Position", "WalInUse", "WalStats", "WriteAheadLog"]

@@ -22,13 +22,19 @@ read as segments too. Guarantees:
 - Memory is one byte per row of the segments on disk: rows are read back from the file
   (``scan``, ``rows``), not kept.
 
-Not thread-safe: one owner (the persistence actor) calls it. One process per directory.
+Not thread-safe: one owner (the persistence actor) calls it. One process per directory: ``open``
+takes an exclusive lock on ``<directory>/.lock`` for this process (released at ``close`` of the last
+log of this process on that directory, or when the process dies, kill -9 included) and raises
+``WalInUse`` if another process holds it, so two services never replay each other's rows. Logs
+of the same process share the lock (a restarted actor replays what its dead predecessor left).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +46,10 @@ from tickstock.messages.spill import decode_line, encode_row
 
 _SEGMENT_NAME = re.compile(r"^wal-(\d{1,18})\.jsonl$")
 _LEGACY_GLOB = "spill-*.jsonl"
+
+
+class WalInUse(OSError):
+    """Another process holds the directory's lock."""
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -96,6 +106,7 @@ class WriteAheadLog:
         self._dir_dirty = False
         self._opened = False
         self._closed = False
+        self._lock_key: str | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -104,13 +115,19 @@ class WriteAheadLog:
         rows pending from earlier processes (read them with ``rows()``). OSError if the directory
         cannot be created or listed."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        legacy = sorted(p for p in self.directory.glob(_LEGACY_GLOB) if p.is_file())
-        numbered = []
-        for path in self.directory.iterdir():
-            match = _SEGMENT_NAME.match(path.name)
-            if match and path.is_file():
-                numbered.append((int(match.group(1)), path))
-        numbered.sort()
+        self._lock_key = _acquire_directory(self.directory)
+        try:
+            legacy = sorted(p for p in self.directory.glob(_LEGACY_GLOB) if p.is_file())
+            numbered = []
+            for path in self.directory.iterdir():
+                match = _SEGMENT_NAME.match(path.name)
+                if match and path.is_file():
+                    numbered.append((int(match.group(1)), path))
+            numbered.sort()
+        except BaseException:
+            _release_directory(self._lock_key)
+            self._lock_key = None
+            raise
         # Legacy spill files predate every numbered segment: replay them first.
         for ordinal, path in [(i - len(legacy), p) for i, p in enumerate(legacy)] + numbered:
             self._load(ordinal, path)
@@ -162,8 +179,13 @@ class WriteAheadLog:
         if self._closed:
             return
         self._closed = True
-        if self._current is not None:
-            self._seal(self._current)
+        try:
+            if self._current is not None:
+                self._seal(self._current)
+        finally:
+            if self._lock_key is not None:
+                _release_directory(self._lock_key)
+                self._lock_key = None
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -383,3 +405,42 @@ def _fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# Directory locks held by this process: realpath -> [fd of the lock file, logs using it].
+_LOCKS: dict[str, list[int]] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _acquire_directory(directory: Path) -> str:
+    key = os.path.realpath(directory)
+    with _LOCKS_GUARD:
+        entry = _LOCKS.get(key)
+        if entry is not None:
+            entry[1] += 1
+            return key
+        fd = os.open(os.path.join(key, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise WalInUse(f"write-ahead log directory {directory} is in use by another process (pid {holder})") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _LOCKS[key] = [fd, 1]
+        return key
+
+
+def _release_directory(key: str) -> None:
+    with _LOCKS_GUARD:
+        entry = _LOCKS.get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del _LOCKS[key]
+            os.close(entry[0])  # releases the lock; the file stays (deleting it would race)

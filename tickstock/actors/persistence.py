@@ -249,18 +249,19 @@ class PersistenceActor(SupervisedActor):
         self._closed = True
         if self._ticker is not None:
             self._ticker.stop()
-        backlog = self.backlog
+        memory_only = sum(1 for t in self._tables.values() for position, _ in t.queue if position is None)
+        logged = self.backlog - memory_only
         if self._wal is not None:
             try:
                 self._wal.close()
             except OSError as exc:
                 self.log.error("write-ahead log close failed: {!r}", exc)
-        if backlog and self._wal is not None and not self._wal_error:
+        if logged:
             self.log.warning("persistence stopped with {} rows unwritten ({}); they stay in the write-ahead "
-                             "log in {} for the next session", backlog, self.last_error or "no error", self._spill_dir)
-        elif backlog:
-            self.log.error("persistence stopped with {} rows unwritten ({}); some were held in memory only "
-                           "and are LOST", backlog, self.last_error or "no error")
+                             "log in {} for the next session", logged, self.last_error or "no error", self._spill_dir)
+        if memory_only:
+            self.log.error("persistence stopped with {} rows unwritten that were held in memory only (no "
+                           "write-ahead log: {}); they are LOST", memory_only, self._wal_error or "none configured")
         if self._store is not None:
             try:
                 self._store.close()

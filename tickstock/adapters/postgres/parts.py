@@ -37,26 +37,34 @@ UPSERT_PARTS_SQL = (
     "high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close, volume = EXCLUDED.volume, "
     "first_tick_at = EXCLUDED.first_tick_at, last_tick_at = EXCLUDED.last_tick_at, written_at = now()"
 )
-UPSERT_PARTS_TEMPLATE = "(%s, %s, %s::uuid, %s, %s, %s, %s, %s, %s::timestamptz, %s::timestamptz)"
+# Times travel as epoch seconds (cheaper to send than datetimes: this is most of a batch's
+# client-side cost) and become TIMESTAMPTZ on the server.
+UPSERT_PARTS_TEMPLATE = (
+    "(%s, to_timestamp(%s), %s::uuid, %s, %s, %s, %s, %s, to_timestamp(%s), to_timestamp(%s))"
+)
 
-# The keys arrive de-duplicated (a key twice would count its parts twice). A part without tick
-# times counts as covering the whole minute; ties go to the session id, so the result never
-# depends on the order in which parts were written. Rows are produced in key order, so concurrent
-# merges take ohlcv_1min's row locks in the same order. A row whose values did not change is not
+# The keys arrive de-duplicated (a key twice would count its parts twice). A LATERAL lookup per
+# key walks the parts' primary key whatever the table statistics say. A part without tick times
+# counts as covering the whole minute; ties go to the session id, so the result never depends on
+# the order in which parts were written. Rows are produced in key order, so concurrent merges
+# take ohlcv_1min's row locks in the same order. A row whose values did not change is not
 # rewritten (a replay costs no table churn).
 MERGE_MINUTES_SQL = """
 INSERT INTO ohlcv_1min (symbol, timestamp, open, high, low, close, volume)
-SELECT p.symbol, p.timestamp,
-       (array_agg(p.open ORDER BY COALESCE(p.first_tick_at, p.timestamp), p.session_id))[1],
-       max(p.high),
-       min(p.low),
-       (array_agg(p.close ORDER BY COALESCE(p.last_tick_at, p.timestamp + interval '1 minute') DESC,
-                                   p.session_id DESC))[1],
-       sum(p.volume)
-FROM unnest(%s::varchar[], %s::timestamptz[]) AS k(symbol, ts)
-JOIN ohlcv_1min_parts AS p ON p.symbol = k.symbol AND p.timestamp = k.ts
-GROUP BY p.symbol, p.timestamp
-ORDER BY p.symbol, p.timestamp
+SELECT k.symbol, to_timestamp(k.start), m.open, m.high, m.low, m.close, m.volume
+FROM unnest(%s::varchar[], %s::float8[]) AS k(symbol, start)
+CROSS JOIN LATERAL (
+    SELECT (array_agg(p.open ORDER BY COALESCE(p.first_tick_at, p.timestamp), p.session_id))[1] AS open,
+           max(p.high) AS high,
+           min(p.low) AS low,
+           (array_agg(p.close ORDER BY COALESCE(p.last_tick_at, p.timestamp + interval '1 minute') DESC,
+                                       p.session_id DESC))[1] AS close,
+           sum(p.volume) AS volume
+    FROM ohlcv_1min_parts AS p
+    WHERE p.symbol = k.symbol AND p.timestamp = to_timestamp(k.start)
+) AS m
+WHERE m.volume IS NOT NULL
+ORDER BY k.symbol, k.start
 ON CONFLICT (symbol, timestamp) DO UPDATE SET open = EXCLUDED.open, high = EXCLUDED.high,
     low = EXCLUDED.low, close = EXCLUDED.close, volume = EXCLUDED.volume
 WHERE (ohlcv_1min.open, ohlcv_1min.high, ohlcv_1min.low, ohlcv_1min.close, ohlcv_1min.volume)
@@ -66,10 +74,10 @@ WHERE (ohlcv_1min.open, ohlcv_1min.high, ohlcv_1min.low, ohlcv_1min.close, ohlcv
 LOCK_MINUTES_SQL = "SELECT count(pg_advisory_xact_lock(%s, k)) FROM unnest(%s::int[]) AS k"
 
 
-def minute_lock_key(symbol: str, start: Any) -> int:
-    """A stable signed 32-bit key for (symbol, minute). Two minutes sharing a key only make their
-    writers wait for each other, never merge them."""
-    digest = hashlib.blake2b(f"{symbol}\x1f{start.isoformat()}".encode(), digest_size=4).digest()
+def minute_lock_key(symbol: str, start: float) -> int:
+    """A stable signed 32-bit key for (symbol, minute start in epoch seconds). Two minutes sharing
+    a key only make their writers wait for each other, never merge them."""
+    digest = hashlib.blake2b(f"{symbol}\x1f{int(start)}".encode(), digest_size=4).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 

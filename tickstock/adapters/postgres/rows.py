@@ -8,6 +8,7 @@ server.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import uuid
@@ -28,6 +29,22 @@ def utc(epoch_seconds: float) -> datetime:
 
 def utc_or_none(epoch_seconds: float | None) -> datetime | None:
     return None if epoch_seconds is None else utc(epoch_seconds)
+
+
+# The range of a TIMESTAMPTZ a datetime can also hold (years 1..9999): beyond it, refuse the row here.
+_EPOCH_MIN, _EPOCH_MAX = -62_135_596_800, 253_402_300_799
+
+
+def epoch(value: Any, what: str = "time") -> float:
+    """``value`` as finite epoch seconds within the years 1..9999 (an int stays an int)."""
+    number = value if isinstance(value, int) and not isinstance(value, bool) else finite(value, what)
+    if not _EPOCH_MIN <= number <= _EPOCH_MAX:
+        raise ValueError(f"{what} out of range: {number!r}")
+    return number
+
+
+def epoch_or_none(value: Any, what: str = "time") -> float | None:
+    return None if value is None else epoch(value, what)
 
 
 def finite(value: Any, what: str) -> float:
@@ -52,6 +69,7 @@ def json_text(value: Any) -> str:
 NIL_SESSION = "00000000-0000-0000-0000-000000000000"
 
 
+@functools.lru_cache(maxsize=64)  # a handful of sessions, 500 bars each per minute
 def session_uuid(session_id: str) -> str:
     """A bar's ``session_id`` as the UUID of its part: the nil UUID for "", the UUID itself
     (canonical form) for a UUID, and for anything else a UUID derived from it, so that a
@@ -66,19 +84,22 @@ def session_uuid(session_id: str) -> str:
 
 
 def bar_part_row(bar: Bar) -> tuple[Any, ...]:
-    """Parameters in ``PART_COLUMNS`` order: ``ohlcv_1min_parts (symbol, timestamp, session_id,
-    open, high, low, close, volume, first_tick_at, last_tick_at)``."""
+    """Parameters for ``ohlcv_1min_parts (symbol, timestamp, session_id,
+    open, high, low, close, volume, first_tick_at, last_tick_at)``.
+
+    Times are epoch seconds (the statement converts them): ``start`` an int, the tick times
+    finite floats or None."""
     return (
         bar.symbol,
-        utc(bar.start),
+        epoch(bar.start),
         session_uuid(bar.session_id),
         finite(bar.open, "open"),
         finite(bar.high, "high"),
         finite(bar.low, "low"),
         finite(bar.close, "close"),
         int(bar.volume),
-        utc_or_none(bar.first_tick_at),
-        utc_or_none(bar.last_tick_at),
+        epoch_or_none(bar.first_tick_at),
+        epoch_or_none(bar.last_tick_at),
     )
 
 

@@ -33,6 +33,8 @@ def e2e_config(tmp_path: Path, dsn: str, **overrides: Any) -> tuple[Path, dict]:
                            session_key_ttl_seconds=10, reannounce_interval_seconds=5,
                            health_interval_seconds=3)
     base["bars"]["grace_seconds"] = 0.5
+    # A write-ahead log of the test's own: the log is locked by one service at a time.
+    base["persistence"]["spill_dir"] = str(tmp_path / "spill")
     base["http"]["enabled"] = False
     for dotted, value in overrides.items():
         section, key = dotted.split(".", 1)

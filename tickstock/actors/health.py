@@ -96,6 +96,7 @@ class HealthMonitor:
             silent_children=tuple(sorted(silent.items())),
             quarantined=tuple(session.quarantined_symbols()),
             isolated_tables=_isolated_tables(persistence, now),
+            wal_error=getattr(persistence, "wal_error", "") or "",
         )
         status, issues = evaluate(inputs, h)
         changed = status != self.status
@@ -144,12 +145,5 @@ def _delta(current: int, previous: int) -> int:
 
 def _isolated_tables(persistence: Any, now: float) -> tuple[str, ...]:
     """'table: error (for Ns, R rows waiting)' for each table persistence has isolated."""
-    out = []
-    for item in getattr(persistence, "isolated_tables", None) or ():
-        table = getattr(item, "table", None) or (item.get("table") if isinstance(item, dict) else str(item))
-        get = (lambda k: item.get(k)) if isinstance(item, dict) else (lambda k: getattr(item, k, None))
-        since, rows, error = get("since"), get("rows"), get("error")
-        detail = ", ".join(p for p in (f"for {now - since:.0f}s" if since else "",
-                                       f"{rows} rows waiting" if rows is not None else "") if p)
-        out.append(f"{table}: {error or 'refused'}" + (f" ({detail})" if detail else ""))
-    return tuple(out)
+    return tuple(f"{t.table}: {t.error} (for {now - t.since:.0f}s, {t.rows_waiting} rows waiting)"
+                 for t in getattr(persistence, "isolated", None) or ())

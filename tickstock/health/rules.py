@@ -10,6 +10,7 @@ warning (degraded, still producing):
   - zero analysis definitions, or unknown/invalid ones;
   - persistence is failing (within its bound) or its backlog exceeds ``backlog_warning`` rows;
   - a table is isolated by a non-transient database error (permission, missing column);
+  - the persistence write-ahead log cannot be written (results are then in memory only);
   - a shared child (ingress, persistence, publisher) has not reported for a while (a stuck
     database call, say): said with how long, and critical past ``persistence_failing_critical_seconds``;
   - a symbol is quarantined (it crashed past its restart budget; its bars are still stored);
@@ -45,6 +46,7 @@ class HealthInputs:
     silent_children: tuple[tuple[str, float], ...] = ()   # (child, seconds since its last report)
     quarantined: tuple[str, ...] = ()
     isolated_tables: tuple[str, ...] = ()                  # 'table: error (...)', in words
+    wal_error: str = ""                                    # the write-ahead log cannot be written
 
 
 def evaluate(i: HealthInputs, rules: HealthSettings) -> tuple[str, list[str]]:
@@ -67,6 +69,8 @@ def evaluate(i: HealthInputs, rules: HealthSettings) -> tuple[str, list[str]]:
         (critical if failing > rules.persistence_failing_critical_seconds else warning).append(text)
     elif i.persistence_backlog > i.backlog_warning:
         warning.append(f"persistence backlog {i.persistence_backlog} rows")
+    if i.wal_error:
+        warning.append(f"write-ahead log unavailable, results kept in memory only: {i.wal_error}")
     for table in i.isolated_tables:
         warning.append(f"database table isolated: {table}")
     for child, silent in i.silent_children:

@@ -18,7 +18,7 @@ import pytest
 
 from tickstock.actors.health import HealthMonitor
 from tickstock.actors.ingress import IngressStats
-from tickstock.actors.persistence import PersistenceStats
+from tickstock.actors.persistence import IsolatedTable, PersistenceStats
 from tickstock.actors.publisher import PublisherStats
 from tickstock.config import Settings
 from tickstock.messages.commands import ChildReport, Publish, RecordHealth
@@ -368,14 +368,14 @@ def test_a_stale_report_keeps_its_true_failure_duration_and_backlog(session: Fak
 def test_quarantined_symbols_and_isolated_tables_warn(session: FakeSession) -> None:
     monitor = make_monitor()
     session.quarantined = ["NVDA"]
-    session.persistence.stats = SimpleNamespace(
-        **{f: getattr(persistence_stats(), f) for f in ("backlog", "db_connected", "failing_since")},
-        isolated_tables=[{"table": "intraday_patterns", "error": "permission denied", "since": T0, "rows": 7}])
+    session.persistence.stats = replace(persistence_stats(), isolated=(
+        IsolatedTable("intraday_patterns", "permission denied", T0, 7, T0 + 60),), wal_error="disk full")
     flowing(session, T0 + 30, folded=10)
     report = check(monitor, session, T0 + 30, force=True)
     assert report.status == "warning"
     assert any("quarantined" in i and "NVDA" in i for i in report.issues)
     assert "database table isolated: intraday_patterns: permission denied (for 30s, 7 rows waiting)" in report.issues
+    assert "write-ahead log unavailable, results kept in memory only: disk full" in report.issues
 
 
 def test_ingress_not_answering_is_handled(session: FakeSession) -> None:

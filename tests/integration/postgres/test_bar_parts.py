@@ -251,3 +251,13 @@ def test_parts_table_has_the_designed_columns_and_key(migrated_dsn: str) -> None
         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
         WHERE i.indrelid = 'ohlcv_1min_parts'::regclass AND i.indisprimary ORDER BY a.attnum""")
     assert [r[0] for r in pk] == ["symbol", "timestamp", "session_id"]
+
+
+def test_a_bar_with_an_impossible_tick_time_is_refused_alone(store: PostgresStore, sql) -> None:
+    good = Bar("AAPL", T0, 1.0, 1.0, 1.0, 1.0, 5, 1, S1, T0 + 1.0, T0 + 1.0)
+    nan_time = Bar("MSFT", T0, 1.0, 1.0, 1.0, 1.0, 5, 1, S1, float("nan"), T0 + 1.0)
+    far = Bar("NVDA", T0, 1.0, 1.0, 1.0, 1.0, 5, 1, S1, T0 + 1.0, 1e18)
+    result = store.upsert_bars([nan_time, good, far])
+    assert result.written == 1 and [b for b, _ in result.rejected] == [nan_time, far]
+    assert "not finite" in result.rejected[0][1] and "out of range" in result.rejected[1][1]
+    assert sql("SELECT symbol FROM ohlcv_1min_parts") == [("AAPL",)]

@@ -107,3 +107,25 @@ def test_old_ledger_ids_are_pruned_at_migrate_and_on_demand(fresh_dsn: str) -> N
     with PostgresStore(fresh_dsn) as store:
         assert store.prune_written_rows(4 * 86_400) == 1
     assert left() == ["00000000-0000-4000-8000-000000000003", "00000000-0000-4000-8000-000000000004"]
+
+
+def test_migrate_does_not_hang_on_a_locked_table_and_pruning_never_fails_it(fresh_dsn: str) -> None:
+    import psycopg2
+    import psycopg2.errors
+
+    migrate(fresh_dsn)
+    holder = psycopg2.connect(fresh_dsn)
+    try:
+        with holder.cursor() as cur:
+            cur.execute("LOCK TABLE schema_migrations IN ACCESS EXCLUSIVE MODE")
+        with pytest.raises(psycopg2.errors.LockNotAvailable):
+            migrate(fresh_dsn, lock_timeout_seconds=0.5)
+    finally:
+        holder.rollback()
+    try:
+        with holder.cursor() as cur:  # the ledger locked: migrations fine, pruning skipped
+            cur.execute("LOCK TABLE tickstock_written_rows IN ACCESS EXCLUSIVE MODE")
+        assert migrate(fresh_dsn, lock_timeout_seconds=0.5) == []
+    finally:
+        holder.rollback()
+        holder.close()

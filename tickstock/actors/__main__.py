@@ -33,7 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def check(settings: Settings) -> int:
     """Validate connections and print what would run. Returns the exit code."""
     from tickstock.actors.plan import UniverseError, load_definitions, resolve_universe
-    from tickstock.adapters.postgres import PostgresStore
+    from tickstock.actors.wiring import store_for
     from tickstock.adapters.redis import RedisPublisher
 
     problems = []
@@ -43,19 +43,19 @@ def check(settings: Settings) -> int:
     except Exception as exc:
         problems.append(f"redis {settings.redis.url}: {exc}")
     try:
-        store = PostgresStore(settings.database.url)
+        store = store_for(settings)
         store.ping()
         store.close()
         print(f"database:  ok ({settings.database.url})")
     except Exception as exc:
         problems.append(f"database {settings.database.url}: {exc}")
     try:
-        symbols = resolve_universe(settings, lambda: PostgresStore(settings.database.url))
+        symbols = resolve_universe(settings, lambda: store_for(settings))
         print(f"universe:  {settings.session.universe} ({settings.session.universe_source}), "
               f"{len(symbols)} symbols: {', '.join(symbols[:10])}{' ...' if len(symbols) > 10 else ''}")
     except UniverseError as exc:
         problems.append(str(exc))
-    definitions, def_problems, source = load_definitions(settings, lambda: PostgresStore(settings.database.url))
+    definitions, def_problems, source = load_definitions(settings, lambda: store_for(settings))
     print(f"analysis:  {', '.join(d.name for d in definitions.definitions) or 'NONE'} (from {source})")
     problems += def_problems
     print(f"ticks:     {settings.channels.ticks}; http: {settings.http.host}:{settings.http.port}")
@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         return check(settings)
 
-    from tickstock.adapters.postgres import PostgresStore, migrate
+    from tickstock.actors.wiring import store_for
+    from tickstock.adapters.postgres import migrate
 
     try:
         applied = migrate(settings.database.url)
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    runtime = build_runtime(settings, lambda: PostgresStore(settings.database.url))
+    runtime = build_runtime(settings, lambda: store_for(settings))
     budget = None
     try:
         runtime.start()

@@ -164,7 +164,8 @@ class TickIngressActor(SupervisedActor):
         """Stop receiving, close every forming bar now and deliver it: the session's last bars."""
         self._stop_thread()
         self._apply_control()
-        self._deliver(self.aggregator.close_all(), self._clock())
+        stopped_at = self._clock()  # a minute not over by now was cut short: its bar is partial
+        self._deliver(self.aggregator.close_all(stopped_at), stopped_at)
         return self._stats(GetStats())
 
     @handles(GetStats)

@@ -24,6 +24,14 @@ from tickstock.config import Settings
 from tickstock.messages.bars import Bar
 
 
+def store_for(settings: Settings) -> PostgresStore:
+    """A PostgreSQL store with the configured timeouts: no call can hang past them."""
+    db = settings.database
+    return PostgresStore(db.url, connect_timeout=db.connect_timeout_seconds,
+                         statement_timeout_seconds=db.statement_timeout_seconds,
+                         lock_timeout_seconds=db.lock_timeout_seconds)
+
+
 class ProductionFactory:
     def __init__(self, settings: Settings, metrics: Any = None) -> None:
         self.settings = settings
@@ -41,14 +49,14 @@ class ProductionFactory:
             report_interval=s.session.report_interval_seconds,
         )
 
+    def store(self) -> PostgresStore:
+        """A store whose every call is bounded by the configured connect/statement/lock timeouts."""
+        return store_for(self.settings)
+
     def persistence(self, supervisor: pykka.ActorRef, plan: SessionPlan) -> pykka.ActorRef:
         s = self.settings
-        db = s.database
-        store = lambda: PostgresStore(  # noqa: E731 - timeouts bound every call (Drain, stop budget)
-            db.url, connect_timeout=db.connect_timeout_seconds,
-            statement_timeout_seconds=db.statement_timeout_seconds, lock_timeout_seconds=db.lock_timeout_seconds)
         return PersistenceActor.start(
-            supervisor, plan.session_id, store, s.persistence.batch_size,
+            supervisor, plan.session_id, self.store, s.persistence.batch_size,
             s.persistence.flush_interval_seconds, s.persistence.retry_interval_seconds,
             observe_latency=self._hook("observe_db_write_latency"), spill_dir=s.persistence.spill_dir,
             fsync_interval=s.persistence.fsync_interval_seconds,
@@ -79,10 +87,7 @@ class ProductionFactory:
         )
 
     def load_history(self, symbols: Sequence[str], limit: int) -> dict[str, list[Bar]]:
-        db = self.settings.database
-        store = PostgresStore(db.url, connect_timeout=db.connect_timeout_seconds,
-                              statement_timeout_seconds=db.statement_timeout_seconds,
-                              lock_timeout_seconds=db.lock_timeout_seconds)
+        store = self.store()
         try:
             return store.load_recent_bars(list(symbols), limit)
         finally:

@@ -38,11 +38,12 @@ from typing import Any, Callable
 import psycopg2
 import pytest
 import redis
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import query
 from tests.e2e.harness import (
-    REDIS_URL, Service, Watcher, e2e_config, numsub, publish_tick, sleep_until, write_config,
+    REDIS_URL, REPO, Service, Watcher, e2e_config, numsub, publish_tick, sleep_until, write_config,
 )
 from tests.faults.proxy import TcpProxy
 from tests.pg import temporary_database
@@ -51,8 +52,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
 UNIVERSE = ("AAPL", "MSFT", "NVDA")
 HEARTBEAT_MAX_AGE = 10.0        # the contract: refreshed at least every 10 s
-DB_PROBLEM = re.compile(r"database|postgres|ohlcv|persist|rows? (buffered|unwritten)|backlog", re.I)
-ROWS_BUFFERED = re.compile(r"(\d+) rows? buffered")
+# An issue that names the database problem (not merely a silent persistence actor).
+DB_PROBLEM = re.compile(r"database|postgres|ohlcv|\block", re.I)
+ROWS_BUFFERED = re.compile(r"(\d+) rows?")
+SECONDS = re.compile(r"(\d+(?:\.\d+)?) ?s\b")
 ISO_Z = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 _STARTUPS = threading.BoundedSemaphore(2)  # service start-ups at a time
@@ -109,8 +112,14 @@ def db_issues(health: dict) -> list[str]:
 
 
 def max_rows_buffered(healths: list[tuple[float, dict]]) -> int | None:
-    counts = [int(m.group(1)) for _, h in healths for i in h.get("issues", []) for m in [ROWS_BUFFERED.search(i)] if m]
+    counts = [int(n) for _, h in healths for i in db_issues(h) for n in ROWS_BUFFERED.findall(i)]
     return max(counts) if counts else None
+
+
+def with_true_figures(issue: str) -> bool:
+    """The issue gives how long (>= 1 s) and how many rows (>= 1) - not 'failing for 0s (0 rows)'."""
+    return (any(float(x) >= 1 for x in SECONDS.findall(issue))
+            and any(int(n) >= 1 for n in ROWS_BUFFERED.findall(issue)))
 
 
 def free_port() -> int:
@@ -512,7 +521,9 @@ def run_redis_half_open(ctx: Ctx, runner: "Runner") -> None:
 def _db_fault(ctx: Ctx, runner: "Runner", kind: str) -> None:
     """(d)/(e) The database cut (or ohlcv_1min locked) across a minute boundary while ticks flow."""
     interval = 10.0
-    path, cfg = ctx.config(**{"session.health_interval_seconds": interval})
+    # The production heartbeat interval (config.yaml), not the harness's 2 s: a stall shows as it would.
+    beat = yaml.safe_load((REPO / "config.yaml").read_text())["session"]["heartbeat_interval_seconds"]
+    path, cfg = ctx.config(**{"session.health_interval_seconds": interval, "session.heartbeat_interval_seconds": beat})
     channels, keys = cfg["channels"], cfg["keys"]
     watcher = ctx.watcher(cfg)
     service, started = ctx.start(path, watcher)
@@ -576,6 +587,8 @@ def _db_fault(ctx: Ctx, runner: "Runner", kind: str) -> None:
         f"(worst samples: {sorted(poller.samples, key=lambda s: s[0] - (s[1] or 0))[-3:]})"))
     ctx.expect(max(gaps) <= interval + 2, f"health gaps {[round(g, 1) for g in gaps]} (interval {interval}s)")
     ctx.expect(named, f"no health report named the database problem during the fault; issues seen: {issues}")
+    ctx.expect(any(with_true_figures(i) for _, h in named for i in db_issues(h)),
+               f"no health issue gave the database problem's true duration (>= 1 s) and rows (>= 1): {issues}")
     ctx.expect(stored == sent, f"volume stored {stored} != volume sent {sent} (after the {kind} ended)")
     ctx.expect_exit(rc)
     ctx.expect_stopped(watcher, session_id, "stopped")

@@ -351,13 +351,13 @@ class _OkStore:
 
 
 def test_main_check_prints_the_plan(monkeypatch, tmp_path: Path, capsys: pytest.CaptureFixture, clean_env) -> None:
-    import tickstock.adapters.postgres as pg
+    import tickstock.actors.wiring as wiring
     import tickstock.adapters.redis as rd
 
     _OkRedis.urls = []
     _OkStore.closed = 0
     monkeypatch.setattr(rd, "RedisPublisher", _OkRedis)
-    monkeypatch.setattr(pg, "PostgresStore", _OkStore)
+    monkeypatch.setattr(wiring, "PostgresStore", _OkStore)
     assert cli.main(["--config", str(REPO_CONFIG), "--universe", "test:small", "--check"]) == 0
     out, err = capsys.readouterr()
     assert "redis:     ok (redis://127.0.0.1:6379/0)" in out
@@ -372,11 +372,11 @@ def test_main_check_prints_the_plan(monkeypatch, tmp_path: Path, capsys: pytest.
 
 
 def test_main_check_truncates_a_long_universe(monkeypatch, capsys: pytest.CaptureFixture, clean_env) -> None:
-    import tickstock.adapters.postgres as pg
+    import tickstock.actors.wiring as wiring
     import tickstock.adapters.redis as rd
 
     monkeypatch.setattr(rd, "RedisPublisher", _OkRedis)
-    monkeypatch.setattr(pg, "PostgresStore", _OkStore)
+    monkeypatch.setattr(wiring, "PostgresStore", _OkStore)
     assert cli.main(["--config", str(REPO_CONFIG), "--check"]) == 0
     out = capsys.readouterr().out
     assert "universe:  market_leaders:top_500 (yaml), 500 symbols: AAPL, MSFT, NVDA, " in out
@@ -384,11 +384,11 @@ def test_main_check_truncates_a_long_universe(monkeypatch, capsys: pytest.Captur
 
 
 def test_main_check_database_universe(monkeypatch, tmp_path, capsys: pytest.CaptureFixture, clean_env) -> None:
-    import tickstock.adapters.postgres as pg
+    import tickstock.actors.wiring as wiring
     import tickstock.adapters.redis as rd
 
     monkeypatch.setattr(rd, "RedisPublisher", _OkRedis)
-    monkeypatch.setattr(pg, "PostgresStore", _OkStore)
+    monkeypatch.setattr(wiring, "PostgresStore", _OkStore)
     path = write(tmp_path, {"session": {"universe": "market_leaders:top_500", "universe_source": "database"}})
     assert cli.main(["--config", str(path), "--check"]) == 0
     assert "universe:  market_leaders:top_500 (database), 2 symbols: AAPL, MSFT\n" in capsys.readouterr().out

@@ -45,8 +45,11 @@ class HealthMonitor:
         self.status: str | None = None
         self.last_report: HealthReport | None = None
         self._prev: tuple[float, Any] | None = None
-        # A child is "not reporting" once its last report is this old (several missed reports).
-        self.stale_after = max(5.0, 3 * settings.session.report_interval_seconds)
+        # A child is "not reporting" once its last report is this old (several missed reports);
+        # persistence may legitimately sit in one database call up to the statement timeout.
+        self._stale_default = max(5.0, 3 * settings.session.report_interval_seconds)
+        self.stale_after = {"persistence": max(self._stale_default, settings.database.statement_timeout_seconds
+                                               + 2 * settings.session.report_interval_seconds)}
         self.feed_connected = False
         self._process = psutil.Process()
         self._process.cpu_percent(None)
@@ -55,7 +58,7 @@ class HealthMonitor:
         """Measure; publish if ``force`` or the status changed. Returns the report if published."""
         reports = {name: session.latest(name) for name in _SHARED}
         silent = {name: now - (r.at if r is not None else session.started_at) for name, r in reports.items()}
-        silent = {name: age for name, age in silent.items() if age > self.stale_after}
+        silent = {name: age for name, age in silent.items() if age > self.stale_after.get(name, self._stale_default)}
         ingress_report = reports["ingress"]
         ingress = ingress_report.stats if ingress_report else None
         persistence = reports["persistence"].stats if reports["persistence"] else None
@@ -97,6 +100,7 @@ class HealthMonitor:
             quarantined=tuple(session.quarantined_symbols()),
             isolated_tables=_isolated_tables(persistence, now),
             wal_error=getattr(persistence, "wal_error", "") or "",
+            db_error=(persistence.last_error if persistence is not None and db_failing_since is not None else ""),
         )
         status, issues = evaluate(inputs, h)
         changed = status != self.status

@@ -8,7 +8,8 @@ critical (the dashboard must act):
 warning (degraded, still producing):
   - the feed has been silent longer than ``feed_silent_warning_seconds`` (same condition);
   - zero analysis definitions, or unknown/invalid ones;
-  - persistence is failing (within its bound) or its backlog exceeds ``backlog_warning`` rows;
+  - database writes are failing (connection lost, or a locked table / statement timeouts: the
+    database answers but the rows wait), within its bound, or the backlog exceeds ``backlog_warning``;
   - a table is isolated by a non-transient database error (permission, missing column);
   - the persistence write-ahead log cannot be written (results are then in memory only);
   - a shared child (ingress, persistence, publisher) has not reported for a while (a stuck
@@ -47,6 +48,7 @@ class HealthInputs:
     quarantined: tuple[str, ...] = ()
     isolated_tables: tuple[str, ...] = ()                  # 'table: error (...)', in words
     wal_error: str = ""                                    # the write-ahead log cannot be written
+    db_error: str = ""                                     # the latest database error, in words
 
 
 def evaluate(i: HealthInputs, rules: HealthSettings) -> tuple[str, list[str]]:
@@ -63,9 +65,13 @@ def evaluate(i: HealthInputs, rules: HealthSettings) -> tuple[str, list[str]]:
         critical.append("redis subscription lost")
     if not i.publisher_connected:
         critical.append("redis unreachable for publishing")
-    if i.db_connected is False:
+    if i.db_connected is False or i.db_failing_since is not None:
+        # Lost connection, or a database that answers but cannot take the writes (a locked table,
+        # statement timeouts): either way results wait, and for how long is the true figure.
         failing = i.now - (i.db_failing_since if i.db_failing_since is not None else i.now)
         text = f"database writes failing for {failing:.0f}s ({i.persistence_backlog} rows buffered)"
+        if i.db_error:
+            text += f": {i.db_error}"
         (critical if failing > rules.persistence_failing_critical_seconds else warning).append(text)
     elif i.persistence_backlog > i.backlog_warning:
         warning.append(f"persistence backlog {i.persistence_backlog} rows")

@@ -21,7 +21,7 @@ from tickstock.actors.session import SessionActor, SessionOutcome
 from tickstock.clock import ManualClock
 from tickstock.config import DEFAULT_CONFIG_PATH, Settings, load_settings
 from tickstock.market.schedule import Action, Decision
-from tickstock.messages.commands import GetStats, Publish, PublishConfirmed, TimerTick
+from tickstock.messages.commands import ClearSession, GetStats, Publish, PublishConfirmed, RetainSession, TimerTick
 from tickstock.messages.events import CriticalAlert, SessionStarted, SessionStopped
 
 pytestmark = pytest.mark.timeout(15)
@@ -605,3 +605,35 @@ def test_a_failed_manual_session_does_not_delay_the_calendar() -> None:
     scheduler.set(Action.START)
     svc.step_schedule()  # the same instant: a manual failure set no back-off
     assert svc.running and factory.count("publisher") == 2
+
+
+def test_the_heartbeat_lives_as_long_as_the_service_and_keeps_the_sessions_key() -> None:
+    from tests.unit.actors.fakes import Recorder
+
+    class Beacon(pykka.ThreadingActor):
+        def __init__(self, seen: Recorder) -> None:
+            super().__init__()
+            self.seen = seen
+
+        def on_receive(self, message):
+            self.seen.tell(message)
+
+    seen = Recorder("beacon")
+    beacons: list = []
+
+    def heartbeat():
+        beacons.append(Beacon.start(seen))
+        return beacons[-1]
+
+    factory = FakeChildFactory()
+    ref = ServiceActor.start(make_settings(), factory, StoreFactory(), None, None, heartbeat, ManualClock(T0).now)
+    svc = StreamingService(ref, make_settings())
+    svc.status()  # answered once on_start has run
+    assert len(beacons) == 1 and beacons[0].is_alive()  # before any session
+    assert svc.start_session()[0]
+    assert wait_until(lambda: seen.of_type(RetainSession))  # the session's key is kept by the beacon
+    svc.stop_session()
+    assert wait_until(lambda: seen.of_type(ClearSession))
+    assert beacons[0].is_alive()  # no session, still beating
+    ref.stop(timeout=5)
+    assert not beacons[0].is_alive()

@@ -148,25 +148,49 @@ def insert_history(dsn: str, symbol: str, end_minute: int, n: int = 200, seed: i
     return closes
 
 
-class Feeder:
+class Periodic:
+    """A daemon thread that calls ``step()`` every ``period`` seconds until ``stop()``."""
+
+    def __init__(self, name: str, period: float) -> None:
+        self.period = period
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.step()
+            self._stop.wait(self.period)
+
+    def stop(self) -> float:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+        return time.time()
+
+
+class Feeder(Periodic):
     """Publishes ticks for ``symbols`` every ``period`` seconds straight to the real Redis and
     remembers every tick sent: (sent at, symbol, price, volume)."""
 
     def __init__(self, channel: str, symbols=UNIVERSE, period: float = 0.5, seed: int = 1) -> None:
+        super().__init__(f"feeder:{channel}", period)
         self.client = redis.Redis.from_url(REDIS_URL)
         self.channel = channel
         self.symbols = symbols
-        self.period = period
         self.rng = random.Random(seed)
         self.prices = {s: 100.0 for s in symbols}
         self.sent: list[tuple[float, str, float, int]] = []
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"feeder:{channel}", daemon=True)
 
-    def start(self) -> "Feeder":
-        self._thread.start()
-        return self
+    def step(self) -> None:
+        self.send_round()
 
     def send_round(self) -> None:
         for symbol in self.symbols:
@@ -177,17 +201,6 @@ class Feeder:
             with self._lock:
                 self.sent.append((now, symbol, price, volume))
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.send_round()
-            self._stop.wait(self.period)
-
-    def stop(self) -> float:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(5)
-        return time.time()
-
     def ticks(self, since: float = 0.0, until: float = math.inf) -> list[tuple[float, str, float, int]]:
         with self._lock:
             return [t for t in self.sent if since <= t[0] < until]
@@ -196,29 +209,17 @@ class Feeder:
         return sum(t[3] for t in self.ticks(since, until))
 
 
-class HeartbeatPoller:
+class HeartbeatPoller(Periodic):
     """Reads the heartbeat key every ``interval`` s, as the dashboard would: (read at, value)."""
 
     def __init__(self, key: str, interval: float = 0.5) -> None:
+        super().__init__(f"heartbeat:{key}", interval)
         self.client = redis.Redis.from_url(REDIS_URL)
         self.key = key
-        self.interval = interval
         self.samples: list[tuple[float, float | None]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat:{key}", daemon=True)
 
-    def start(self) -> "HeartbeatPoller":
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.samples.append((time.time(), heartbeat_value(self.client, self.key)))
-            self._stop.wait(self.interval)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
+    def step(self) -> None:
+        self.samples.append((time.time(), heartbeat_value(self.client, self.key)))
 
     def max_age(self, since: float = 0.0, until: float = math.inf) -> float:
         ages = [t - v if v is not None else math.inf for t, v in self.samples if since <= t <= until]

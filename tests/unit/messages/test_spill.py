@@ -49,3 +49,23 @@ def test_a_line_cut_short_is_refused_not_misread():
         decode_line(line[: len(line) // 2] + b"\n")
     with pytest.raises(ValueError):
         encode_row(object())
+
+
+def test_a_line_is_the_json_of_the_records_fields_exactly_as_asdict_gives_them():
+    import dataclasses
+
+    import orjson
+
+    from tickstock.messages.spill import encode_row
+
+    rows = [
+        Bar("BRK.B", 1_795_738_920, 1.5, 2.0, 1.0, 1.75, 10**12, 7, session_id="s", first_tick_at=1.0,
+            last_tick_at=2.0, partial=True),
+        PatternRecord("AAPL", "Doji", 0.85, 1.25, {"n": [1, {"x": 2}]}, None, (1.0, 2.5), {"session_id": "s"}),
+        IndicatorRecord("MSFT", "RSI", 71.25, 1.5, {"value": 71.25}, 2.5, {"period": 14}),
+        SessionRecord("s", "test:tiny", 1.0, 3, 2.0, 4, 5, "stopped"),
+        HealthRecord("s", 3.0, "warning", 2, 18.5, 60.0, None, 1, 2, {"issues": ["x"]}),
+    ]
+    for row in rows:
+        expected = orjson.dumps({"kind": type(row).__name__, "row": dataclasses.asdict(row)}) + b"\n"
+        assert encode_row(row) == expected

@@ -18,6 +18,12 @@ Guarantees:
   (``mark_gap(lost_at, resubscribed_at)``, ``lost_at`` being the last time the subscription was
   known to deliver) so the bars of those minutes are marked partial; the time spent disconnected
   and the reconnects are counted.
+- Never a silent loss: each gap (``lost_at`` = last data received, ``resubscribed_at``) is recorded
+  with its cause (``feed.disconnect_cause()``, the server's counters compared across the reconnect:
+  a slow reader dropped by Redis's output-buffer limit is told from a network fault), its length
+  and an *estimate* of the ticks lost (``_loss_rate``). Gaps are counted in ``IngressStats`` (per
+  reason, seconds, ticks-lost estimate, the latest ones) and reported to the supervisor at once;
+  health and the metrics take them from there.
 - The counters are pushed to the supervisor (``ChildReport``) every ``report_interval`` seconds
   from the receive loop: one clock comparison per loop iteration, nothing per tick.
 - ``Quarantine(symbol)``: that symbol's bars are no longer routed (its actor is being stopped);
@@ -31,7 +37,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -39,6 +45,7 @@ import pykka
 
 from tickstock.actors.base import SupervisedActor, handles
 from tickstock.actors.faults import maybe_fail
+from tickstock.adapters.redis.disconnects import REASON_WORDS
 from tickstock.adapters.redis.feed import FeedDisconnected
 from tickstock.bars.aggregator import MinuteBarAggregator
 from tickstock.messages.bars import Bar
@@ -50,6 +57,38 @@ from tickstock.messages.ticks import TickRejected, decode_tick
 _MAX_WAIT = 0.2          # longest the loop blocks on the socket: bounds how late a close can run
 _DRAIN_READS = 64        # reads (up to 1 MiB each) taken before a close to empty the socket
 _MAX_BACKOFF = 5.0
+_RECENT_GAPS = 16        # gaps kept in the stats for health to name
+_RATE_MIN_SPAN = 0.25    # seconds: a shorter window before a gap gives no rate (no estimate)
+_RATE_MARKS = 32         # reports kept: the rate's window is the latest; the usual lag is the least of all
+
+
+@dataclass(frozen=True, slots=True)
+class _RateMark:
+    """The receive counters at one report: the windows the rate before a gap is measured over."""
+
+    at: float                   # clock
+    received: int
+    tick_time: float | None     # source time of the ticks of the latest read (received_at - their mean lag)
+    lag: float | None           # their mean lag
+
+
+@dataclass(frozen=True, slots=True)
+class FeedGap:
+    """One lost subscription: nothing published between ``lost_at`` and ``resubscribed_at``
+    reached the service (pub/sub is at-most-once)."""
+
+    lost_at: float              # epoch s: the last data received before the loss
+    resubscribed_at: float      # epoch s: the server confirmed the new subscription
+    reason: str                 # tickstock.adapters.redis.disconnects reason (the metric label)
+    words: str                  # the reason in words: "dropped by Redis for a slow reader (...)"
+    detail: str                 # the evidence
+    ticks_lost_estimate: int | None  # None: the rate before the gap was not known
+    confirmed: bool = False     # the server's own counter named the reason
+    reader_behind_seconds: float = 0.0  # how much further behind the source the reader was at the loss
+
+    @property
+    def seconds(self) -> float:
+        return max(0.0, self.resubscribed_at - self.lost_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +110,12 @@ class IngressStats:
     disconnected_seconds: float = 0.0  # total of the disconnections that ended (re-subscribed)
     quarantined: dict[str, int] = field(default_factory=dict)  # symbol -> bars held back from its actor
     quarantined_ticks: dict[str, int] = field(default_factory=dict)  # symbol -> ticks since quarantined
+    feed_gaps: int = 0                 # subscriptions lost and re-established (each a gap)
+    feed_gap_seconds: float = 0.0      # their total length (last data received -> re-subscribed)
+    feed_gaps_by_reason: dict[str, int] = field(default_factory=dict)
+    ticks_lost_estimate: int = 0       # an ESTIMATE: the sum over the gaps whose rate was known
+    last_gap_reason: str = ""
+    recent_gaps: tuple[FeedGap, ...] = ()  # the latest gaps, oldest first (at most _RECENT_GAPS)
 
 
 class TickIngressActor(SupervisedActor):
@@ -122,6 +167,17 @@ class TickIngressActor(SupervisedActor):
         self._lost_at: float | None = None   # where the current gap starts
         self.quarantined: dict[str, int] = {}
         self.quarantined_ticks: Counter[str] = Counter()
+        self.feed_gaps = 0
+        self.feed_gap_seconds = 0.0
+        self.feed_gaps_by_reason: Counter[str] = Counter()
+        self.ticks_lost_estimate = 0
+        self._recent_gaps: deque[FeedGap] = deque(maxlen=_RECENT_GAPS)
+        self._rate_marks: deque[_RateMark] = deque(maxlen=_RATE_MARKS)  # one per report
+        self._tick_time: float | None = None   # of the latest read: received_at - the mean lag of its ticks
+        self._read_lag: float | None = None
+        self._lost_reason = ""                 # the current loss, as the feed raised it
+        self._lost_detail = ""
+        self._loss_rate_at_loss: tuple[float, float, bool] | None = None
         self._report_interval = report_interval
         self._next_report_at = 0.0
 
@@ -179,7 +235,9 @@ class TickIngressActor(SupervisedActor):
             self.bars_closed, self.lag_sum, self.lag_count, self.last_tick_at, self.last_seen.copy(),
             self._feed is not None and self._feed.connected, self.reconnects, agg.forming_count(),
             self.disconnected_since, self.disconnected_seconds, dict(self.quarantined),
-            dict(self.quarantined_ticks),
+            dict(self.quarantined_ticks), self.feed_gaps, self.feed_gap_seconds, dict(self.feed_gaps_by_reason),
+            self.ticks_lost_estimate, self._recent_gaps[-1].reason if self._recent_gaps else "",
+            tuple(self._recent_gaps),
         )
 
     # -- receive loop (its own thread) ----------------------------------------------------------
@@ -197,6 +255,7 @@ class TickIngressActor(SupervisedActor):
         now = self._clock()
         if now >= self._next_report_at:
             self._next_report_at = now + self._report_interval
+            self._rate_marks.append(_RateMark(now, self.received, self._tick_time, self._read_lag))
             self.report(self._snapshot())
         deadline = self.aggregator.next_deadline()
         wait = _MAX_WAIT if deadline is None else min(_MAX_WAIT, max(0.0, deadline - now))
@@ -223,6 +282,9 @@ class TickIngressActor(SupervisedActor):
             if self.disconnected_since is None:
                 self.disconnected_since = now
                 self._lost_at = min(now, self._alive_at if self._alive_at is not None else now)
+                self._lost_reason = getattr(exc, "reason", "") or "connection_lost"
+                self._lost_detail = str(exc)
+                self._loss_rate_at_loss = self._loss_rate(self._lost_at)
             self.log.error("tick feed lost: {}", exc)
             self._next_connect_at = 0.0
             return 0
@@ -255,9 +317,77 @@ class TickIngressActor(SupervisedActor):
                          "in the {:.1f}s since it last delivered may be missing",
                          self.reconnects, resubscribed_at - self.disconnected_since, resubscribed_at - lost_at)
         self.disconnected_since = self._lost_at = None
+        self._count_gap(lost_at, resubscribed_at)
         mark_gap = getattr(self.aggregator, "mark_gap", None)
         if mark_gap is not None:
             mark_gap(lost_at, resubscribed_at)  # the bars of those minutes are partial
+
+    # -- gaps (per lost subscription, never per tick) ---------------------------------------------
+
+    def _loss_rate(self, lost_at: float) -> tuple[float, float, bool] | None:
+        """(ticks/s, seconds the reader was behind beyond its usual lag, by tick times?) just
+        before a loss; None if no window before it is ``_RATE_MIN_SPAN`` long.
+
+        With tick times (the ticks' own time stamps, as their lag gives them: no per-tick work)
+        the rate is the rate the ticks were *published* at over the latest report window, and
+        the ticks lost are those published after the newest one received until re-subscribed:
+        ``rate * (gap + behind)``, ``behind`` being how much the reader's lag at the loss exceeds
+        the smallest lag of the last ``_RATE_MARKS`` reports (the source's usual latency; a reader
+        behind for longer than those reports is under-counted). That covers a slow reader's
+        loss in full: the backlog the server discarded and what was published while the reader
+        drained its socket. Without tick times: the receive rate, and the gap alone (the feed's
+        estimate of the discarded backlog is then added)."""
+        now_time, now_lag = self._tick_time, self._read_lag
+        marks = list(self._rate_marks)
+        if now_time is not None and now_lag is not None:
+            for mark in reversed(marks):
+                if mark.tick_time is not None and now_time - mark.tick_time >= _RATE_MIN_SPAN:
+                    baseline = min([now_lag] + [m.lag for m in marks if m.lag is not None])
+                    rate = max(0, self.received - mark.received) / (now_time - mark.tick_time)
+                    return rate, max(0.0, now_lag - baseline), True
+        for mark in reversed(marks):
+            span = lost_at - mark.at
+            if span >= _RATE_MIN_SPAN:
+                return max(0, self.received - mark.received) / span, 0.0, False
+        return None
+
+    def _count_gap(self, lost_at: float, resubscribed_at: float) -> None:
+        cause = None
+        explain = getattr(self._feed, "disconnect_cause", None)
+        if callable(explain):
+            cause = explain()
+        reason = cause.reason if cause is not None else self._lost_reason or "connection_lost"
+        detail = cause.detail if cause is not None else self._lost_detail
+        words = cause.words if cause is not None else REASON_WORDS.get(reason, "lost")
+        seconds = max(0.0, resubscribed_at - lost_at)
+        estimate: float | None = None
+        behind = 0.0
+        by_tick_times = False
+        if self._loss_rate_at_loss is not None:
+            rate, behind, by_tick_times = self._loss_rate_at_loss
+            estimate = rate * (seconds + behind)
+        discarded = getattr(cause, "discarded_messages_estimate", None)
+        if discarded is not None and not by_tick_times:  # by tick times it is inside the window
+            estimate = (estimate or 0.0) + discarded
+        gap = FeedGap(lost_at, resubscribed_at, reason, words, detail,
+                      None if estimate is None else int(round(estimate)), bool(getattr(cause, "confirmed", False)),
+                      behind)
+        self._recent_gaps.append(gap)
+        self.feed_gaps += 1
+        self.feed_gap_seconds += seconds
+        self.feed_gaps_by_reason[reason] += 1
+        if gap.ticks_lost_estimate is not None:
+            self.ticks_lost_estimate += gap.ticks_lost_estimate
+        self._rate_marks.clear()  # a rate window never spans a gap
+        self._tick_time = self._read_lag = None
+        self._rate_marks.append(_RateMark(resubscribed_at, self.received, None, None))
+        self._next_report_at = 0.0  # report the gap now, not at the next interval
+        lost = "ticks lost unknown" if gap.ticks_lost_estimate is None else \
+            f"~{gap.ticks_lost_estimate:,} ticks lost (estimate)"
+        if behind:
+            lost += f", the reader {behind:.2f} s behind the source when it went"
+        self.log.log("ERROR" if reason == "output_buffer_limit" else "WARNING",
+                     "tick subscription {}: {:.3f} s gap, {}; {}", words, seconds, lost, detail)
 
     def _ingest(self, payloads: list[bytes], received_at: float) -> None:
         """Decode and fold one read's worth of ticks. The per-tick path: keep it lean."""
@@ -284,6 +414,8 @@ class TickIngressActor(SupervisedActor):
             self.lag_sum += lag_sum
             self.lag_count += folded
             self.last_tick_at = received_at
+            self._read_lag = lag_sum / folded  # per read: the ticks' source time, for a gap's estimate
+            self._tick_time = received_at - self._read_lag
 
     def _admit(self, symbol: str) -> bool:
         """A tick of a symbol without a route (the per-tick path never comes here otherwise)."""

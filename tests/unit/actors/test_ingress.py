@@ -489,3 +489,182 @@ def test_quarantine_reaches_the_running_receive_thread():
     [batch] = env.persistence.of_type(PersistBars)
     assert sorted(b.symbol for b in batch.bars) == ["AAPL", "MSFT"]
     ref.stop()
+
+
+# -- gaps: why the subscription went, how long, how many ticks (an estimate) ---------------------------
+
+from tickstock.actors.ingress import FeedGap  # noqa: E402
+from tickstock.adapters.redis.disconnects import DisconnectCause  # noqa: E402
+
+SLOW_WORDS = "dropped by Redis for a slow reader (output buffer limit)"
+
+
+def flow(env, start: float, seconds: int, per_second: int) -> None:
+    """``per_second`` ticks delivered at each whole second from ``start`` on."""
+    for k in range(seconds):
+        t = start + k
+        step_at(env, t, [tick("AAPL", 100.0, t - 0.1)] * per_second)
+
+
+def test_a_slow_reader_disconnect_is_counted_as_a_gap_with_its_reason_length_and_estimate():
+    env = make(symbols=("AAPL",))
+    flow(env, M + 5, 3, 1_000)  # reads at M+5, M+6, M+7; a report (rate mark) before each read
+    step_at(env, M + 7.4, FeedDisconnected("server closed the connection", reason="output_buffer_limit"))
+    stats = env.actor.on_receive(GetStats())
+    assert stats.feed_gaps == 0 and stats.disconnected_since == M + 7.4  # a gap is counted once re-subscribed
+    step_at(env, M + 10.2)  # re-subscribed
+    stats = env.actor.on_receive(GetStats())
+    [gap] = stats.recent_gaps
+    assert (gap.lost_at, gap.resubscribed_at) == (M + 7, M + 10.2)  # lost_at: the last data received
+    assert gap.seconds == pytest.approx(3.2)
+    assert gap.reason == "output_buffer_limit" and gap.words == SLOW_WORDS
+    assert gap.detail == "server closed the connection"
+    # 1,000 ticks published per second (by their own times), the reader keeping up: rate x gap
+    assert gap.reader_behind_seconds == pytest.approx(0.0)
+    assert gap.ticks_lost_estimate == round(1_000 * 3.2)
+    assert stats.feed_gaps == 1 and stats.feed_gaps_by_reason == {"output_buffer_limit": 1}
+    assert stats.feed_gap_seconds == pytest.approx(3.2) and stats.ticks_lost_estimate == 3_200
+    assert stats.last_gap_reason == "output_buffer_limit"
+
+
+def test_the_gap_is_reported_to_the_supervisor_at_once():
+    env = make(symbols=("AAPL",), report_interval=30.0)
+    flow(env, M + 5, 2, 100)
+    reports = len(env.supervisor.of_type(ChildReport))
+    step_at(env, M + 6.5, FeedDisconnected("server closed the connection", reason="output_buffer_limit"))
+    step_at(env, M + 6.6)  # re-subscribed
+    step_at(env, M + 6.7)  # the next loop iteration reports, not 30 s later
+    [*_, last] = env.supervisor.of_type(ChildReport)
+    assert len(env.supervisor.of_type(ChildReport)) == reports + 1
+    assert last.stats.feed_gaps == 1 and last.stats.recent_gaps[0].reason == "output_buffer_limit"
+
+
+class ExplainingFeed(FakeFeed):
+    """A feed that, like RedisTickFeed, says on the reconnect why the previous connection went."""
+
+    def __init__(self, cause: DisconnectCause, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.cause = cause
+
+    def disconnect_cause(self):
+        return self.cause
+
+
+def test_a_reader_behind_the_source_counts_what_was_published_after_its_newest_tick():
+    env = make(symbols=("AAPL",))
+    step_at(env, M + 5, [tick("AAPL", 100.0, M + 4.9)] * 100)     # lag 0.1 s: keeping up
+    step_at(env, M + 6, [tick("AAPL", 100.0, M + 5.5)] * 1_000)   # lag 0.5 s
+    step_at(env, M + 7, [tick("AAPL", 100.0, M + 6.0)] * 1_000)   # lag 1.0 s: falling behind
+    step_at(env, M + 7.2, FeedDisconnected("server closed the connection", reason="output_buffer_limit"))
+    step_at(env, M + 7.3)
+    [gap] = env.actor.on_receive(GetStats()).recent_gaps
+    # published at 1,000 ticks per 0.5 s of their own time (read at half that); the reader was
+    # 0.9 s further behind than its usual 0.1 s: lost = 2,000/s x (0.3 s gap + 0.9 s behind)
+    assert gap.seconds == pytest.approx(0.3) and gap.reader_behind_seconds == pytest.approx(0.9)
+    assert gap.ticks_lost_estimate == round(2_000 * 1.2)
+
+
+def test_the_feeds_diagnosis_at_the_reconnect_names_the_gap():
+    env = make(symbols=("AAPL",))
+    cause = DisconnectCause("output_buffer_limit", "server closed the connection; 5.0 MiB were still in flight",
+                            confirmed=True, discarded_messages_estimate=1_800)
+    env.feed = ExplainingFeed(cause, script=env.feed.script)
+    env.actor._feed = env.feed
+    flow(env, M + 5, 3, 500)
+    step_at(env, M + 7.5, FeedDisconnected("server closed the connection", reason="server_closed"))
+    step_at(env, M + 8)
+    [gap] = env.actor.on_receive(GetStats()).recent_gaps
+    assert gap.reason == "output_buffer_limit" and gap.confirmed is True  # the server's word wins
+    assert gap.detail == cause.detail and gap.words == SLOW_WORDS
+    # by tick times the discarded backlog is inside the window (published after the newest tick)
+    assert gap.ticks_lost_estimate == round(500 * 1.0)
+
+
+def test_without_tick_times_the_receive_rate_and_the_discarded_backlog_make_the_estimate():
+    env = make(symbols=("AAPL",))  # ZZZZ has no route: received, never folded, so no tick times
+    env.feed = ExplainingFeed(DisconnectCause("output_buffer_limit", "evidence", False, 1_800),
+                              script=env.feed.script)
+    env.actor._feed = env.feed
+    for t in (M + 5, M + 6, M + 7):
+        step_at(env, t, [tick("ZZZZ", 1.0, t)] * 500)
+    step_at(env, M + 7.5, FeedDisconnected("server closed the connection", reason="server_closed"))
+    step_at(env, M + 8)
+    [gap] = env.actor.on_receive(GetStats()).recent_gaps
+    # 1,000 received from the mark at M+6 to the last data at M+7, over a 1 s gap, + the backlog
+    assert gap.ticks_lost_estimate == 1_000 * 1 + 1_800
+
+
+def test_other_reasons_are_counted_under_their_own_label():
+    env = make(symbols=("AAPL",))
+    flow(env, M + 5, 2, 10)
+    step_at(env, M + 7, FeedDisconnected("connection lost: reset by peer"))  # no reason given
+    step_at(env, M + 8)
+    step_at(env, M + 9, FeedDisconnected("no reply to PING", reason="half_open"))
+    step_at(env, M + 10)
+    stats = env.actor.on_receive(GetStats())
+    assert stats.feed_gaps_by_reason == {"connection_lost": 1, "half_open": 1}
+    assert [g.words for g in stats.recent_gaps] == ["lost (network error)",
+                                                    "lost: no answer to PING (half-open connection)"]
+    assert stats.last_gap_reason == "half_open"
+
+
+def test_without_a_rate_before_the_gap_the_loss_is_unknown_not_zero():
+    env = make(symbols=("AAPL",))
+    step_at(env, M + 5, [tick("AAPL", 100.0, M + 4.9)] * 50)  # one read, right after the first mark
+    step_at(env, M + 5.1, FeedDisconnected("server closed the connection", reason="output_buffer_limit"))
+    step_at(env, M + 6)
+    stats = env.actor.on_receive(GetStats())
+    assert stats.recent_gaps[0].ticks_lost_estimate is None
+    assert stats.ticks_lost_estimate == 0 and stats.feed_gaps == 1
+
+
+def test_failed_reconnects_make_one_gap_from_the_last_data_to_the_resubscription():
+    env = make(symbols=("AAPL",))
+    flow(env, M + 5, 2, 100)
+    step_at(env, M + 6.5, FeedDisconnected("server closed the connection", reason="server_restart"))
+    env.feed.connect_errors.extend([FeedDisconnected("connection refused"), FeedDisconnected("connection refused")])
+    for t in (M + 7, M + 8, M + 9, M + 10, M + 12):
+        step_at(env, t)
+    stats = env.actor.on_receive(GetStats())
+    [gap] = stats.recent_gaps
+    # refused at M+7 and M+8 (back-off 0.5 s, 1 s), re-subscribed at M+9
+    assert (gap.lost_at, gap.resubscribed_at, gap.reason) == (M + 6, M + 9, "server_restart")
+    assert stats.feed_gaps == 1 and stats.reconnects == 1 and env.feed.connect_calls == 3
+    assert gap.seconds == pytest.approx(3.0) and gap.ticks_lost_estimate == 100 * 3
+
+
+def test_the_rate_window_never_spans_an_earlier_gap():
+    env = make(symbols=("AAPL",))
+    flow(env, M + 5, 3, 1_000)
+    step_at(env, M + 7.5, FeedDisconnected("x", reason="output_buffer_limit"))
+    step_at(env, M + 60)  # re-subscribed after a long gap
+    step_at(env, M + 60.5, [tick("AAPL", 100.0, M + 60.4)] * 10)
+    step_at(env, M + 61, FeedDisconnected("x", reason="output_buffer_limit"))
+    step_at(env, M + 62)
+    first, second = env.actor.on_receive(GetStats()).recent_gaps
+    assert second.lost_at == M + 60.5
+    # 10 ticks over the 0.5 s since the re-subscription, not 3,010 over a minute
+    assert second.ticks_lost_estimate == round(10 / 0.5 * 1.5)
+
+
+def test_only_the_latest_gaps_are_kept_but_all_are_counted():
+    env = make(symbols=("AAPL",))
+    for k in range(20):
+        step_at(env, M + 5 + k, FeedDisconnected("x", reason="server_closed"))
+        step_at(env, M + 5.5 + k)
+    stats = env.actor.on_receive(GetStats())
+    assert stats.feed_gaps == 20 and len(stats.recent_gaps) == 16
+    assert stats.recent_gaps[-1].resubscribed_at == M + 24.5
+    assert all(isinstance(g, FeedGap) for g in stats.recent_gaps)
+
+
+def test_started_ingress_reports_a_slow_reader_gap_to_the_supervisor():
+    env, ref = start_ingress()
+    ref.ask(Open(), timeout=2)
+    env.feed.script.extend([[tick("AAPL", 100.0, M + 4)],
+                            FeedDisconnected("server closed the connection", reason="output_buffer_limit")])
+    assert wait_until(lambda: any(r.stats.feed_gaps == 1 for r in env.supervisor.of_type(ChildReport)))
+    [report] = [r for r in env.supervisor.of_type(ChildReport) if r.stats.feed_gaps == 1][:1]
+    assert report.stats.feed_gaps_by_reason == {"output_buffer_limit": 1}
+    assert report.stats.redis_connected is True  # reconnected at once
+    ref.stop()

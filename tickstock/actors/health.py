@@ -6,7 +6,10 @@ not stall the session's health) and evaluates the rules; it publishes a ``Health
 ``health_interval_seconds`` and at once when the status changes. A child whose last report is
 older than ``stale_after`` is reported as not reporting, for as long as it has been silent, with
 the figures of its last report. A transition into critical raises a critical alert; leaving
-critical raises an ``info`` one. Each report is also a ``streaming_health_metrics`` row.
+critical raises an ``info`` one. A tick subscription lost and re-established since the last
+published report is named in it (a slow reader dropped by Redis: critical for that report, so the
+critical alert is raised even when the feed is back at once). Each report is also a
+``streaming_health_metrics`` row.
 """
 
 from __future__ import annotations
@@ -81,6 +84,9 @@ class HealthMonitor:
         active = sum(1 for t in last_seen.values() if now - t <= h.active_symbol_seconds)
         stale = sorted(s for s, t in last_seen.items() if now - t > h.stale_symbol_seconds)
         self.feed_connected = bool(ingress and ingress.redis_connected) and "ingress" not in silent
+        # Subscription gaps since the last published report (a restarted ingress counts from 0).
+        new_gaps = _delta(getattr(ingress, "feed_gaps", 0), getattr(prev, "feed_gaps", 0)) if ingress else 0
+        feed_gaps = tuple(getattr(ingress, "recent_gaps", ())[-new_gaps:]) if new_gaps > 0 else ()
         db_failing_since = getattr(persistence, "failing_since", None)
         inputs = HealthInputs(
             now=now,
@@ -101,6 +107,7 @@ class HealthMonitor:
             isolated_tables=_isolated_tables(persistence, now),
             wal_error=getattr(persistence, "wal_error", "") or "",
             db_error=(persistence.last_error if persistence is not None and db_failing_since is not None else ""),
+            feed_gaps_since_last_report=feed_gaps,
         )
         status, issues = evaluate(inputs, h)
         changed = status != self.status

@@ -4,8 +4,13 @@ critical (the dashboard must act):
   - the tick feed has been silent longer than ``feed_silent_critical_seconds`` while the market is
     open (or during a manual session);
   - Redis is lost (the subscription or the publisher cannot reach it);
+  - the tick subscription was dropped by Redis for a slow reader (its output-buffer limit) since
+    the last report: said with the gap's length and the ticks lost (an estimate), critical for that
+    one report (so the monitor raises the critical alert) even when it was re-established at once;
   - persistence has been failing longer than ``persistence_failing_critical_seconds``.
 warning (degraded, still producing):
+  - the tick subscription was lost for any other reason since the last report (a gap: ticks
+    published meanwhile are lost), said the same way;
   - the feed has been silent longer than ``feed_silent_warning_seconds`` (same condition);
   - zero analysis definitions, or unknown/invalid ones;
   - database writes are failing (connection lost, or a locked table / statement timeouts: the
@@ -22,11 +27,13 @@ healthy otherwise. ``issues`` says each reason in words, most severe first.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from tickstock.analysis.definitions import NO_DEFINITIONS_LOADED
 from tickstock.config import HealthSettings
 
 RESTART_WARNING_SECONDS = 300.0
+SLOW_READER = "output_buffer_limit"  # the gap reason that is critical
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,9 @@ class HealthInputs:
     isolated_tables: tuple[str, ...] = ()                  # 'table: error (...)', in words
     wal_error: str = ""                                    # the write-ahead log cannot be written
     db_error: str = ""                                     # the latest database error, in words
+    # Subscription gaps since the last report: objects with ``reason``, ``words``, ``seconds`` and
+    # ``ticks_lost_estimate`` (``tickstock.actors.ingress.FeedGap``), oldest first.
+    feed_gaps_since_last_report: tuple[Any, ...] = ()
 
 
 def evaluate(i: HealthInputs, rules: HealthSettings) -> tuple[str, list[str]]:
@@ -65,6 +75,8 @@ def evaluate(i: HealthInputs, rules: HealthSettings) -> tuple[str, list[str]]:
         critical.append("redis subscription lost")
     if not i.publisher_connected:
         critical.append("redis unreachable for publishing")
+    for reason, text in _feed_gaps(i.feed_gaps_since_last_report):
+        (critical if reason == SLOW_READER else warning).append(text)
     if i.db_connected is False or i.db_failing_since is not None:
         # Lost connection, or a database that answers but cannot take the writes (a locked table,
         # statement timeouts): either way results wait, and for how long is the true figure.
@@ -93,3 +105,30 @@ def evaluate(i: HealthInputs, rules: HealthSettings) -> tuple[str, list[str]]:
         warning.append(f"an actor was restarted {i.now - i.last_restart_at:.0f}s ago")
     status = "critical" if critical else "warning" if warning else "healthy"
     return status, critical + warning
+
+
+def _feed_gaps(gaps: tuple[Any, ...]) -> list[tuple[str, str]]:
+    """(reason, words) per reason, in the order first seen: 'tick subscription dropped by Redis for
+    a slow reader (output buffer limit): 3.2 s gap, ~45,000 ticks lost (estimate)'."""
+    by_reason: dict[str, list[Any]] = {}
+    for gap in gaps:
+        by_reason.setdefault(gap.reason, []).append(gap)
+    said = []
+    for reason, group in by_reason.items():
+        seconds = sum(g.seconds for g in group)
+        known = [g.ticks_lost_estimate for g in group if g.ticks_lost_estimate is not None]
+        if not known:
+            lost = "ticks lost unknown"
+        else:
+            lost = f"~{sum(known):,} ticks lost (estimate{'' if len(known) == len(group) else ', some gaps unknown'})"
+        head = f"tick subscription {group[-1].words}"
+        if len(group) == 1:
+            said.append((reason, f"{head}: {_seconds(seconds)} gap, {lost}"))
+        else:
+            said.append((reason, f"{head} {len(group)} times: {_seconds(seconds)} of gaps, {lost}"))
+    return said
+
+
+def _seconds(seconds: float) -> str:
+    """'3.2 s'; a gap shorter than 0.1 s in milliseconds ('8 ms'), never '0.0 s'."""
+    return f"{seconds:.1f} s" if seconds >= 0.1 else f"{seconds * 1000:.0f} ms"

@@ -153,3 +153,109 @@ def test_thresholds_come_from_the_settings() -> None:
     assert evaluate(inputs(last_tick_at=NOW - 6), rules)[0] == "warning"
     assert evaluate(inputs(last_tick_at=NOW - 11), rules)[0] == "critical"
     assert evaluate(inputs(db_connected=False, db_failing_since=NOW - 2), rules)[0] == "critical"
+
+
+# -- tick subscription gaps ----------------------------------------------------------------------
+
+from tickstock.actors.ingress import FeedGap  # noqa: E402
+
+
+def gap(reason: str = "output_buffer_limit", seconds: float = 3.2, lost: int | None = 45_000,
+        words: str = "dropped by Redis for a slow reader (output buffer limit)") -> FeedGap:
+    return FeedGap(NOW - 10, NOW - 10 + seconds, reason, words, "server closed the connection", lost)
+
+
+def test_a_slow_reader_dropped_by_redis_is_critical_and_named_with_its_gap() -> None:
+    status, issues = evaluate(inputs(feed_gaps_since_last_report=(gap(),)), RULES)
+    assert status == "critical"
+    assert issues == ["tick subscription dropped by Redis for a slow reader (output buffer limit): "
+                      "3.2 s gap, ~45,000 ticks lost (estimate)"]
+
+
+def test_a_slow_reader_gap_is_critical_even_when_the_feed_is_connected_again() -> None:
+    # The reconnect took milliseconds: feed_connected is True, nothing else is wrong.
+    status, _ = evaluate(inputs(feed_connected=True, feed_gaps_since_last_report=(gap(seconds=0.004),)), RULES)
+    assert status == "critical"
+
+
+def test_other_gaps_are_a_warning_said_the_same_way() -> None:
+    status, issues = evaluate(inputs(feed_gaps_since_last_report=(
+        gap("connection_lost", 1.25, 300, "lost (network error)"),)), RULES)
+    assert status == "warning"
+    assert issues == ["tick subscription lost (network error): 1.2 s gap, ~300 ticks lost (estimate)"]
+
+
+def test_a_gap_whose_rate_was_unknown_says_so() -> None:
+    _, issues = evaluate(inputs(feed_gaps_since_last_report=(gap(lost=None),)), RULES)
+    assert issues == ["tick subscription dropped by Redis for a slow reader (output buffer limit): "
+                      "3.2 s gap, ticks lost unknown"]
+
+
+def test_several_gaps_are_summed_per_reason_slow_reader_first_among_equals() -> None:
+    gaps = (gap("server_closed", 0.5, 10, "closed by the Redis server"), gap(seconds=1.0, lost=1_000),
+            gap(seconds=2.5, lost=None))
+    status, issues = evaluate(inputs(feed_gaps_since_last_report=gaps), RULES)
+    assert status == "critical"
+    assert issues == [
+        "tick subscription dropped by Redis for a slow reader (output buffer limit) 2 times: 3.5 s of gaps, "
+        "~1,000 ticks lost (estimate, some gaps unknown)",
+        "tick subscription closed by the Redis server: 0.5 s gap, ~10 ticks lost (estimate)",
+    ]
+
+
+def test_a_gap_of_milliseconds_is_said_in_milliseconds() -> None:
+    _, issues = evaluate(inputs(feed_gaps_since_last_report=(gap(seconds=0.0084),)), RULES)
+    assert issues == ["tick subscription dropped by Redis for a slow reader (output buffer limit): "
+                      "8 ms gap, ~45,000 ticks lost (estimate)"]
+
+
+def test_no_gap_since_the_last_report_is_healthy() -> None:
+    assert evaluate(inputs(feed_gaps_since_last_report=()), RULES) == ("healthy", [])
+
+
+# -- the monitor's side: gaps since the last PUBLISHED report, the critical alert ------------------
+
+from collections import Counter  # noqa: E402
+
+from tickstock.messages.events import CriticalAlert  # noqa: E402
+
+from .test_monitor import T0, FakeSession, check, ingress_stats, make_monitor  # noqa: E402
+
+
+def with_gaps(*gaps: FeedGap, last_tick_at: float) -> object:
+    return replace(ingress_stats(folded=100, last_tick_at=last_tick_at), feed_gaps=len(gaps),
+                   feed_gap_seconds=sum(g.seconds for g in gaps), recent_gaps=tuple(gaps),
+                   feed_gaps_by_reason=dict(Counter(g.reason for g in gaps)))
+
+
+def test_monitor_a_slow_reader_gap_is_critical_for_one_report_and_raises_the_alert() -> None:
+    session, monitor = FakeSession(), make_monitor()
+    session.ingress.stats = ingress_stats(folded=100, last_tick_at=T0 + 1)
+    assert check(monitor, session, T0 + 1, force=True).status == "healthy"
+    dropped = FeedGap(T0 + 1.25, T0 + 1.75, "output_buffer_limit",
+                      "dropped by Redis for a slow reader (output buffer limit)", "evidence", 45_000)
+    session.ingress.stats = with_gaps(dropped, last_tick_at=T0 + 2)
+    report = check(monitor, session, T0 + 2, force=False)  # not due: published because it changed
+    assert report is not None and report.status == "critical"
+    assert report.issues == ("tick subscription dropped by Redis for a slow reader (output buffer limit): "
+                             "0.5 s gap, ~45,000 ticks lost (estimate)",)
+    [events] = session.published()[-1:]
+    [alert] = [e for e in events if isinstance(e, CriticalAlert)]
+    assert "slow reader" in alert.message and alert.severity == "critical"
+    # The next report has no new gap: the alarm was raised once, and health recovers.
+    recovered = check(monitor, session, T0 + 3, force=False)
+    assert recovered is not None and recovered.status == "healthy"
+    assert [e.severity for e in session.published()[-1] if isinstance(e, CriticalAlert)] == ["info"]
+
+
+def test_monitor_names_only_the_gaps_since_the_last_published_report() -> None:
+    session, monitor = FakeSession(), make_monitor()
+    old = FeedGap(T0, T0 + 0.2, "output_buffer_limit", "dropped by Redis for a slow reader (output buffer limit)",
+                  "", 10)
+    new = FeedGap(T0 + 2, T0 + 2.5, "connection_lost", "lost (network error)", "", 20)
+    session.ingress.stats = with_gaps(old, last_tick_at=T0 + 1)
+    assert check(monitor, session, T0 + 1, force=True).status == "critical"
+    session.ingress.stats = with_gaps(old, new, last_tick_at=T0 + 3)
+    report = check(monitor, session, T0 + 3, force=True)
+    assert report.status == "warning"
+    assert report.issues == ("tick subscription lost (network error): 0.5 s gap, ~20 ticks lost (estimate)",)

@@ -234,3 +234,54 @@ def test_server_wires_the_running_probe(make_server, call, metrics, fake_service
     assert b'tickstock_session_state{state="running"} 1.0' in call(server, "GET", "/metrics").body
     service._running = False
     assert b'tickstock_session_state{state="idle"} 1.0' in call(server, "GET", "/metrics").body
+
+
+# -- tick subscription gaps ----------------------------------------------------------------------
+
+
+def test_feed_gaps_by_reason_seconds_and_ticks_lost_estimate():
+    metrics = ServiceMetrics()
+    metrics.observe(snapshot(ingress=ingress_stats(
+        feed_gaps=3, feed_gaps_by_reason={"output_buffer_limit": 2, "connection_lost": 1},
+        feed_gap_seconds=4.75, ticks_lost_estimate=276_587, last_gap_reason="output_buffer_limit")))
+    s = scrape(metrics)
+    assert s[("tickstock_feed_gaps_total", (("reason", "output_buffer_limit"),))] == 2
+    assert s[("tickstock_feed_gaps_total", (("reason", "connection_lost"),))] == 1
+    assert s[("tickstock_feed_gap_seconds_total", ())] == 4.75
+    assert s[("tickstock_feed_ticks_lost_estimate_total", ())] == 276_587
+    kinds = families(metrics)
+    assert kinds["tickstock_feed_gaps"] == kinds["tickstock_feed_gap_seconds"] == "counter"
+    assert kinds["tickstock_feed_ticks_lost_estimate"] == "counter"
+
+
+def test_no_gap_yet_is_zero_and_no_ingress_is_no_sample():
+    metrics = ServiceMetrics()
+    metrics.observe(snapshot())  # stats without a gap
+    s = scrape(metrics)
+    assert s[("tickstock_feed_gap_seconds_total", ())] == 0
+    assert s[("tickstock_feed_ticks_lost_estimate_total", ())] == 0
+    assert not any(name == "tickstock_feed_gaps_total" for name, _ in s)  # no reason seen yet
+    metrics.observe(snapshot(ingress=None))
+    s = scrape(metrics)
+    assert ("tickstock_feed_gap_seconds_total", ()) not in s
+    assert ("tickstock_feed_ticks_lost_estimate_total", ()) not in s
+
+
+def test_gap_counters_keep_the_last_sessions_totals_when_idle():
+    running = [True]
+    metrics = ServiceMetrics()
+    metrics.set_running_probe(lambda: running[0])
+    metrics.observe(snapshot(ingress=ingress_stats(feed_gaps=1, feed_gaps_by_reason={"output_buffer_limit": 1},
+                                                   feed_gap_seconds=3.2, ticks_lost_estimate=45_000)))
+    running[0] = False
+    s = scrape(metrics)
+    assert s[("tickstock_feed_gaps_total", (("reason", "output_buffer_limit"),))] == 1
+    assert s[("tickstock_feed_ticks_lost_estimate_total", ())] == 45_000
+
+
+def test_the_gap_reasons_are_copied_at_observe():
+    by_reason = {"output_buffer_limit": 1}
+    metrics = ServiceMetrics()
+    metrics.observe(snapshot(ingress=ingress_stats(feed_gaps=1, feed_gaps_by_reason=by_reason)))
+    by_reason["output_buffer_limit"] = 99  # a later change of the stats' dict is not seen
+    assert scrape(metrics)[("tickstock_feed_gaps_total", (("reason", "output_buffer_limit"),))] == 1

@@ -70,6 +70,7 @@ class ServiceMetrics:
                 # The stats object is a fresh copy per GetStats, but copy its one mutable field
                 # used here anyway: a scrape must never iterate a dict another thread is changing.
                 copied["rejected"] = dict(getattr(ingress, "rejected", None) or {})
+                copied["feed_gaps_by_reason"] = dict(getattr(ingress, "feed_gaps_by_reason", None) or {})
             session = copied.get("session")
             if isinstance(session, Mapping):
                 copied["session"] = dict(session)
@@ -149,6 +150,7 @@ class _SnapshotCollector(Collector):
         report, session = snap.get("report"), snap.get("session") or {}
         # Counters keep the last session's totals; gauges describe a running session only.
         yield from _ingress_families(ingress, snap.get("rejected") or {}, running)
+        yield from _feed_gap_families(ingress, snap.get("feed_gaps_by_reason") or {})
         yield from _persistence_families(persistence, running)
         yield from _publisher_families(publisher, running)
         yield _redis_family(ingress if running else None, publisher if running else None)
@@ -173,6 +175,22 @@ def _ingress_families(ingress: Any, rejected: Mapping[str, int], live: bool) -> 
     yield _counter("tickstock_bars_closed", "One-minute bars closed.", get("bars_closed"))
     yield _counter("tickstock_feed_reconnects", "Reconnections to the Redis tick feed.", get("reconnects"))
     yield _gauge("tickstock_bars_forming", "Bars currently being built.", get("forming") if live else None)
+
+
+def _feed_gap_families(ingress: Any, by_reason: Mapping[str, int]) -> Iterator[Metric]:
+    """Lost tick subscriptions (gaps): ticks published during a gap never reach the service."""
+    gaps = CounterMetricFamily(
+        "tickstock_feed_gaps", "Tick subscriptions lost and re-established (gaps), by reason "
+        "(output_buffer_limit: dropped by Redis for a slow reader).", labels=["reason"])
+    for reason, count in sorted(by_reason.items()):
+        gaps.add_metric([str(reason)], count)
+    yield gaps
+    get = (lambda name: getattr(ingress, name, None)) if ingress is not None else (lambda name: None)
+    yield _counter("tickstock_feed_gap_seconds", "Seconds of the gaps: last data received -> re-subscribed.",
+                   get("feed_gap_seconds"))
+    yield _counter("tickstock_feed_ticks_lost_estimate",
+                   "ESTIMATE of the ticks lost in the gaps: the rate before each gap x its length, the "
+                   "time the reader was behind included.", get("ticks_lost_estimate"))
 
 
 def _persistence_families(persistence: Any, live: bool) -> Iterator[Metric]:

@@ -1,0 +1,227 @@
+"""Where a benchmark runs: a database of its own (created, then dropped), channel and key names with
+a prefix of their own, a generated configuration, and the service as a subprocess.
+
+Nothing here touches the shared Redis's or PostgreSQL's other data: every name carries the run's
+prefix (``bench<8 hex>:``) and the database is ``tickstock_bench_<hex>``, dropped ``WITH (FORCE)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+import yaml
+from psycopg2 import sql
+
+from tickstock.bench.universe import history
+from tickstock.config import DEFAULT_CONFIG_PATH, validate
+
+REDIS_URL = os.environ.get("TICKSTOCK_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+ADMIN_DSN = os.environ.get("TICKSTOCK_BENCH_ADMIN_DSN", "postgresql://root@127.0.0.1:5432/postgres")
+UNIVERSE_KEY = "bench:generated"
+
+
+def new_prefix() -> str:
+    return f"bench{secrets.token_hex(4)}:"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def base_config(path: Path = DEFAULT_CONFIG_PATH) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def bench_config(base: dict, *, prefix: str, dsn: str, redis_url: str, symbols: Sequence[str], spill_dir: str,
+                 http_port: int, universe_key: str = UNIVERSE_KEY) -> dict:
+    """``base`` (config.yaml's settings) made into a benchmark's: every channel and key prefixed,
+    its own database, write-ahead log and HTTP port, a universe of ``symbols``, sessions only on
+    request. Everything else (grace, batch sizes, intervals) stays as in production. Validated by
+    the service's own schema (ConfigError if not valid)."""
+    cfg = copy.deepcopy(base)
+    cfg["channels"] = {k: prefix + v for k, v in cfg["channels"].items()}
+    cfg["keys"] = {k: prefix + v for k, v in cfg["keys"].items()}
+    cfg["database"]["url"] = dsn
+    cfg["redis"]["url"] = redis_url
+    cfg["universes"] = {universe_key: list(symbols)}
+    cfg["session"].update(universe=universe_key, universe_source="yaml", auto_start=False)
+    cfg["persistence"]["spill_dir"] = spill_dir
+    cfg["http"].update(enabled=True, host="127.0.0.1", port=http_port, admin_token="")
+    validate(copy.deepcopy(cfg))
+    return cfg
+
+
+def _database_dsn(admin_dsn: str, name: str) -> str:
+    if "://" in admin_dsn:
+        return urlunsplit(urlsplit(admin_dsn)._replace(path="/" + name))
+    return psycopg2.extensions.make_dsn(admin_dsn, dbname=name)
+
+
+def _admin(admin_dsn: str, statement: sql.Composable) -> None:
+    conn = psycopg2.connect(admin_dsn)
+    try:
+        conn.autocommit = True  # CREATE/DROP DATABASE refuse a transaction block
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        conn.close()
+
+
+@contextmanager
+def temporary_database(admin_dsn: str = ADMIN_DSN) -> Iterator[str]:
+    """A fresh empty database ``tickstock_bench_<hex>``; dropped afterwards WITH (FORCE)."""
+    name = f"tickstock_bench_{secrets.token_hex(6)}"
+    _admin(admin_dsn, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield _database_dsn(admin_dsn, name)
+    finally:
+        _admin(admin_dsn, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def seed_history(dsn: str, symbols: Sequence[str], bars: int, last_minute: int, chunk: int = 500) -> int:
+    """``bars`` bars per symbol ending at ``last_minute`` into ``ohlcv_1min`` (COPY); returns rows."""
+    stamps: dict[int, str] = {}
+    rows = 0
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            for i in range(0, len(symbols), chunk):
+                buf = io.StringIO()
+                for _, series in history(symbols[i:i + chunk], bars, last_minute, seed=3 + i):
+                    for b in series:
+                        ts = stamps.get(b.start)
+                        if ts is None:
+                            ts = stamps[b.start] = time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime(b.start))
+                        buf.write(f"{b.symbol}\t{ts}\t{b.open}\t{b.high}\t{b.low}\t{b.close}\t{b.volume}\n")
+                        rows += 1
+                buf.seek(0)
+                cur.copy_expert("COPY ohlcv_1min (symbol, timestamp, open, high, low, close, volume) FROM STDIN", buf)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("ANALYZE ohlcv_1min")
+    finally:
+        conn.close()
+    return rows
+
+
+def _child_env() -> dict[str, str]:
+    # The generated file must be the whole truth: no TICKSTOCK_* override from this shell.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKSTOCK_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def migrate(config_path: Path, timeout: float = 120) -> None:
+    """The service's own ``--migrate`` on the benchmark's configuration."""
+    done = subprocess.run([sys.executable, "-m", "tickstock.actors", "--migrate", "--config", str(config_path)],
+                          env=_child_env(), capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"--migrate failed ({done.returncode}): {done.stdout[-2000:]}{done.stderr[-2000:]}")
+
+
+class ServiceProcess:
+    """``python -m tickstock.actors --now --config <file>``, its log in ``log_path``."""
+
+    def __init__(self, config_path: Path, log_path: Path) -> None:
+        self.config_path = config_path
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+        self.started_at = 0.0
+        self.exit_code: int | None = None
+
+    def start(self) -> ServiceProcess:
+        self._log = open(self.log_path, "w")
+        self.started_at = time.time()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tickstock.actors", "--now", "--config", str(self.config_path)],
+            env=_child_env(), stdout=self._log, stderr=subprocess.STDOUT)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 60.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.exit_code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.exit_code = self.proc.wait(10)
+        self._log.close()
+        return self.exit_code
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+class Sandbox:
+    """Everything one run needs, torn down on exit: a temp dir, a database, a config file."""
+
+    def __init__(self, symbols: Sequence[str], redis_url: str = REDIS_URL, admin_dsn: str = ADMIN_DSN,
+                 keep_dir: str | None = None) -> None:
+        self.symbols = list(symbols)
+        self.redis_url = redis_url
+        self.admin_dsn = admin_dsn
+        self.keep_dir = keep_dir
+        self.prefix = new_prefix()
+
+    def __enter__(self) -> Sandbox:
+        if self.keep_dir:
+            self.dir = Path(self.keep_dir)
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._tmp = None
+        else:
+            self._tmp = tempfile.TemporaryDirectory(prefix="tickstock-bench-")
+            self.dir = Path(self._tmp.name)
+        self._db = temporary_database(self.admin_dsn)
+        self.dsn = self._db.__enter__()
+        self.http_port = free_port()
+        self.cfg = bench_config(base_config(), prefix=self.prefix, dsn=self.dsn, redis_url=self.redis_url,
+                                symbols=self.symbols, spill_dir=str(self.dir / "spill"), http_port=self.http_port)
+        self.config_path = self.dir / "config.yaml"
+        self.config_path.write_text(yaml.safe_dump(self.cfg, sort_keys=False))
+        return self
+
+    def channel(self, name: str) -> str:
+        return self.cfg["channels"][name]
+
+    @property
+    def grace(self) -> float:
+        return float(self.cfg["bars"]["grace_seconds"])
+
+    def service(self) -> ServiceProcess:
+        return ServiceProcess(self.config_path, self.dir / "service.log")
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self._db.__exit__(None, None, None)
+        finally:
+            if self._tmp is not None:
+                self._tmp.cleanup()

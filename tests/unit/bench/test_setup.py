@@ -1,0 +1,98 @@
+"""The benchmark's generated configuration, symbols, history and scenario plans (no services)."""
+
+import pytest
+
+from tickstock.bench.pacing import Burst
+from tickstock.bench.sandbox import UNIVERSE_KEY, base_config, bench_config, new_prefix
+from tickstock.bench.scenarios import _planned_end, make_plan
+from tickstock.bench.universe import bench_symbols, history
+from tickstock.config import ConfigError, validate
+
+TOP = validate(base_config()).universe_symbols("market_leaders:top_500")
+
+
+def config(**changes):
+    kwargs = dict(prefix="bench0badcafe:", dsn="postgresql://root@127.0.0.1:5432/tickstock_bench_x",
+                  redis_url="redis://127.0.0.1:6379/0", symbols=["AAPL", "T00001"], spill_dir="/tmp/x/spill",
+                  http_port=18080)
+    kwargs.update(changes)
+    return bench_config(base_config(), **kwargs)
+
+
+def test_every_channel_and_key_carries_the_prefix():
+    cfg = config()
+    base = base_config()
+    assert cfg["channels"] == {k: "bench0badcafe:" + v for k, v in base["channels"].items()}
+    assert cfg["keys"] == {k: "bench0badcafe:" + v for k, v in base["keys"].items()}
+
+
+def test_the_rest_is_the_run_s_own_and_production_otherwise():
+    cfg = config()
+    settings = validate(cfg)
+    assert settings.database.url.endswith("/tickstock_bench_x")
+    assert settings.session.universe == UNIVERSE_KEY and settings.universe_symbols() == ["AAPL", "T00001"]
+    assert settings.session.auto_start is False
+    assert settings.http.enabled and settings.http.port == 18080 and settings.http.host == "127.0.0.1"
+    assert settings.persistence.spill_dir == "/tmp/x/spill"
+    base = validate(base_config())
+    assert settings.bars == base.bars and settings.analysis == base.analysis
+    assert cfg is not base_config() and base_config()["session"]["universe"] == "market_leaders:top_500"
+
+
+def test_a_bad_config_is_refused_by_the_service_s_schema():
+    with pytest.raises(ConfigError):
+        config(http_port=0)
+
+
+def test_prefixes_are_unique():
+    assert len({new_prefix() for _ in range(100)}) == 100
+
+
+def test_symbols_take_the_real_universe_first_then_generated_names():
+    assert bench_symbols(3, TOP) == TOP[:3]
+    assert bench_symbols(500, TOP) == TOP
+    many = bench_symbols(10_000, TOP)
+    assert len(many) == len(set(many)) == 10_000
+    assert many[:500] == TOP and many[500] == "T00000" and many[-1] == "T09499"
+    assert bench_symbols(3, ["T00000"]) == ["T00000", "T00001", "T00002"]
+    with pytest.raises(ValueError):
+        bench_symbols(0, TOP)
+    with pytest.raises(ValueError):
+        bench_symbols(1, ["bad symbol"])
+
+
+def test_history_is_contiguous_and_ends_where_asked():
+    last = 1_728_300_000 - 1_728_300_000 % 60
+    got = dict(history(["A", "B"], 200, last))
+    for bars in got.values():
+        assert len(bars) == 200 and bars[-1].start == last
+        assert [b.start for b in bars] == list(range(last - 199 * 60, last + 1, 60))
+        assert all(b.low <= min(b.open, b.close) and b.high >= max(b.open, b.close) for b in bars)
+    assert dict(history(["A", "B"], 200, last)) == got  # deterministic
+    with pytest.raises(ValueError):
+        next(history(["A"], 1, last + 1))
+
+
+def test_scenario_defaults():
+    latency = make_plan("latency")
+    assert (latency.symbols, latency.rate, latency.prime, latency.minutes) == (500, 500.0, True, 2)
+    assert make_plan("latency", symbols=3000).rate == 3000.0          # one tick/s/symbol
+    throughput = make_plan("throughput", rate=200_000)
+    assert (throughput.symbols, throughput.rate, throughput.seconds, throughput.prime) == (500, 200_000, 60.0, False)
+    scale = make_plan("scale")
+    assert (scale.symbols, scale.rate, scale.prime) == (10_000, 100_000.0, True)
+    day = make_plan("day", minutes=20)
+    assert (day.rate, day.minutes, day.period_minutes) == (2_000.0, 20, 10)
+    assert make_plan("day").period_minutes == 30
+    assert make_plan("throughput", burst=Burst.parse("4x1/10"), floor=False).burst.factor == 4
+    with pytest.raises(ValueError):
+        make_plan("week")
+    with pytest.raises(ValueError):
+        make_plan("throughput", rate=0)
+
+
+def test_whole_minutes_end_on_a_minute_boundary_after_the_partial_first():
+    plan = make_plan("latency", minutes=2)
+    until, seconds = _planned_end(plan, 1_728_300_010.0)   # 10 s into a minute
+    assert seconds is None and until == 1_728_300_000 - 1_728_300_000 % 60 + 60 * 3
+    assert _planned_end(make_plan("throughput", seconds=30), 5.0) == (None, 30)

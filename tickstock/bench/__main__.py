@@ -1,0 +1,81 @@
+"""``python -m tickstock.bench``: the service measured from outside, beside the inline floor and the
+receive ceiling measured in the same run.
+
+    python -m tickstock.bench --scenario latency                 # 500 primed symbols, 1 tick/s each, 2 minutes
+    python -m tickstock.bench --scenario throughput --rate 200000 --seconds 60
+    python -m tickstock.bench --scenario scale                   # 10,000 primed symbols, 100,000 ticks/s
+    python -m tickstock.bench --scenario day --minutes 60        # a long run: RSS after 30 min vs the end
+
+Prints a table (figure, value, floor/ceiling beside it, ratio, target), ``--json FILE`` writes every
+figure, ``--plot FILE.png`` draws the latency distribution and throughput over time (matplotlib:
+``pip install -e '.[bench]'``). Needs Redis and PostgreSQL (``TICKSTOCK_BENCH_REDIS_URL``,
+``TICKSTOCK_BENCH_ADMIN_DSN``: a role that may CREATE DATABASE); every run has a database and
+channel names of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from tickstock.bench.pacing import Burst
+from tickstock.bench.report import render, write_json
+from tickstock.bench.scenarios import SCENARIOS, make_plan, run
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m tickstock.bench", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n".join(__doc__.splitlines()[2:8]))
+    p.add_argument("--scenario", choices=SCENARIOS, default="latency")
+    p.add_argument("--symbols", type=int, help="universe size (500 / 3000 / 10000; names generated past config.yaml's)")
+    p.add_argument("--rate", type=float, help="ticks/s sent to the service (latency: one per symbol per second)")
+    p.add_argument("--seconds", type=float, help="throughput: how long to send")
+    p.add_argument("--minutes", type=int, help="latency/scale/day: full minutes to measure")
+    p.add_argument("--period", type=int, dest="period_minutes", help="day: RSS after this many minutes (30)")
+    p.add_argument("--prime", action=argparse.BooleanOptionalAction, default=None,
+                   help="seed 200 bars per symbol of history first (latency, scale: on)")
+    p.add_argument("--prime-bars", type=int, default=None)
+    p.add_argument("--burst", type=Burst.parse, help="FACTORxSECONDS/EVERY, e.g. 4x1/10: every 10 s, 1 s at 4x the rate")
+    p.add_argument("--floor-closes", type=int, default=None, help="closes timed for the inline floor (20)")
+    p.add_argument("--no-floor", dest="floor", action="store_false", default=None)
+    p.add_argument("--ceiling-seconds", type=float, default=None, help="seconds per receive-ceiling attempt (8)")
+    p.add_argument("--no-ceiling", dest="ceiling", action="store_false", default=None)
+    p.add_argument("--keep-dir", help="keep the config and the service's log in this directory")
+    p.add_argument("--json", help="write every figure to this file")
+    p.add_argument("--plot", help="write a PNG: latency distribution and throughput over time")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        plan = make_plan(args.scenario, symbols=args.symbols, rate=args.rate, minutes=args.minutes,
+                         seconds=args.seconds, prime=args.prime, period_minutes=args.period_minutes,
+                         burst=args.burst, prime_bars=args.prime_bars, floor_closes=args.floor_closes,
+                         floor=args.floor, ceiling_seconds=args.ceiling_seconds, ceiling=args.ceiling,
+                         keep_dir=args.keep_dir)
+    except ValueError as exc:
+        print(f"tickstock.bench: {exc}", file=sys.stderr)
+        return 2
+
+    def log(text: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+    result = run(plan, log=log)
+    result["settings"]["command"] = "python -m tickstock.bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    print(render(result))
+    if args.json:
+        write_json(result, args.json)
+        log(f"JSON written to {args.json}")
+    if args.plot:
+        from tickstock.bench.report import plot
+
+        plot(result, args.plot)
+        log(f"plot written to {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

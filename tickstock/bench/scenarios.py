@@ -1,0 +1,269 @@
+"""The scenarios and one run of them: floor, ceiling, then the service fed and watched from outside.
+
+- ``latency``: N primed symbols (500), one tick per second per symbol, over M full minutes: close ->
+  event.
+- ``throughput``: a rate (50,000/s) for S seconds (60) over N symbols (500): nothing lost? against
+  the receive ceiling.
+- ``scale``: 10,000 symbols primed with 200 bars: start-up time, RSS, a rate (100,000/s), latency.
+- ``day``: issue 8 item 4 asks for 390 bars per symbol compressed in time. The service cannot replay
+  in event time (bars close by the wall clock; a tick whose minute has closed is late and dropped,
+  one further than ``bars.max_tick_skew_seconds`` from now is rejected), so this is a long run at
+  2,000 ticks/s for M minutes (60), RSS after the first period (30 minutes) against the end.
+
+The floor and the ceiling run first, while the machine is otherwise quiet, then the service.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+
+import orjson
+from prometheus_client.parser import text_string_to_metric_families
+
+from tickstock.bench.ceiling import measure_ceiling
+from tickstock.bench.floor import run_floor
+from tickstock.bench.loadgen import LoadGenerator, LoadSpec
+from tickstock.bench.observe import BarPoller, EventRecorder, Sampler, volume_since
+from tickstock.bench.pacing import Burst
+from tickstock.bench.report import machine_info
+from tickstock.bench.sandbox import REDIS_URL, Sandbox, base_config, migrate, seed_history
+from tickstock.bench.stats import (
+    cpu_share, event_latencies, parse_event, per_interval_rates, summary, value_at,
+)
+from tickstock.bench.universe import bench_symbols
+from tickstock.config import ChannelSettings, validate
+
+SCENARIOS = ("latency", "throughput", "scale", "day")
+DAY_NOTE = ("day: the service cannot replay a day in event time (bars close by the wall clock; ticks of a "
+            "closed minute are late and dropped), so this is a long run at the given rate, RSS after the "
+            "first period against the end")
+
+
+@dataclass
+class Plan:
+    scenario: str
+    symbols: int
+    rate: float
+    prime: bool
+    minutes: int | None = None       # latency, scale, day: full minutes measured
+    seconds: float | None = None     # throughput: how long the generator sends
+    period_minutes: int | None = None  # day: RSS after this many minutes
+    burst: Burst | None = None
+    prime_bars: int = 200
+    floor: bool = True
+    floor_closes: int = 20
+    ceiling: bool = True
+    ceiling_seconds: float = 8.0
+    startup_timeout: float = 300.0
+    keep_dir: str | None = None
+    redis_url: str = REDIS_URL
+    grace: float = field(default=2.0)
+
+
+def make_plan(scenario: str, symbols: int | None = None, rate: float | None = None, minutes: int | None = None,
+              seconds: float | None = None, prime: bool | None = None, **extra) -> Plan:
+    """The scenario's defaults, overridden by what was given."""
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r} (one of {', '.join(SCENARIOS)})")
+    defaults = {
+        "latency": dict(symbols=500, prime=True, minutes=2),
+        "throughput": dict(symbols=500, prime=False, seconds=60.0, rate=50_000.0),
+        "scale": dict(symbols=10_000, prime=True, minutes=2, rate=100_000.0),
+        "day": dict(symbols=500, prime=False, minutes=60, rate=2_000.0),
+    }[scenario]
+    nsym = symbols or defaults["symbols"]
+    plan = Plan(
+        scenario=scenario, symbols=nsym,
+        rate=rate if rate is not None else defaults.get("rate", float(nsym)),  # latency: 1 tick/s/symbol
+        prime=defaults["prime"] if prime is None else prime,
+        minutes=minutes if minutes is not None else defaults.get("minutes"),
+        seconds=seconds if seconds is not None else defaults.get("seconds"),
+        **{k: v for k, v in extra.items() if v is not None},
+    )
+    if scenario == "day" and plan.period_minutes is None:
+        plan.period_minutes = min(30, max(1, (plan.minutes or 2) // 2))
+    if plan.rate <= 0:
+        raise ValueError("the service is fed at a rate: give --rate > 0")
+    return plan
+
+
+def scrape_metrics(port: int) -> dict:
+    """Unlabelled samples of the service's /metrics, plus ``rejected`` (summed over reasons)."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    out: dict = {"rejected": 0.0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if not sample.labels:
+                out[sample.name] = sample.value
+            elif sample.name == "tickstock_ticks_rejected_total":
+                out["rejected"] += sample.value
+    return out
+
+
+def run(plan: Plan, log=print) -> dict:
+    machine = machine_info()
+    base_settings = validate(base_config())
+    symbols = bench_symbols(plan.symbols, base_settings.universe_symbols("market_leaders:top_500"))
+    result: dict = {"settings": {**asdict(plan), "burst": str(plan.burst) if plan.burst else None,
+                                 "grace": base_settings.bars.grace_seconds},
+                    "machine": machine, "notes": [], "series": {}}
+    if plan.scenario == "day":
+        result["notes"].append(DAY_NOTE)
+    with Sandbox(symbols, plan.redis_url, keep_dir=plan.keep_dir) as sb:
+        settings = validate(sb.cfg)
+        if plan.floor:
+            log(f"inline floor: {len(symbols):,} symbols, {plan.floor_closes} closes")
+            floor_channels = ChannelSettings(**{k: f"{sb.prefix}floor:{v}" for k, v in sb.cfg["channels"].items()})
+            result["floor"] = run_floor(symbols, settings, plan.redis_url, floor_channels, plan.floor_closes,
+                                        prime_bars=min(plan.prime_bars, 50) if plan.prime else 0, log=log)
+        if plan.ceiling:
+            log(f"receive ceiling: {len(symbols):,} symbols, {plan.ceiling_seconds:g} s per attempt")
+            result["ceiling"] = measure_ceiling(plan.redis_url, f"{sb.prefix}ceiling:ticks", symbols,
+                                                plan.ceiling_seconds, grace=sb.grace, log=log)
+        result["service"] = run_service(plan, sb, result, log)
+    return result
+
+
+def _planned_end(plan: Plan, go_at: float) -> tuple[float | None, float | None]:
+    """(until epoch, seconds) for the generator: ``plan.minutes`` whole minutes after the one in
+    which it starts (which is partial), or ``plan.seconds``."""
+    if plan.minutes is None:
+        return None, plan.seconds
+    return math.ceil((go_at + 0.5) / 60) * 60 + 60 * plan.minutes, None
+
+
+def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
+    symbols = sb.symbols
+    grace = sb.grace
+    out: dict = {}
+    if plan.prime:
+        migrate(sb.config_path)  # the service's own --migrate, so the history has its table
+        last = (int(time.time() // 60) - 3) * 60
+        started = time.time()
+        rows = seed_history(sb.dsn, symbols, plan.prime_bars, last)
+        log(f"history: {rows:,} bars ({plan.prime_bars} per symbol) in {time.time() - started:.1f}s")
+    ch = sb.cfg["channels"]
+    recorder = EventRecorder(sb.redis_url, [ch["patterns"], ch["indicators"], ch["session_started"], ch["health"],
+                                            ch["critical_alerts"], ch["session_stopped"]])
+    spec = LoadSpec(sb.redis_url, ch["ticks"], symbols, plan.rate, burst=plan.burst)
+    generator = None
+    service = sb.service()
+    sampler = poller = None
+    try:
+        service.start()
+        sampler = Sampler(service.pid, sb.redis_url)
+        log(f"service: pid {service.pid}, {len(symbols):,} symbols, log {service.log_path}")
+        t_started, _ = recorder.wait_for(ch["session_started"], plan.startup_timeout, alive=service.alive)
+        out["startup_seconds"] = t_started - service.started_at
+        at_start = sampler.sample_now()
+        out["rss_at_start"] = at_start.rss if at_start else None
+        log(f"session started after {out['startup_seconds']:.1f}s")
+        poller = BarPoller(sb.dsn, symbols, grace)
+        # Pre-encode after start-up (its CPU is not the service's) and before the first tick.
+        spec.seconds = _planned_end(plan, 0.0)[1]
+        generator = LoadGenerator(spec).start()
+        spec.until = _planned_end(plan, time.time())[0]
+        generator.go(spec.until)
+        if spec.until is not None:
+            log(f"feeding {plan.rate:,.0f} ticks/s until {time.strftime('%H:%M:%S', time.localtime(spec.until))}")
+            planned_end = spec.until
+        else:
+            log(f"feeding {plan.rate:,.0f} ticks/s for {spec.seconds:g}s")
+            planned_end = generator.go_at + spec.seconds
+        if plan.rate * 60 >= len(symbols):  # every symbol has a bar every minute: watch the database
+            for minute in range(math.ceil(generator.go_at / 60) * 60, int(planned_end // 60) * 60, 60):
+                poller.expect(minute)
+        sent = generator.wait(planned_end - time.time() + 120)
+        log(f"sent {sent.sent:,} ticks at {sent.rate:,.0f}/s; waiting for the last minute to close")
+        first_minute = int(sent.started_at // 60) * 60
+        last_deadline = int(sent.ended_at // 60) * 60 + 60 + grace
+        in_bars, rows = _wait_for_bars(sb.dsn, first_minute, sent.sent, last_deadline, service.alive)
+        wait_until = time.time() + 20
+        while poller.pending() and time.time() < wait_until:
+            time.sleep(0.2)
+        time.sleep(1.0)  # the last events in flight
+        try:
+            out["metrics"] = scrape_metrics(sb.http_port)
+        except OSError as exc:
+            out["metrics"] = {}
+            result["notes"].append(f"/metrics not read: {exc}")
+        end_sample = sampler.sample_now()
+    finally:
+        if sampler:
+            sampler.close()
+        if poller:
+            poller.close()
+        if generator is not None:
+            generator.kill()
+        out["exit_code"] = service.stop()
+        recorder.close()
+    if out["exit_code"] not in (0, None):
+        result["notes"].append(f"the service exited with {out['exit_code']}: {service.log_tail(5)}")
+    out.update(sent=sent.sent, in_bars=in_bars, rows=rows, first_minute=first_minute)
+    out["generator"] = {"rate": sent.rate, "cpu_share": sent.cpu_seconds / sent.seconds, "max_behind": sent.max_behind,
+                        "unheard": sent.unheard, "seconds": sent.seconds, "error": sent.error}
+    # Latency, from the events recorded.
+    events = [e for channel in (ch["patterns"], ch["indicators"]) for t, p in recorder.on(channel)
+              if (e := parse_event(p, t)) is not None]
+    lat = event_latencies(events, grace)
+    full = [m for m in lat["last_per_minute"] if m >= first_minute + 60 and m + 60 <= sent.ended_at + 1]
+    last_values = [lat["last_per_minute"][m] for m in full]
+    out["latency_ms"] = {"from_deadline": summary(lat["from_deadline"]), "from_close": summary(lat["from_close"]),
+                         "close_lag": summary(lat["close_lag"]), "last_per_minute": {str(m): lat["last_per_minute"][m] for m in full},
+                         "last_per_minute_summary": summary(last_values), "closed_early": lat["closed_early"]}
+    counts = [lat["events_per_minute"][m] for m in full]
+    out["events"] = len(events)
+    out["events_per_minute"] = sum(counts) / len(counts) if counts else None
+    out["bars_in_db_s"] = summary([poller.arrivals[m] - (m + 60) for m in sorted(poller.arrivals)])
+    out["bars_missing_minutes"] = {str(m): poller.counts.get(m) for m in poller.pending()}
+    # Process and Redis samples.
+    samples = sampler.samples
+    cpu = [(s.t, s.cpu) for s in samples]
+    out["cpu_share"] = cpu_share(cpu, sent.started_at, sent.ended_at)
+    rss = [(s.t, s.rss) for s in samples]
+    out["rss"] = {"max": max((r for _, r in rss), default=None), "end": end_sample.rss if end_sample else None,
+                  "at_start": out.pop("rss_at_start", None)}
+    if plan.period_minutes:
+        out["rss"]["first_period"] = value_at(rss, sent.started_at + 60 * plan.period_minutes)
+    omem = [s.omem for s in samples if s.omem is not None]
+    ids = [s.sub_id for s in samples if s.sub_id is not None]
+    out["backlog"] = {"max_omem": max(omem, default=None),
+                      "max_tot_mem": max((s.tot_mem for s in samples if s.tot_mem is not None), default=None),
+                      "reconnects": sum(1 for a, b in zip(ids, ids[1:]) if a != b),
+                      "samples_without_subscription": sum(1 for s in samples[2:] if s.omem is None)}
+    out["critical_alerts"] = len(recorder.on(ch["critical_alerts"]))
+    health = []
+    for t, p in recorder.on(ch["health"]):
+        try:
+            health.append((t, orjson.loads(p)["health"]["data_flow"]["ticks_per_second"]))
+        except (KeyError, TypeError, ValueError):
+            pass
+    fed = [s for s in samples if sent.started_at - 2 <= s.t <= sent.ended_at + 2]  # the feeding window
+    result["series"] = {
+        "sent_per_second": sorted(sent.per_second.items()),
+        "cpu_share": per_interval_rates([(s.t, s.cpu) for s in fed]),
+        "rss_mb": [(s.t, s.rss / 2**20) for s in fed],
+        "omem_mb": [(s.t, (s.omem or 0) / 2**20) for s in fed],
+        "service_ticks_per_second": [(t, v) for t, v in health if sent.started_at <= t <= sent.ended_at + 15],
+        "latencies_ms": lat["from_deadline"],
+    }
+    return out
+
+
+def _wait_for_bars(dsn: str, first_minute: int, sent: int, last_deadline: float, alive) -> tuple[int, int]:
+    """Volume in bars once the last minute has closed: polled until it equals what was sent, or
+    stops changing for 5 s (at most 60 s after the deadline)."""
+    while time.time() < last_deadline + 0.5:
+        time.sleep(0.2)
+    total, rows = volume_since(dsn, first_minute)
+    changed_at = time.time()
+    give_up = last_deadline + 60
+    while total < sent and time.time() < give_up and time.time() - changed_at < 5 and alive():
+        time.sleep(0.5)
+        now_total, rows = volume_since(dsn, first_minute)
+        if now_total != total:
+            total, changed_at = now_total, time.time()
+    return total, rows

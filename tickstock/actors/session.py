@@ -31,6 +31,7 @@ import pykka
 from loguru import logger
 
 from tickstock.actors.handle import ChildHandle
+from tickstock.actors.outbox import Outbox
 from tickstock.actors.plan import SessionPlan, UniverseError
 from tickstock.actors.supervision import (
     Action, RestartPolicy, SessionState, ShutdownBudget, child_kind,
@@ -112,6 +113,9 @@ class SessionActor(pykka.ThreadingActor):
         self.ingress = ChildHandle("ingress")
         self.symbols: dict[str, ChildHandle] = {}
         self.beacon = beacon if beacon is not None else self.publisher
+        # What symbol actors tell the shared children goes through outboxes: at a bar close ~1,000
+        # results arrive within milliseconds, and each hand-off to a thread costs CPU (outbox.py).
+        self._outboxes: tuple[Outbox, Outbox] | None = None
         self.aggregator: MinuteBarAggregator | None = None
         self.started_at = clock()
         self.outcome: SessionOutcome | None = None
@@ -202,7 +206,10 @@ class SessionActor(pykka.ThreadingActor):
             return {}
 
     def _new_symbol(self, symbol: str, history: Sequence[Bar] | None) -> pykka.ActorRef:
-        return self.factory.symbol(self.actor_ref, self.plan, symbol, history, self.publisher, self.persistence)
+        if self._outboxes is None:
+            self._outboxes = (Outbox(self.publisher, "publisher"), Outbox(self.persistence, "persistence"))
+        publisher, persistence = self._outboxes
+        return self.factory.symbol(self.actor_ref, self.plan, symbol, history, publisher, persistence)
 
     def _new_ingress(self) -> pykka.ActorRef:
         return self.factory.ingress(self.actor_ref, self.plan, dict(self.symbols), self.persistence, self.aggregator)
@@ -456,6 +463,8 @@ class SessionActor(pykka.ThreadingActor):
             pykka.get_all(stops, timeout=budget.remaining("symbols"))
         except Exception as exc:
             self.log.error("symbol actors did not all stop in time: {!r}", exc)
+        for outbox in self._outboxes or ():
+            outbox.close()  # their last results go to the publisher and persistence now
 
     def _final_totals(self, budget: ShutdownBudget) -> tuple[int, int]:
         """Stage 3: the publisher has seen every result by now; its last report if it cannot say."""

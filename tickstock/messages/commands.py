@@ -186,6 +186,11 @@ class PersistResults:
     patterns: tuple[PatternRecord, ...] = ()
     indicators: tuple[IndicatorRecord, ...] = ()
 
+    @classmethod
+    def merge(cls, messages: list["PersistResults"]) -> "PersistResults":
+        """One message holding every row of ``messages``, in order."""
+        return cls(tuple(r for m in messages for r in m.patterns), tuple(r for m in messages for r in m.indicators))
+
 
 @dataclass(frozen=True, slots=True)
 class RecordSession:
@@ -207,6 +212,11 @@ class Publish:
     """PublisherActor: publish each event on its channel(s), one PUBLISH per event."""
 
     events: tuple[Event, ...]
+
+    @classmethod
+    def merge(cls, messages: list["Publish"]) -> "Publish":
+        """One message holding every event of ``messages``, in order."""
+        return cls(tuple(e for m in messages for e in m.events))
 
 
 @dataclass(frozen=True, slots=True)

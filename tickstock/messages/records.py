@@ -12,6 +12,7 @@ spill line older than the field) derives it from its own content, so it is still
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -22,8 +23,18 @@ ROW_ID_NAMESPACE = uuid.UUID("5b0e7f9c-3d1a-5c2e-9f47-7469636b7374")
 _SEP = "\x1f"
 
 
+_NAMESPACE_BYTES = ROW_ID_NAMESPACE.bytes
+
+
 def _uuid5(*parts: object) -> str:
-    return str(uuid.uuid5(ROW_ID_NAMESPACE, _SEP.join(str(p) for p in parts)))
+    """``str(uuid.uuid5(ROW_ID_NAMESPACE, name))``, computed without the UUID object (3x faster:
+    this runs for every pattern and indicator of every bar close)."""
+    name = _SEP.join(str(p) for p in parts)
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def pattern_row_id(session_id: str, symbol: str, pattern_type: str, bar_start: int, timeframe: str = "1min") -> str:

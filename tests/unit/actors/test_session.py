@@ -437,3 +437,22 @@ def test_stop_order_is_ingress_symbols_persistence_then_the_announcement():
     announce = first(lambda e: e[:2] == ("recv", "publisher") and isinstance(e[2], PublishConfirmed))
     publisher_stop = first(lambda e: e == ("stop", "publisher"))
     assert ingress_drain < symbols_stop < persistence_drain < announce < publisher_stop
+
+
+def test_symbols_tell_the_shared_children_through_outboxes_flushed_before_the_end_is_announced():
+    from tickstock.actors.outbox import Outbox
+
+    factory = FakeChildFactory()
+    ref, ended = running(factory)
+    call = factory.symbol_calls[0]
+    assert isinstance(call["publisher"], Outbox) and isinstance(call["persistence"], Outbox)
+    assert all(c["publisher"] is call["publisher"] for c in factory.symbol_calls)  # one per session
+    call["publisher"].linger = 30.0  # this result would wait far longer than the test
+    call["publisher"].tell(Publish(("a symbol's last events",)))
+    ref.tell(StopSession("stopped"))
+    wait_ended(ref, ended)
+    received = factory.all_received("publisher")
+    last_results = next(i for i, m in enumerate(received) if isinstance(m, Publish) and m.events == (
+        "a symbol's last events",))
+    confirmed = next(i for i, m in enumerate(received) if isinstance(m, PublishConfirmed))
+    assert last_results < confirmed

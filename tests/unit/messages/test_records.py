@@ -46,3 +46,17 @@ def test_records_made_without_an_id_get_one_from_their_content():
     i1 = IndicatorRecord("AAPL", "RSI", 70.0, 1.0)
     assert i1.row_id == IndicatorRecord("AAPL", "RSI", 70.0, 1.0).row_id != IndicatorRecord("AAPL", "RSI", 71.0, 1.0).row_id
     assert PatternRecord("AAPL", "Doji", 0.85, 1.0, row_id="given").row_id == "given"
+
+
+def test_row_ids_are_exactly_uuid5_in_the_row_id_namespace():
+    import uuid
+
+    from hypothesis import given, strategies as st
+
+    from tickstock.messages.records import ROW_ID_NAMESPACE, _SEP, _uuid5
+
+    @given(st.lists(st.text(), min_size=1, max_size=6))
+    def check(parts):
+        assert _uuid5(*parts) == str(uuid.uuid5(ROW_ID_NAMESPACE, _SEP.join(parts)))
+
+    check()

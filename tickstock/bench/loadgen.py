@@ -127,6 +127,11 @@ def generate(sock: socket.socket, ticks: TickCommands, spec: LoadSpec, stop_requ
     """Send ticks on ``sock`` as ``spec`` says; returns what was sent and heard back."""
     schedule = Schedule(spec.rate, spec.burst, spec.batch_seconds, spec.max_batch)
     total = spec.count if spec.count is not None else float("inf")
+    if spec.seconds is not None and not schedule.flat_out:
+        # Paced for a duration: exactly what the schedule holds (sent late rather than cut short,
+        # so a generator that fell behind shows in its rate, not in a smaller count). A batch goes
+        # when its first tick is due, so every tick is sent (and stamped) within the duration.
+        total = min(total, schedule.due(spec.seconds))
     counter = ReplyCounter()
     per_second: Counter[int] = Counter()
     result = LoadResult()
@@ -144,16 +149,16 @@ def generate(sock: socket.socket, ticks: TickCommands, spec: LoadSpec, stop_requ
             next_poll = now_mono + _POLL_EVERY
             if stop_requested():
                 break
-        if spec.seconds is not None and elapsed >= spec.seconds:
+        if spec.seconds is not None and schedule.flat_out and elapsed >= spec.seconds:
             break
         wall = time.time()
         if spec.until is not None and wall >= spec.until:
             break
-        due = min(total, schedule.due(elapsed))
-        if due > sent:
-            n = int(min(due - sent, spec.max_batch))
-            if not schedule.flat_out:
-                max_behind = max(max_behind, elapsed - schedule.time_of(sent + n))
+        due_at = schedule.time_of(sent)  # when the next batch's first tick is due
+        if elapsed >= due_at:
+            # A batch as the schedule sizes it, bigger if the generator fell behind.
+            n = int(min(spec.max_batch, total - sent, max(batch, schedule.due(elapsed) - sent)))
+            max_behind = max(max_behind, elapsed - due_at)
             sock.sendall(stamp(ticks.take(sent, n), wall))
             if not started_at:
                 started_at = wall
@@ -164,11 +169,7 @@ def generate(sock: socket.socket, ticks: TickCommands, spec: LoadSpec, stop_requ
             if spec.stop_when_unheard and counter.zero:
                 break
         else:
-            wait = schedule.time_of(min(total, sent + batch)) - elapsed
-            if spec.seconds is not None:
-                wait = min(wait, spec.seconds - elapsed)
-            if wait > 0:
-                time.sleep(min(wait, _POLL_EVERY))
+            time.sleep(min(due_at - elapsed, _POLL_EVERY))
             _drain(sock, counter)
     expected = sent
     if spec.end_marker:

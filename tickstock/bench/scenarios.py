@@ -16,9 +16,11 @@ The floor and the ceiling run first, while the machine is otherwise quiet, then 
 from __future__ import annotations
 
 import math
+import subprocess
 import time
 import urllib.request
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
@@ -58,6 +60,7 @@ class Plan:
     ceiling: bool = True
     ceiling_seconds: float = 8.0
     startup_timeout: float = 300.0
+    align: bool = False              # start sending at a minute boundary (throughput: a full minute measured)
     keep_dir: str | None = None
     redis_url: str = REDIS_URL
     grace: float = field(default=2.0)
@@ -70,7 +73,7 @@ def make_plan(scenario: str, symbols: int | None = None, rate: float | None = No
         raise ValueError(f"unknown scenario {scenario!r} (one of {', '.join(SCENARIOS)})")
     defaults = {
         "latency": dict(symbols=500, prime=True, minutes=2),
-        "throughput": dict(symbols=500, prime=False, seconds=60.0, rate=50_000.0),
+        "throughput": dict(symbols=500, prime=False, seconds=60.0, rate=50_000.0, align=True),
         "scale": dict(symbols=10_000, prime=True, minutes=2, rate=100_000.0),
         "day": dict(symbols=500, prime=False, minutes=60, rate=2_000.0),
     }[scenario]
@@ -81,7 +84,7 @@ def make_plan(scenario: str, symbols: int | None = None, rate: float | None = No
         prime=defaults["prime"] if prime is None else prime,
         minutes=minutes if minutes is not None else defaults.get("minutes"),
         seconds=seconds if seconds is not None else defaults.get("seconds"),
-        **{k: v for k, v in extra.items() if v is not None},
+        **{"align": defaults.get("align", False), **{k: v for k, v in extra.items() if v is not None}},
     )
     if scenario == "day" and plan.period_minutes is None:
         plan.period_minutes = min(30, max(1, (plan.minutes or 2) // 2))
@@ -103,8 +106,22 @@ def scrape_metrics(port: int) -> dict:
     return out
 
 
+def code_version() -> dict:
+    """The commit under test and the service files changed from it (the working tree is what runs)."""
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True,
+                                timeout=10).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--", "tickstock"], cwd=repo, capture_output=True,
+                                 text=True, timeout=10).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"commit": commit, "uncommitted": sorted(line[3:] for line in changed if "tickstock/bench/" not in line)}
+
+
 def run(plan: Plan, log=print) -> dict:
     machine = machine_info()
+    machine["code"] = code_version()
     base_settings = validate(base_config())
     symbols = bench_symbols(plan.symbols, base_settings.universe_symbols("market_leaders:top_500"))
     result: dict = {"settings": {**asdict(plan), "burst": str(plan.burst) if plan.burst else None,
@@ -165,6 +182,11 @@ def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
         # Pre-encode after start-up (its CPU is not the service's) and before the first tick.
         spec.seconds = _planned_end(plan, 0.0)[1]
         generator = LoadGenerator(spec).start()
+        if plan.align:
+            boundary = math.ceil(time.time() / 60) * 60
+            log(f"waiting {boundary - time.time():.0f}s for the minute to begin")
+            while time.time() < boundary:  # sleep may wake a hair early on the wall clock
+                time.sleep(min(0.5, boundary - time.time()) + 0.0005)
         spec.until = _planned_end(plan, time.time())[0]
         generator.go(spec.until)
         if spec.until is not None:
@@ -174,7 +196,7 @@ def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
             log(f"feeding {plan.rate:,.0f} ticks/s for {spec.seconds:g}s")
             planned_end = generator.go_at + spec.seconds
         if plan.rate * 60 >= len(symbols):  # every symbol has a bar every minute: watch the database
-            for minute in range(math.ceil(generator.go_at / 60) * 60, int(planned_end // 60) * 60, 60):
+            for minute in range(math.ceil((generator.go_at - 1) / 60) * 60, int(planned_end // 60) * 60, 60):
                 poller.expect(minute)
         sent = generator.wait(planned_end - time.time() + 120)
         log(f"sent {sent.sent:,} ticks at {sent.rate:,.0f}/s; waiting for the last minute to close")
@@ -208,14 +230,18 @@ def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
     # Latency, from the events recorded.
     events = [e for channel in (ch["patterns"], ch["indicators"]) for t, p in recorder.on(channel)
               if (e := parse_event(p, t)) is not None]
-    lat = event_latencies(events, grace)
-    full = [m for m in lat["last_per_minute"] if m >= first_minute + 60 and m + 60 <= sent.ended_at + 1]
-    last_values = [lat["last_per_minute"][m] for m in full]
+    # Only minutes fed from start to end count (not a partial first or last minute).
+    full = {m for m in event_latencies(events, grace)["events_per_minute"]
+            if m >= sent.started_at - 1 and m + 60 <= sent.ended_at + 1}
+    measured = [e for e in events if int(e.bar_start) in full]
+    lat = event_latencies(measured, grace)
+    last = lat["last_per_minute"]
     out["latency_ms"] = {"from_deadline": summary(lat["from_deadline"]), "from_close": summary(lat["from_close"]),
-                         "close_lag": summary(lat["close_lag"]), "last_per_minute": {str(m): lat["last_per_minute"][m] for m in full},
-                         "last_per_minute_summary": summary(last_values), "closed_early": lat["closed_early"]}
-    counts = [lat["events_per_minute"][m] for m in full]
-    out["events"] = len(events)
+                         "close_lag": summary(lat["close_lag"]), "last_per_minute": {str(m): v for m, v in last.items()},
+                         "last_per_minute_summary": summary(list(last.values())), "closed_early": lat["closed_early"],
+                         "events_outside_full_minutes": len(events) - len(measured)}
+    counts = list(lat["events_per_minute"].values())
+    out["events"] = len(measured)
     out["events_per_minute"] = sum(counts) / len(counts) if counts else None
     out["bars_in_db_s"] = summary([poller.arrivals[m] - (m + 60) for m in sorted(poller.arrivals)])
     out["bars_missing_minutes"] = {str(m): poller.counts.get(m) for m in poller.pending()}

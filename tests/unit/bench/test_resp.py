@@ -96,3 +96,46 @@ def test_reply_counter_keeps_the_first_error():
     counter = ReplyCounter()
     counter.feed(b":1\r\n-NOAUTH Authentication required.\r\n:1\r\n")
     assert counter.first_error == "-NOAUTH Authentication required." and counter.replies == 3
+
+
+def test_generate_sends_the_schedule_stamped_and_hears_the_replies():
+    import socket
+    import threading
+    import time
+
+    from tickstock.bench.loadgen import LoadSpec, generate
+
+    ours, server = socket.socketpair()
+    got = []
+
+    def redis_side():  # answers every PUBLISH as Redis would, 1 receiver (0 for the first two)
+        reader = hiredis.Reader()
+        while True:
+            data = server.recv(1 << 16)
+            if not data:
+                return
+            reader.feed(data)
+            replies = b""
+            while (cmd := reader.gets()) is not False:
+                got.append((cmd, time.time()))
+                replies += b":0\r\n" if len(got) <= 2 else b":1\r\n"
+            server.sendall(replies)
+
+    thread = threading.Thread(target=redis_side, daemon=True)
+    thread.start()
+    spec = LoadSpec("redis://unused", "ch", ["AAPL", "MSFT"], rate=2000, seconds=0.5)
+    ticks = TickCommands("ch", spec.symbols, variants=4)
+    started = time.monotonic()
+    result = generate(ours, ticks, spec)
+    took = time.monotonic() - started
+    ours.close()
+    thread.join(2)
+    server.close()
+    assert result.sent == len(got) == 1000 and result.replies == 1000 and result.unheard == 2
+    assert 0.45 < took < 1.5 and sum(result.per_second.values()) == 1000
+    stamps = [decode_tick(p, t).timestamp for (_, _, p), t in got]
+    assert max(stamps) - min(stamps) < 0.5  # a batch goes when its first tick is due: all within the run
+    for (verb, channel, payload), received in got:
+        tick = decode_tick(payload, received)
+        assert (verb, channel) == (b"PUBLISH", b"ch") and abs(received - tick.timestamp) < 0.5
+    assert [decode_tick(p, t).symbol for (_, _, p), t in got[:4]] == ["AAPL", "MSFT", "AAPL", "MSFT"]

@@ -25,12 +25,14 @@ from tickstock.bench.scenarios import SCENARIOS, make_plan, run
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m tickstock.bench", description=__doc__.splitlines()[0],
+    p = argparse.ArgumentParser(prog="python -m tickstock.bench", description="The streaming service measured from outside, beside the inline floor and the receive ceiling.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.splitlines()[2:8]))
     p.add_argument("--scenario", choices=SCENARIOS, default="latency")
     p.add_argument("--symbols", type=int, help="universe size (500 / 3000 / 10000; names generated past config.yaml's)")
     p.add_argument("--rate", type=float, help="ticks/s sent to the service (latency: one per symbol per second)")
+    p.add_argument("--rate-of-ceiling", type=float, metavar="SHARE",
+                   help="feed the service at this share of the receive ceiling measured first (e.g. 0.7)")
     p.add_argument("--seconds", type=float, help="throughput: how long to send")
     p.add_argument("--minutes", type=int, help="latency/scale/day: full minutes to measure")
     p.add_argument("--period", type=int, dest="period_minutes", help="day: RSS after this many minutes (30)")
@@ -55,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                          seconds=args.seconds, prime=args.prime, period_minutes=args.period_minutes,
                          burst=args.burst, prime_bars=args.prime_bars, floor_closes=args.floor_closes,
                          floor=args.floor, ceiling_seconds=args.ceiling_seconds, ceiling=args.ceiling,
-                         keep_dir=args.keep_dir)
+                         keep_dir=args.keep_dir, rate_of_ceiling=args.rate_of_ceiling)
     except ValueError as exc:
         print(f"tickstock.bench: {exc}", file=sys.stderr)
         return 2

@@ -151,37 +151,46 @@ def receive_once(url: str, channel: str, symbols: list[str], rate: float, second
     }
 
 
-def next_rate(rate: float, attempt: dict) -> float:
-    """The next paced rate of the search: 15% lower after a loss; after a clean attempt higher, by
-    what the receiver's spare CPU suggests (at most +25%)."""
-    if attempt["lost"] or attempt["disconnected"]:
-        return 0.85 * (min(rate, attempt["rate"]) if rate else attempt["rate"])
-    cpu = attempt["receiver_cpu_share"] or 1.0
-    return rate * max(1.02, min(1.25, 0.95 / cpu))
+def _clean(attempt: dict) -> bool:
+    return not attempt["lost"] and not attempt["disconnected"]
+
+
+def next_rate(tries: list[dict]) -> float:
+    """The next paced rate of the search from the attempts so far (``target_rate`` 0 = flat out):
+    halfway between the best clean rate and the lowest lossy one once both are known; before a
+    loss, up by what the receiver's spare CPU suggests (+2% .. +25%); before a clean attempt, 85%
+    of the slowest rate received while losing."""
+    paced = [t for t in tries if t["target_rate"]]
+    clean = [t["target_rate"] for t in paced if _clean(t)]
+    lossy = [t["target_rate"] for t in paced if not _clean(t)]
+    if clean and lossy and min(lossy) > max(clean):
+        return (max(clean) + min(lossy)) / 2
+    if clean:
+        best = max((t for t in paced if _clean(t)), key=lambda t: t["target_rate"])
+        cpu = best["receiver_cpu_share"] or 1.0
+        return best["target_rate"] * max(1.02, min(1.25, 0.95 / cpu))
+    return 0.85 * min(t["rate"] or t["generator_rate"] for t in tries)
 
 
 def measure_ceiling(url: str, channel: str, symbols: list[str], seconds: float = 10.0, rate: float = 0.0,
                     grace: float = 2.0, attempts: int = 4, log=print) -> dict:
     """The receive path's ceiling: one short flat-out burst (what the receiver reads when it is
-    overwhelmed), then paced attempts of ``seconds`` each, starting at 85% of that (or at ``rate``),
-    going up after a clean attempt and down after a loss. The ceiling is the best clean rate."""
-    tries = []
-    def attempt(r: float, secs: float) -> dict:
+    overwhelmed), then ``attempts`` paced attempts of ``seconds`` each (``next_rate``), the first at
+    ``rate`` if given. The ceiling is the best rate received in an attempt with nothing lost."""
+    tries: list[dict] = []
+
+    def attempt(r: float, secs: float) -> None:
         one = receive_once(url, channel, symbols, r, secs, grace)
         tries.append(one)
         log(f"  ceiling at {'flat out' if not r else f'{r:,.0f}/s'}: received {one['folded']:,} of "
             f"{one['sent']:,} at {one['rate']:,.0f}/s, lost {one['lost']:,}, receiver "
             f"{one['receiver_cpu_share']:.0%} of a core, generator {one['generator_cpu_share']:.0%}")
-        return one
+
     if not rate:
-        flat = attempt(0.0, min(2.0, seconds))
-        rate = 0.85 * (flat["rate"] or flat["generator_rate"])
-        if not (flat["lost"] or flat["disconnected"]):
-            rate = flat["rate"]
-    for _ in range(attempts):
-        one = attempt(rate, seconds)
-        rate = next_rate(rate, one)
-    clean = [t for t in tries if t["target_rate"] and not t["lost"] and not t["disconnected"]]
+        attempt(0.0, min(2.0, seconds))
+    for k in range(attempts):
+        attempt(rate if k == 0 and rate else next_rate(tries), seconds)
+    clean = [t for t in tries if t["target_rate"] and _clean(t)]
     best = max(clean, key=lambda t: t["rate"]) if clean else None
     return {"ticks_per_second": best["rate"] if best else None, "attempts": tries,
             "receiver_cpu_share": best["receiver_cpu_share"] if best else None,

@@ -61,6 +61,7 @@ class Plan:
     ceiling_seconds: float = 8.0
     startup_timeout: float = 300.0
     align: bool = False              # start sending at a minute boundary (throughput: a full minute measured)
+    rate_of_ceiling: float | None = None  # feed the service at this share of the ceiling just measured
     keep_dir: str | None = None
     redis_url: str = REDIS_URL
     grace: float = field(default=2.0)
@@ -90,6 +91,8 @@ def make_plan(scenario: str, symbols: int | None = None, rate: float | None = No
         plan.period_minutes = min(30, max(1, (plan.minutes or 2) // 2))
     if plan.rate <= 0:
         raise ValueError("the service is fed at a rate: give --rate > 0")
+    if plan.rate_of_ceiling is not None and (plan.rate_of_ceiling <= 0 or not plan.ceiling):
+        raise ValueError("--rate-of-ceiling needs a share > 0 and the ceiling measured")
     return plan
 
 
@@ -140,6 +143,12 @@ def run(plan: Plan, log=print) -> dict:
             log(f"receive ceiling: {len(symbols):,} symbols, {plan.ceiling_seconds:g} s per attempt")
             result["ceiling"] = measure_ceiling(plan.redis_url, f"{sb.prefix}ceiling:ticks", symbols,
                                                 plan.ceiling_seconds, grace=sb.grace, log=log)
+            ceiling = result["ceiling"]["ticks_per_second"]
+            if plan.rate_of_ceiling is not None:
+                if not ceiling:
+                    raise RuntimeError("no clean ceiling attempt: cannot feed at a share of it")
+                plan.rate = result["settings"]["rate"] = round(plan.rate_of_ceiling * ceiling)
+                result["notes"].append(f"fed at {plan.rate_of_ceiling:g} of the receive ceiling: {plan.rate:,.0f} ticks/s")
         result["service"] = run_service(plan, sb, result, log)
     return result
 

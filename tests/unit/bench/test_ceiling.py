@@ -45,13 +45,29 @@ def test_receive_stops_at_a_disconnection_and_says_so():
     assert out.folded == 4 and out.disconnected == "server closed the connection"
 
 
-def test_the_search_goes_down_after_a_loss_and_up_after_a_clean_run():
-    lossy = {"lost": 10, "disconnected": "x", "rate": 200_000.0, "receiver_cpu_share": 0.9}
-    assert next_rate(300_000, lossy) == 0.85 * 200_000
-    assert next_rate(0, lossy) == 0.85 * 200_000
-    clean = {"lost": 0, "disconnected": "", "rate": 100_000.0, "receiver_cpu_share": 0.5}
-    assert next_rate(100_000, clean) == 125_000          # at most +25%
-    busy = {**clean, "receiver_cpu_share": 0.9}
-    assert next_rate(100_000, busy) == pytest.approx(100_000 * 0.95 / 0.9)
-    saturated = {**clean, "receiver_cpu_share": 1.0}
-    assert next_rate(100_000, saturated) == 102_000      # always a little higher
+def attempt(target, lost=0, rate=None, cpu=0.5):
+    return {"target_rate": target, "lost": lost, "disconnected": "", "rate": rate or target,
+            "generator_rate": target or 2e6, "receiver_cpu_share": cpu}
+
+
+def test_the_search_starts_below_what_was_read_flat_out():
+    assert next_rate([attempt(0, lost=250_000, rate=300_000)]) == pytest.approx(0.85 * 300_000)
+
+
+def test_the_search_goes_up_by_the_receiver_s_spare_cpu_until_a_loss():
+    assert next_rate([attempt(0, lost=1, rate=300_000), attempt(100_000)]) == pytest.approx(125_000)  # at most +25%
+    assert next_rate([attempt(100_000, cpu=0.9)]) == pytest.approx(100_000 * 0.95 / 0.9)
+    assert next_rate([attempt(100_000, cpu=1.0)]) == pytest.approx(102_000)                          # always higher
+
+
+def test_the_search_bisects_between_the_best_clean_and_the_lowest_lossy_rate():
+    tries = [attempt(0, lost=9, rate=300_000), attempt(270_000), attempt(336_000), attempt(420_000),
+             attempt(484_000, lost=200_000, rate=320_000)]
+    assert next_rate(tries) == pytest.approx(452_000)
+    tries.append(attempt(452_000, lost=5))
+    assert next_rate(tries) == pytest.approx(436_000)
+
+
+def test_the_search_goes_down_while_everything_loses():
+    tries = [attempt(0, lost=9, rate=300_000), attempt(255_000, lost=7, rate=240_000)]
+    assert next_rate(tries) == pytest.approx(0.85 * 240_000)

@@ -85,6 +85,9 @@ def test_scenario_defaults():
     assert (day.rate, day.minutes, day.period_minutes) == (2_000.0, 20, 10)
     assert make_plan("day").period_minutes == 30
     assert make_plan("throughput", burst=Burst.parse("4x1/10"), floor=False).burst.factor == 4
+    assert make_plan("throughput", rate_of_ceiling=0.7).rate_of_ceiling == 0.7
+    with pytest.raises(ValueError):
+        make_plan("throughput", rate_of_ceiling=0.7, ceiling=False)
     with pytest.raises(ValueError):
         make_plan("week")
     with pytest.raises(ValueError):

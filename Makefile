@@ -20,5 +20,7 @@ run: setup database
 test: setup services
 	$(PYTHON) -m pytest -q
 
+# make bench ARGS="--scenario throughput --rate 200000 --seconds 60"; --plot needs the bench extra.
 bench: setup services
-	$(PYTHON) tools/bench_pipeline.py
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[bench]'
+	$(PYTHON) -m tickstock.bench $(or $(ARGS),--scenario latency)

@@ -7,7 +7,7 @@
   backlog Redis holds for the service's tick subscription (``CLIENT LIST``: ``omem`` and ``tot-mem``
   of the connection that belongs to the service's process and is subscribed).
 - ``BarPoller``: when each expected minute's bars appear in ``ohlcv_1min`` (all symbols' rows),
-  polled every 50 ms from the minute's end.
+  polled every 50 ms from the minute's deadline until they are all there.
 """
 
 from __future__ import annotations
@@ -205,6 +205,7 @@ class BarPoller:
         self.arrivals: dict[int, float] = {}
         self.counts: dict[int, int] = {}
         self._pending: set[int] = set()
+        self._parts: bool | None = None
         self._lock = threading.Lock()
         self._conn = psycopg2.connect(dsn)
         self._conn.autocommit = True
@@ -223,8 +224,17 @@ class BarPoller:
 
     def _count(self, minute: int) -> int:
         with self._conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM ohlcv_1min WHERE symbol = ANY(%s) AND timestamp = to_timestamp(%s)",
-                        (self.symbols, minute))
+            if self._parts is None:
+                cur.execute("SELECT to_regclass('ohlcv_1min_parts') IS NOT NULL")
+                self._parts = bool(cur.fetchone()[0])
+            if self._parts:
+                # Each part is written in the transaction that merges its minute into ohlcv_1min, so
+                # it is visible exactly when the ohlcv_1min row is; the parts table holds only this
+                # run's live bars (not the primed history), so counting there is cheap.
+                cur.execute("SELECT count(*) FROM ohlcv_1min_parts WHERE timestamp = to_timestamp(%s)", (minute,))
+            else:
+                cur.execute("SELECT count(*) FROM ohlcv_1min WHERE symbol = ANY(%s) AND timestamp = to_timestamp(%s)",
+                            (self.symbols, minute))
             return int(cur.fetchone()[0])
 
     def _run(self) -> None:

@@ -197,7 +197,11 @@ def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
             while time.time() < boundary:  # sleep may wake a hair early on the wall clock
                 time.sleep(min(0.5, boundary - time.time()) + 0.0005)
         spec.until = _planned_end(plan, time.time())[0]
-        generator.go(spec.until)
+        if plan.align and spec.seconds is not None:
+            # A hard stop at the minute's end too: a generator a few ms late must not start a minute.
+            generator.go(boundary + spec.seconds)
+        else:
+            generator.go(spec.until)
         if spec.until is not None:
             log(f"feeding {plan.rate:,.0f} ticks/s until {time.strftime('%H:%M:%S', time.localtime(spec.until))}")
             planned_end = spec.until

@@ -158,8 +158,14 @@ def rows(result: dict) -> list[Row]:
     out.append(Row("tick subscription's output backlog in Redis, max (omem / tot-mem)",
                    f"{mb(backlog.get('max_omem'))} / {mb(backlog.get('max_tot_mem'))}",
                    target=f"< 32 MB; {backlog.get('reconnects', 0)} reconnects"))
-    out.append(Row("service CPU, user+sys / wall, while fed", f"{pct(svc.get('cpu_share'))} of a core",
-                   f"receiver at ceiling {pct(ceiling.get('receiver_cpu_share'))}" if ceiling else ""))
+    cpu = svc.get("cpu_share")
+    per_tick = cpu / achieved * 1e6 if cpu is not None and achieved else None
+    receiver = ceiling.get("receiver_cpu_share")
+    receiver_per_tick = receiver / ceil_rate * 1e6 if receiver and ceil_rate else None
+    out.append(Row("service CPU, user+sys / wall, while fed",
+                   f"{pct(cpu)} of a core" + (f", {per_tick:.1f} us/tick" if per_tick is not None else ""),
+                   f"receiver alone {receiver_per_tick:.1f} us/tick" if receiver_per_tick and beside else "",
+                   ratio(per_tick, receiver_per_tick) if beside else ""))
     rss = svc.get("rss") or {}
     out.append(Row("service RSS, max / at the end", f"{mb(rss.get('max'))} / {mb(rss.get('end'))}",
                    target="<= 600 MB" if scenario == "scale" else ""))

@@ -62,7 +62,7 @@ def test_rows_put_the_floor_and_the_ceiling_beside_the_figures():
     assert t["ticks sent -> in bars (sum of ohlcv_1min volume)"].value == "120,000 -> 119,990 (10 lost)"
     assert t["service start-up (process start -> session_started)"].value == "3.2 s"
     assert t["service RSS, max / at the end"].value == "110.0 MB / 105.0 MB"
-    assert t["service CPU, user+sys / wall, while fed"].value == "38% of a core"
+    assert t["service CPU, user+sys / wall, while fed"].value == "38% of a core, 759.7 us/tick"
 
 
 def test_throughput_is_set_beside_the_receive_ceiling():
@@ -71,6 +71,8 @@ def test_throughput_is_set_beside_the_receive_ceiling():
     rate = table_of(r)["rate sent (achieved, whole run)"]
     assert (rate.value, rate.reference, rate.ratio) == ("200,000 ticks/s", "ceiling 236,176/s", "0.85x")
     assert rate.target == ">= 200,000/s and >= 0.7 of the ceiling, nothing lost"
+    cpu = table_of(r)["service CPU, user+sys / wall, while fed"]
+    assert (cpu.value, cpu.reference, cpu.ratio) == ("38% of a core, 1.9 us/tick", "receiver alone 2.3 us/tick", "0.82x")
 
 
 def test_targets_follow_the_universe_size():

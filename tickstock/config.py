@@ -116,6 +116,9 @@ class SessionSettings(Section):
     report_interval_seconds: seconds(le=60) = 1.0  # children push their counters this often
     shutdown_deadline_seconds: seconds(ge=1, le=600) = 20.0  # SIGTERM to exit, all stages together
     startup_timeout_seconds: seconds(le=600) = 15.0
+    # threads running the symbol actors (actors/dispatch.py): one per core is enough, the GIL
+    # runs one at a time; more only help when handlers wait (they must not)
+    symbol_workers: integer(ge=1, le=64) = 2
 
 
 class BarSettings(Section):

@@ -450,6 +450,7 @@ RANGES: dict[str, tuple[list, list]] = {
     "session.report_interval_seconds": ([0, -1, 61], [0.05, 60]),
     "session.shutdown_deadline_seconds": ([0, 0.5, 601], [1, 600]),
     "session.startup_timeout_seconds": ([0, 601], [0.5, 600]),
+    "session.symbol_workers": ([0, -1, 65], [1, 64]),
     "bars.grace_seconds": ([-0.5, 59.5], [0, 59]),
     "bars.max_tick_skew_seconds": ([0, DAY + 1], [0.5, DAY]),
     "analysis.prime_bars": ([-1, 10_001], [0, 10_000]),
@@ -550,7 +551,7 @@ def test_removed_shutdown_timeout_is_an_unknown_key(tmp_path: Path) -> None:
 def test_new_keys_and_their_defaults() -> None:
     s = Settings()
     assert s.session.shutdown_deadline_seconds == 20.0 and s.session.report_interval_seconds == 1.0
-    assert s.session.startup_timeout_seconds == 15.0
+    assert s.session.startup_timeout_seconds == 15.0 and s.session.symbol_workers == 2
     assert (s.database.connect_timeout_seconds, s.database.statement_timeout_seconds,
             s.database.lock_timeout_seconds) == (5.0, 10.0, 5.0)
     assert (s.redis.ping_interval_seconds, s.redis.ping_timeout_seconds) == (10.0, 20.0)

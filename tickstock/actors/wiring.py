@@ -6,10 +6,12 @@ factory of mocks (see ``session.ChildFactory``).
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Sequence
 
 import pykka
 
+from tickstock.actors.dispatch import Dispatcher
 from tickstock.actors.handle import ChildHandle
 from tickstock.actors.ingress import TickIngressActor
 from tickstock.actors.persistence import PersistenceActor
@@ -36,6 +38,37 @@ class ProductionFactory:
     def __init__(self, settings: Settings, metrics: Any = None) -> None:
         self.settings = settings
         self.metrics = metrics  # adapters.http.ServiceMetrics, or None
+        self._dispatcher: Dispatcher | None = None  # the current session's, for its symbol actors
+        self._dispatcher_session: str | None = None
+        self._dispatcher_lock = threading.Lock()
+
+    def dispatcher(self, plan: SessionPlan, session: pykka.ActorRef | None = None) -> Dispatcher:
+        """The dispatcher of ``plan``'s session: ``session.symbol_workers`` threads for all its
+        symbol actors (restarts and new symbols included), a fresh one per session.
+
+        Its threads end with the session: once the session actor (``session``) has stopped and
+        its last symbol actor has finished, the dispatcher shuts itself down. Should that not
+        happen (a session that never stops its symbols), the next session's first symbol shuts
+        it down -- one session runs at a time. So threads never pile up across sessions, and a
+        worker stuck in an old session's actor is never one the new session lacks."""
+        with self._dispatcher_lock:
+            current = self._dispatcher
+            if current is not None and self._dispatcher_session == plan.session_id and not current.closed:
+                return current
+            self._dispatcher = Dispatcher(f"symbols-{plan.session_id[:8]}", self.settings.session.symbol_workers,
+                                          owner_stopped=session.actor_stopped if session is not None else None)
+            self._dispatcher_session = plan.session_id
+            fresh = self._dispatcher
+        if current is not None:
+            current.shutdown()  # no wait; what still runs there is asked to stop
+        return fresh
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Shut down the last session's dispatcher (its actors stopped with it); True when its
+        threads have exited (``timeout``: how long to wait for them)."""
+        with self._dispatcher_lock:
+            current, self._dispatcher, self._dispatcher_session = self._dispatcher, None, None
+        return current.shutdown(timeout) if current is not None else True
 
     def _hook(self, name: str) -> Any:
         return getattr(self.metrics, name) if self.metrics is not None else None
@@ -73,6 +106,7 @@ class ProductionFactory:
             a.pattern_ttl_seconds, a.indicator_ttl_seconds, max(a.prime_bars, 500),
             on_detection=self._hook("record_detection"), analyse_partial_bars=a.analyse_partial_bars,
             load_history=lambda: self.load_history([symbol], a.prime_bars).get(symbol, []) if a.prime_bars else [],
+            dispatcher=self.dispatcher(plan, supervisor),
         )
 
     def ingress(self, supervisor: pykka.ActorRef, plan: SessionPlan, routes: dict[str, ChildHandle],

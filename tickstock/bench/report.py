@@ -278,7 +278,7 @@ def plot(result: dict, path: str | Path) -> None:
         right.plot([t - t0 for t, _ in health], [v for _, v in health], "o", color="tab:orange",
                    label="ticks/s (service's health)")
     ceiling = (result.get("ceiling") or {}).get("ticks_per_second")
-    if ceiling:
+    if ceiling and sent and max(v for _, v in sent) >= 0.1 * ceiling:  # else it flattens the curve
         right.axhline(ceiling, color="tab:green", linestyle="--", label=f"receive ceiling {ceiling:,.0f}/s")
     right.set_xlabel("seconds since the first tick")
     right.set_ylabel("ticks/s")

@@ -19,7 +19,7 @@ import math
 import subprocess
 import time
 import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import orjson
@@ -64,7 +64,6 @@ class Plan:
     rate_of_ceiling: float | None = None  # feed the service at this share of the ceiling just measured
     keep_dir: str | None = None
     redis_url: str = REDIS_URL
-    grace: float = field(default=2.0)
 
 
 def make_plan(scenario: str, symbols: int | None = None, rate: float | None = None, minutes: int | None = None,
@@ -126,7 +125,8 @@ def run(plan: Plan, log=print) -> dict:
     machine = machine_info()
     machine["code"] = code_version()
     base_settings = validate(base_config())
-    symbols = bench_symbols(plan.symbols, base_settings.universe_symbols("market_leaders:top_500"))
+    largest = max(base_settings.universes.values(), key=len, default=[])  # config.yaml's top 500
+    symbols = bench_symbols(plan.symbols, largest)
     result: dict = {"settings": {**asdict(plan), "burst": str(plan.burst) if plan.burst else None,
                                  "grace": base_settings.bars.grace_seconds},
                     "machine": machine, "notes": [], "series": {}}

@@ -484,6 +484,41 @@ def test_a_shut_down_dispatcher_runs_nothing_but_leaves_no_caller_waiting(dispat
     assert events == []  # not even on_start ran
 
 
+@pytest.mark.parametrize("drained_by", ["the caller", "the last worker"])
+def test_a_turn_queued_behind_the_workers_exit_is_not_stranded(dispatchers, drained_by):
+    """The race ``submit`` has with ``shutdown`` (no lock on the hot path): the actor's turn lands
+    in the ready queue behind the workers' sentinels. Whoever comes second -- the caller that
+    queued it, or the last worker to exit -- must declare it dead so its caller is answered."""
+    d = dispatchers(workers=2)
+    release = threading.Event()
+    busy = pooled(d, [], "busy")
+    ref = pooled(d, [], "a")
+    assert ref.ask("ready", timeout=WAIT) == "ready" and busy.ask("ready", timeout=WAIT) == "ready"
+    if drained_by == "the last worker":
+        busy.tell(wait_on(release))  # one worker will still be running when the turn is queued
+    real = d._ready
+
+    class ShutdownFirst:  # the next put happens just after a shutdown
+        def put(self, item: Any) -> None:
+            if item is not None and not d.closed:
+                d._ready = real
+                d.shutdown()  # also asks the actors to stop: those turns land behind the sentinels too
+                if drained_by == "the caller":
+                    assert d.join(WAIT)
+            real.put(item)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+    d._ready = ShutdownFirst()
+    late = ref.ask("after the sentinels", block=False)
+    release.set()
+    with pytest.raises(pykka.ActorDeadError):
+        late.get(timeout=WAIT)
+    assert d.join(WAIT)
+    assert not ref.is_alive() and not busy.is_alive()
+
+
 def test_an_actor_with_a_backlog_at_shutdown_is_declared_dead_and_its_callers_answered(dispatchers):
     d = dispatchers(workers=1, slice_size=4)
     release = threading.Event()

@@ -1,8 +1,8 @@
 """SymbolActor: one per symbol. Holds its closed bars, runs its analysis pipeline on each, and
 sends every result to the publisher and persistence actors.
 
-Symbol actors run on a shared ``Dispatcher`` (two threads), not a thread each: see dispatch.py.
-Their handlers never block on another actor.
+Symbol actors run on their session's ``Dispatcher`` (``session.symbol_workers`` threads), not a
+thread each: see dispatch.py. Their handlers never block on another actor.
 
 The analysis itself is pure (``tickstock.analysis``); this actor only keeps the state and routes
 messages. A component that raises is isolated by the pipeline; an unexpected error here kills only

@@ -20,12 +20,11 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import yaml
-from psycopg2 import sql
 
+from tickstock.adapters.postgres import scratch
 from tickstock.bench.universe import history
 from tickstock.config import DEFAULT_CONFIG_PATH, validate
 
@@ -67,31 +66,11 @@ def bench_config(base: dict, *, prefix: str, dsn: str, redis_url: str, symbols: 
     return cfg
 
 
-def _database_dsn(admin_dsn: str, name: str) -> str:
-    if "://" in admin_dsn:
-        return urlunsplit(urlsplit(admin_dsn)._replace(path="/" + name))
-    return psycopg2.extensions.make_dsn(admin_dsn, dbname=name)
-
-
-def _admin(admin_dsn: str, statement: sql.Composable) -> None:
-    conn = psycopg2.connect(admin_dsn)
-    try:
-        conn.autocommit = True  # CREATE/DROP DATABASE refuse a transaction block
-        with conn.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        conn.close()
-
-
 @contextmanager
 def temporary_database(admin_dsn: str = ADMIN_DSN) -> Iterator[str]:
     """A fresh empty database ``tickstock_bench_<hex>``; dropped afterwards WITH (FORCE)."""
-    name = f"tickstock_bench_{secrets.token_hex(6)}"
-    _admin(admin_dsn, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield _database_dsn(admin_dsn, name)
-    finally:
-        _admin(admin_dsn, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with scratch.temporary_database(admin_dsn, "tickstock_bench") as dsn:
+        yield dsn
 
 
 def seed_history(dsn: str, symbols: Sequence[str], bars: int, last_minute: int, chunk: int = 500) -> int:

@@ -110,11 +110,11 @@ class HealthMonitor:
             feed_gaps_since_last_report=feed_gaps,
         )
         status, issues = evaluate(inputs, h)
+        patterns, indicators = session.totals()
         changed = status != self.status
         report = HealthReport(
             session_id=session.plan.session_id, status=status, active_symbols=active, ticks_per_second=tps,
-            patterns_detected=session.totals()[0],
-            indicators_calculated=session.totals()[1],
+            patterns_detected=patterns, indicators_calculated=indicators,
             bars_per_minute=bars_per_minute, processing_lag_ms=lag_ms,
             cpu_percent=self._process.cpu_percent(None), memory_mb=self._process.memory_info().rss / 2**20,
             stale_symbols=tuple(stale[:_MAX_LISTED_STALE]), stale_count=len(stale),

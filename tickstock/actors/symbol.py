@@ -1,5 +1,9 @@
-"""SymbolActor: one per symbol. Holds its closed bars, runs its analysis pipeline on each, and
-sends every result to the publisher and persistence actors.
+"""SymbolActor: one per symbol. Runs its analysis pipeline on each closed bar and sends every result
+to the publisher and persistence actors.
+
+It keeps no list of bars: the pipeline's components hold exactly the window each needs (a few
+floats for RSI/SMA, a few bars for candles), so a symbol costs kilobytes, not a day of Bar objects
+(10,000 symbols must fit in a few hundred MB). ``SymbolStats.bars`` counts the bars it has seen.
 
 Symbol actors run on their session's ``Dispatcher`` (``session.symbol_workers`` threads), not a
 thread each: see dispatch.py. Their handlers never block on another actor.
@@ -9,7 +13,7 @@ messages. A component that raises is isolated by the pipeline; an unexpected err
 this actor, and the supervisor restarts it primed from the database.
 
 A bar known to be partial (``Bar.partial``: the first minute of a mid-minute start, a minute with a
-subscription gap) is kept in the actor's bars but not analysed, unless ``analyse_partial_bars``;
+subscription gap) is counted but not analysed, unless ``analyse_partial_bars``;
 it is stored either way (the ingress sends bars to persistence, not this actor). Each skipped bar
 is counted in ``SymbolStats.partial_bars_skipped``.
 
@@ -20,7 +24,6 @@ start, timeframe), so the store writes a result at most once however often it is
 from __future__ import annotations
 
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -43,7 +46,7 @@ TIMEFRAME = "1min"
 @dataclass(frozen=True, slots=True)
 class SymbolStats:
     symbol: str
-    bars: int
+    bars: int                       # bars seen: primed history + live
     patterns: int
     indicators: int
     component_errors: int
@@ -63,7 +66,6 @@ class SymbolActor(PooledSupervisedActor):
         history: Sequence[Bar] | None = (),
         pattern_ttl: float = 3600.0,
         indicator_ttl: float = 3600.0,
-        max_bars: int = 500,
         clock: Callable[[], float] = time.time,
         on_detection: Callable[[str], None] | None = None,
         dispatcher: Dispatcher | None = None,
@@ -78,7 +80,8 @@ class SymbolActor(PooledSupervisedActor):
         self.pipeline = pipeline
         self.publisher = publisher
         self.persistence = persistence
-        self.bars: deque[Bar] = deque(history or (), maxlen=max_bars)
+        self.bars_seen = len(history or ())
+        self.last_bar_start: int | None = history[-1].start if history else None
         self._load_history = load_history if history is None else None
         self._pattern_ttl = pattern_ttl
         self._indicator_ttl = indicator_ttl
@@ -97,14 +100,17 @@ class SymbolActor(PooledSupervisedActor):
         except Exception as exc:  # priming is accuracy, not a reason to die (and be restarted again)
             self.log.warning("{}: recent bars could not be loaded for priming: {!r}", self.symbol, exc)
             return
-        self.bars.extend(history)
         self.pipeline.prime(history)
+        self.bars_seen += len(history)
+        if history:
+            self.last_bar_start = history[-1].start
 
     @handles(BarClosed)
     def _bar(self, message: BarClosed) -> None:
         maybe_fail(f"symbol:{self.symbol}:bar")
         bar = message.bar
-        self.bars.append(bar)
+        self.bars_seen += 1
+        self.last_bar_start = bar.start
         if bar.partial and not self._analyse_partial_bars:
             self.partial_bars_skipped += 1
             self.log.debug("{} bar {} is partial: not analysed", self.symbol, iso_utc(bar.start))
@@ -159,7 +165,6 @@ class SymbolActor(PooledSupervisedActor):
 
     @handles(GetStats)
     def _stats(self, message: GetStats) -> SymbolStats:
-        last = self.bars[-1].start if self.bars else None
-        return SymbolStats(self.symbol, len(self.bars), self.patterns, self.indicators, self.component_errors, last,
+        return SymbolStats(self.symbol, self.bars_seen, self.patterns, self.indicators, self.component_errors, self.last_bar_start,
                            self.partial_bars_skipped)
 

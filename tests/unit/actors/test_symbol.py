@@ -191,13 +191,13 @@ def test_priming_happens_at_construction_and_tells_nothing():
 
 
 def test_get_stats_counts_bars_patterns_indicators():
-    actor, _, _, _ = make(rich_output, history=[bar(M - 60)], max_bars=2)
+    actor, _, _, _ = make(rich_output, history=[bar(M - 60)])
     assert actor.on_receive(GetStats()).symbol == "AAPL"
     actor.on_receive(BarClosed(bar(M), M + 62.0))
     actor.on_receive(BarClosed(bar(M + 60), M + 122.0))
     stats = actor.on_receive(GetStats())
     assert stats.symbol == "AAPL"
-    assert stats.bars == 2  # bounded by max_bars
+    assert stats.bars == 3  # one primed + two live
     assert stats.last_bar_start == M + 60
     assert stats.patterns == 2 and stats.indicators == 4 and stats.component_errors == 0
 
@@ -225,7 +225,7 @@ def partial_bar(start=M) -> Bar:
     return Bar("AAPL", start, 125.50, 125.75, 125.45, 125.52, 1_000, 3, SID, start + 41.0, start + 59.0, partial=True)
 
 
-def test_a_partial_bar_is_kept_but_not_analysed_by_default():
+def test_a_partial_bar_is_counted_but_not_analysed_by_default():
     actor, pipeline, publisher, persistence = make(rich_output)
     partial = partial_bar(M)
     actor.on_receive(BarClosed(partial, M + 62.0))
@@ -233,8 +233,7 @@ def test_a_partial_bar_is_kept_but_not_analysed_by_default():
     assert publisher.messages == [] and persistence.messages == []
     stats = actor.on_receive(GetStats())
     assert stats.partial_bars_skipped == 1
-    assert stats.bars == 1 and stats.last_bar_start == M  # kept in the actor's bars
-    assert list(actor.bars) == [partial]
+    assert stats.bars == 1 and stats.last_bar_start == M  # counted, not analysed
     # The next, complete bar is analysed as usual.
     whole = bar(M + 60)
     actor.on_receive(BarClosed(whole, M + 122.0))

@@ -168,18 +168,10 @@ def health_params(rec: HealthRecord) -> dict[str, Any]:
     }
 
 
-def bar_from_row(symbol: str, timestamp: datetime, open_: Decimal, high: Decimal, low: Decimal,
-                 close: Decimal, volume: int) -> Bar:
-    """A stored bar back as a ``Bar`` with float prices (``tick_count`` is not stored: 0)."""
-    return Bar(
-        symbol=symbol,
-        start=int(timestamp.timestamp()),
-        open=float(open_),
-        high=float(high),
-        low=float(low),
-        close=float(close),
-        volume=int(volume),
-    )
+def bar_from_plain_row(symbol: str, start: int, open_: float, high: float, low: float, close: float,
+                       volume: int) -> Bar:
+    """A stored bar read with float8 prices and the minute as epoch seconds (``RECENT_BARS``)."""
+    return Bar(symbol, start, open_, high, low, close, volume)
 
 
 def plain_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,8 @@ Guarantees:
 - No bar is produced for a minute without ticks.
 - Every bar carries the aggregator's ``session_id`` and the timestamps of its earliest and latest
   tick (``first_tick_at``/``last_tick_at``): the store merges parts of one minute by them.
+- Every bar carries its traded ``notional``, sum(price * volume) over its ticks (for VWAP); a
+  running float sum in arrival order, so arrival order changes it only by rounding.
 - A bar is ``partial`` when it is known to be incomplete: its minute had already begun when the
   aggregator started (``now`` at construction; a start at exactly second 0 of a minute does not
   make that minute partial), or a gap declared with ``mark_gap`` overlaps its minute, or it was
@@ -28,7 +30,7 @@ from tickstock.messages.bars import BAR_SECONDS, Bar
 from tickstock.messages.ticks import Tick
 
 # Indexes into the mutable forming-bar list (a list, not an object: ~0.2 us per fold matters here).
-_OPEN, _HIGH, _LOW, _CLOSE, _VOLUME, _COUNT, _FIRST_TS, _LAST_TS = range(8)
+_OPEN, _HIGH, _LOW, _CLOSE, _VOLUME, _COUNT, _FIRST_TS, _LAST_TS, _NOTIONAL = range(9)
 
 
 class MinuteBarAggregator:
@@ -102,7 +104,7 @@ class MinuteBarAggregator:
         price = tick.price
         bar = bars.get(tick.symbol)
         if bar is None:
-            bars[tick.symbol] = [price, price, price, price, tick.volume, 1, ts, ts]
+            bars[tick.symbol] = [price, price, price, price, tick.volume, 1, ts, ts, price * tick.volume]
             self.forming += 1
         else:
             if price > bar[_HIGH]:
@@ -117,6 +119,7 @@ class MinuteBarAggregator:
                 bar[_LAST_TS] = ts
             bar[_VOLUME] += tick.volume
             bar[_COUNT] += 1
+            bar[_NOTIONAL] += price * tick.volume
         self.folded_ticks += 1
         return True
 
@@ -158,6 +161,6 @@ class MinuteBarAggregator:
         sid = self.session_id
         return [
             Bar(symbol, minute, b[_OPEN], b[_HIGH], b[_LOW], b[_CLOSE], b[_VOLUME], b[_COUNT],
-                sid, b[_FIRST_TS], b[_LAST_TS], partial)
+                sid, b[_FIRST_TS], b[_LAST_TS], partial, b[_NOTIONAL])
             for symbol, b in bars.items()
         ]

@@ -21,6 +21,8 @@ class Bar:
     (by tick timestamp; None when unknown). The store merges all parts of a minute into the one
     row the dashboard reads. ``partial`` is True when the bar is known to be incomplete: its minute
     had already begun when the session started receiving, or the subscription had a gap inside it.
+    ``notional`` is the traded value, sum(price * volume) over the folded ticks (what an exact VWAP
+    needs); None when unknown, e.g. a bar read back from ``ohlcv_1min``, which has no such column.
     """
 
     symbol: str
@@ -35,6 +37,7 @@ class Bar:
     first_tick_at: float | None = None
     last_tick_at: float | None = None
     partial: bool = False
+    notional: float | None = None
 
     @property
     def start_datetime(self) -> datetime:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -26,6 +27,21 @@ def iso_utc(epoch_seconds: float) -> str:
     if micros >= 1_000_000:
         second, micros = second + 1, micros - 1_000_000
     return f"{_second_prefix(second)}.{micros // 1000:03d}Z"
+
+
+def parse_iso_utc(text: str) -> float:
+    """The inverse of :func:`iso_utc`: an ISO-8601 time WITH an offset (``...Z`` or ``+00:00``) as
+    epoch seconds. ValueError for anything else, a time without an offset included (its zone would
+    be a guess)."""
+    if not isinstance(text, str):
+        raise ValueError(f"expected an ISO-8601 time string, got {type(text).__name__}")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"not an ISO-8601 time: {text[:40]!r}") from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"ISO-8601 time without an offset: {text[:40]!r}")
+    return moment.timestamp()
 
 
 def finite_or_none(value: float | None) -> float | None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 import pykka
 from loguru import logger
@@ -73,7 +73,10 @@ class ChildFactory(Protocol):
                publisher: ChildHandle, persistence: ChildHandle) -> pykka.ActorRef: ...
     def ingress(self, supervisor: pykka.ActorRef, plan: SessionPlan, routes: dict[str, ChildHandle],
                 persistence: ChildHandle, aggregator: MinuteBarAggregator) -> pykka.ActorRef: ...
-    def load_history(self, symbols: Sequence[str], limit: int) -> dict[str, list[Bar]]: ...
+    def load_history(self, symbols: Sequence[str], limit: int) -> Iterable[tuple[str, list[Bar]]]:
+        """``(symbol, recent bars oldest first)`` for the symbols that have any, streamed one symbol at
+        a time, so a 10,000-symbol universe's history is never held at once."""
+        ...
     def publish_directly(self, plan: SessionPlan, events: Sequence[Any]) -> None: ...
 
 
@@ -172,9 +175,15 @@ class SessionActor(pykka.ThreadingActor):
         self._open_blocking(self.publisher, self.factory.publisher(self.actor_ref, plan), timeout)
         self._open_blocking(self.persistence, self.factory.persistence(self.actor_ref, plan), timeout)
         self.persistence.tell(RecordSession(SessionRecord(plan.session_id, plan.universe, self.started_at, len(plan.symbols))))
-        history = self._load_history(plan.symbols)
+        # Each symbol's actor is built (and primes) as its history streams in; none is held afterwards.
+        wanted = set(plan.symbols)
+        for symbol, history in self._history(plan.symbols):
+            if symbol in wanted and symbol not in self.symbols:
+                self.symbols[symbol] = ChildHandle(f"symbol:{symbol}", self._new_symbol(symbol, history))
         for symbol in plan.symbols:
-            self.symbols[symbol] = ChildHandle(f"symbol:{symbol}", self._new_symbol(symbol, history.get(symbol, [])))
+            if symbol not in self.symbols:
+                self.symbols[symbol] = ChildHandle(f"symbol:{symbol}", self._new_symbol(symbol, []))
+        self.symbols = {symbol: self.symbols[symbol] for symbol in plan.symbols}  # the plan's order
         # Confirm every symbol actor in parallel: 500 sequential asks would cost ~20 ms for nothing.
         pykka.get_all([h.ref.ask(Open(self._next_incarnation(h.name)), block=False) for h in self.symbols.values()],
                       timeout=timeout)
@@ -195,15 +204,19 @@ class SessionActor(pykka.ThreadingActor):
         self.incarnations[name] = self.incarnations.get(name, 0) + 1
         return self.incarnations[name]
 
-    def _load_history(self, symbols: Sequence[str]) -> dict[str, list[Bar]]:
+    def _history(self, symbols: Sequence[str]) -> Iterator[tuple[str, list[Bar]]]:
+        """The factory's history stream; a failure (at the start or midway) ends it with a warning:
+        the symbols not yet served start unprimed. Priming is accuracy, not a reason to fail."""
         limit = self.settings.analysis.prime_bars
         if not limit:
-            return {}
+            return
+        served = 0
         try:
-            return self.factory.load_history(symbols, limit)
-        except Exception as exc:  # priming is an optimisation of accuracy, not a reason to fail
-            self.log.warning("could not load recent bars for priming: {!r}", exc)
-            return {}
+            for symbol, bars in self.factory.load_history(symbols, limit):
+                served += 1
+                yield symbol, bars
+        except Exception as exc:
+            self.log.warning("could not load recent bars for priming ({} symbols served): {!r}", served, exc)
 
     def _new_symbol(self, symbol: str, history: Sequence[Bar] | None) -> pykka.ActorRef:
         if self._outboxes is None:

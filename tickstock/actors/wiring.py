@@ -7,7 +7,7 @@ factory of mocks (see ``session.ChildFactory``).
 from __future__ import annotations
 
 import threading
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import pykka
 
@@ -103,9 +103,9 @@ class ProductionFactory:
         pipeline = AnalysisPipeline(plan.definitions, symbol=symbol, max_failures=a.max_component_failures)
         return SymbolActor.start(
             supervisor, plan.session_id, symbol, pipeline, publisher, persistence, history,
-            a.pattern_ttl_seconds, a.indicator_ttl_seconds, max(a.prime_bars, 500),
+            a.pattern_ttl_seconds, a.indicator_ttl_seconds,
             on_detection=self._hook("record_detection"), analyse_partial_bars=a.analyse_partial_bars,
-            load_history=lambda: self.load_history([symbol], a.prime_bars).get(symbol, []) if a.prime_bars else [],
+            load_history=lambda: self._history_of(symbol, a.prime_bars),
             dispatcher=self.dispatcher(plan, supervisor),
         )
 
@@ -120,12 +120,16 @@ class ProductionFactory:
             report_interval=s.session.report_interval_seconds,
         )
 
-    def load_history(self, symbols: Sequence[str], limit: int) -> dict[str, list[Bar]]:
+    def load_history(self, symbols: Sequence[str], limit: int) -> Iterator[tuple[str, list[Bar]]]:
         store = self.store()
         try:
-            return store.load_recent_bars(list(symbols), limit)
+            yield from store.iter_recent_bars(list(symbols), limit)
         finally:
             store.close()
+
+    def _history_of(self, symbol: str, limit: int) -> list[Bar]:
+        """One symbol's recent bars (a restarted or new symbol actor primes from these)."""
+        return dict(self.load_history([symbol], limit)).get(symbol, []) if limit else []
 
     def publish_directly(self, plan: SessionPlan, events: Sequence[Any]) -> None:
         s = self.settings

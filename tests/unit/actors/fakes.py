@@ -389,6 +389,7 @@ class FakeChildFactory:
         self.history_calls: list[tuple] = []
         self.history: dict[str, list] = {}
         self.history_error: BaseException | None = None
+        self.history_error_after = 0   # symbols served before history_error is raised
         self.direct: list[list] = []
         self.direct_error: BaseException | None = None
 
@@ -423,9 +424,12 @@ class FakeChildFactory:
 
     def load_history(self, symbols, limit):
         self.history_calls.append((tuple(symbols), limit))
-        if self.history_error is not None:
-            raise self.history_error
-        return {s: self.history[s] for s in symbols if s in self.history}
+        served = [s for s in sorted(symbols) if s in self.history]  # symbol order, as the store streams
+        for i, s in enumerate(served + [None]):
+            if self.history_error is not None and i == self.history_error_after:
+                raise self.history_error
+            if s is not None:
+                yield s, self.history[s]
 
     def publish_directly(self, plan, events):
         self.log.append(("direct", list(events)))

@@ -5,7 +5,13 @@ YAML fallback) and passes the rows here. Selection mirrors the documented SQL:
 
     WHERE enabled AND (applicable_timeframes IS NULL OR <tf> = ANY(applicable_timeframes))
 
-with ``intraday`` and ``1min`` treated as one timeframe, compared in any letter case. Rows map to
+with ``intraday`` and ``1min`` treated as one timeframe, compared in any letter case. A row also
+runs on every higher timeframe it names (``5min``, ``15min``, ``60min``, any letter case), on the
+bars of tickstock/bars/timeframes.py; ``Definition.timeframes`` says where, ``for_timeframe``
+picks a timeframe's set. NULL keeps its documented meaning for the streaming timeframe and nothing
+more: 1min only (the interface's load query is the streaming one, <tf> = intraday), so a row runs on
+a higher timeframe only when it names it and the baseline set costs nothing extra. Unrecognised tags
+(``daily``) select nothing. Rows map to
 components by ``name``, case-insensitively (``code_reference`` is never imported). Every row is
 validated by constructing its component once, so a bad parameter is reported at load time, with the
 row's name, instead of failing on the first bar of every symbol.
@@ -20,12 +26,13 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Iterable, Iterator, Mapping
 
 from tickstock.analysis import registry
 from tickstock.analysis.base import Component
+from tickstock.bars.timeframes import BASE_TIMEFRAME, HIGHER_TIMEFRAMES, TIMEFRAMES
 
 __all__ = ["Definition", "DefinitionSet", "definitions_from_config", "select_definitions", "timeframe_aliases"]
 
@@ -45,6 +52,7 @@ class Definition:
     params: dict[str, Any] = field(default_factory=dict)
     min_bars_required: int | None = None
     confidence_threshold: float | None = None
+    timeframes: tuple[str, ...] = (BASE_TIMEFRAME,)  # where it runs, in TIMEFRAMES order
 
     def create(self) -> Component:
         """A fresh component instance (one per symbol: components hold per-symbol state)."""
@@ -68,6 +76,16 @@ class DefinitionSet:
 
     def names(self) -> tuple[str, ...]:
         return tuple(d.name for d in self.definitions)
+
+    def for_timeframe(self, timeframe: str) -> tuple[Definition, ...]:
+        """The definitions that run on ``timeframe`` (one of ``TIMEFRAMES``), in load order."""
+        return tuple(d for d in self.definitions if timeframe in d.timeframes)
+
+    @property
+    def timeframes(self) -> tuple[str, ...]:
+        """The timeframes with at least one definition, in ``TIMEFRAMES`` order."""
+        used = {tf for d in self.definitions for tf in d.timeframes}
+        return tuple(tf for tf in TIMEFRAMES if tf in used)
 
     def problems(self) -> list[str]:
         """Everything an operator must hear about, in words; empty when all is well."""
@@ -191,11 +209,11 @@ class _Builder:
             self.skipped.append(name)
             return
         try:
-            matches = _timeframe_matches(row.get("applicable_timeframes"), self.accepted)
+            timeframes = _timeframes_of(row.get("applicable_timeframes"), self.accepted)
         except _RowError as exc:
             self.invalid.append((name, str(exc)))
             return
-        if not matches:
+        if not timeframes:
             self.skipped.append(name)
             return
         try:
@@ -207,7 +225,7 @@ class _Builder:
             params = to_params(row)
             definition = Definition(
                 cls.name, cls.kind, params,
-                _min_bars(row.get("min_bars_required")), _threshold(row.get("confidence_threshold")),
+                _min_bars(row.get("min_bars_required")), _threshold(row.get("confidence_threshold")), timeframes,
             )
         except _RowError as exc:
             self.invalid.append((cls.name, str(exc)))
@@ -217,20 +235,31 @@ class _Builder:
         except Exception as exc:  # a constructor must not be able to break loading
             self.invalid.append((cls.name, f"{type(exc).__name__}: {exc}"))
             return
-        if any(d.name == definition.name and d.params == definition.params for d in self.definitions):
-            self.skipped.append(name)  # the same component twice would publish everything twice
+        # The same component twice on a timeframe would publish everything twice there.
+        fresh = tuple(tf for tf in timeframes if not any(
+            d.name == definition.name and d.params == definition.params and tf in d.timeframes
+            for d in self.definitions))
+        if not fresh:
+            self.skipped.append(name)
             return
+        if fresh != timeframes:
+            definition = replace(definition, timeframes=fresh)
         self.definitions.append(definition)
 
 
-def _timeframe_matches(value: Any, accepted: frozenset[str]) -> bool:
+def _timeframes_of(value: Any, accepted: frozenset[str]) -> tuple[str, ...]:
+    """The timeframes a row runs on: the base one for NULL or a tag in ``accepted``, plus every
+    higher timeframe it names; empty when it names none of them."""
     if value is None:
-        return True
+        return (BASE_TIMEFRAME,)
     if isinstance(value, str):  # an unparsed PostgreSQL array literal: "{intraday,daily}"
         value = [v.strip().strip('"') for v in value.strip().strip("{}").split(",") if v.strip()]
     if not isinstance(value, (list, tuple)):
         raise _RowError(f"applicable_timeframes must be a list or NULL, got {value!r}")
-    return any(isinstance(v, str) and v.strip().lower() in accepted for v in value)
+    tags = {v.strip().lower() for v in value if isinstance(v, str)}
+    found = {BASE_TIMEFRAME} if tags & accepted else set()
+    found.update(tf for tf in HIGHER_TIMEFRAMES if tf in tags)
+    return tuple(tf for tf in TIMEFRAMES if tf in found)
 
 
 def _json_dict(column: str, value: Any) -> dict[str, Any]:

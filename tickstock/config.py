@@ -33,6 +33,7 @@ ENV_OVERRIDES = {
     "TICKSTOCK_HTTP_PORT": "http.port",
     "TICKSTOCK_ADMIN_TOKEN": "http.admin_token",
     "TICKSTOCK_LOG_LEVEL": "logging.level",
+    "TICKSTOCK_SESSION_CLOCK": "session.clock",
 }
 
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")  # loguru's own
@@ -119,6 +120,9 @@ class SessionSettings(Section):
     # threads running the symbol actors (actors/dispatch.py): one per core is enough, the GIL
     # runs one at a time; more only help when handlers wait (they must not)
     symbol_workers: integer(ge=1, le=64) = 2
+    # what closes bars: 'wall', the wall clock (live); 'event', the ticks' own time (a replay at any
+    # speed gives the bars and detections live would: tickstock/clock.py EventTime, actors/ingress.py)
+    clock: Literal["wall", "event"] = "wall"
 
 
 class BarSettings(Section):

@@ -30,6 +30,29 @@ Guarantees:
   they are still persisted, and its ticks and held-back bars are counted. A later
   ``RouteSymbol`` for it lifts the quarantine.
 - A crash of the receive thread is reported to the supervisor as ``ChildFailed``.
+
+Event time (``session.clock: event``, a replay; ``event_time`` given): the same loop, aggregator
+and detectors; only the time bars close by differs (``_bar_time``). It is ``EventTime``: the latest
+tick time received, fed once per read (the time of the read's last decoded tick: a replay publishes
+in time order, so that is the read's latest; out-of-order ticks within one read can only hold it
+back, never close a minute early), plus the feed's silence once it exceeds ``idle_after`` (a
+replay that ended or paused: its last minute closes complete, as live it would at its deadline).
+Nothing is added per tick. In event time:
+- a tick is late when a tick of its minute's end plus grace or later was received in an earlier
+  read (the aggregator's rule, judged by event time);
+- a tick's time is not compared with the wall clock (a replayed day is in its past), but a read
+  whose latest tick is more than ``max_skew_seconds`` ahead of the wall clock does not move event
+  time (counted in ``IngressStats.event_time_refused``, logged at a bounded rate);
+- the replay's start is its earliest first-read tick less grace: its first minute is partial
+  unless the replay starts within the minute's first ``grace`` seconds (a file cut mid-minute);
+- a lost subscription marks the gap in event time, from the latest tick time before the loss to
+  the latest of the first read after it; while the subscription is lost, silence moves nothing;
+- ``Drain`` closes what is forming at event time: a minute event time has not passed the end of
+  is partial (a replay stopped mid-way); stop the session after the replay's last minute closed;
+- ``closed_at`` (the events' ``bar_closed_at``), health's figures, the report times and the
+  gap statistics stay on the wall clock; the processing lag is not measured (a replayed tick's
+  own time says nothing of the service's delay), and a gap's ticks-lost estimate uses the
+  receive rate.
 """
 
 from __future__ import annotations
@@ -48,11 +71,13 @@ from tickstock.actors.faults import maybe_fail
 from tickstock.adapters.redis.disconnects import REASON_WORDS
 from tickstock.adapters.redis.feed import FeedDisconnected
 from tickstock.bars.aggregator import MinuteBarAggregator
+from tickstock.clock import EventTime
 from tickstock.messages.bars import Bar
 from tickstock.messages.commands import (
     BarClosed, Drain, GetStats, PersistBars, Quarantine, RouteSymbol, SymbolDiscovered,
 )
 from tickstock.messages.ticks import TickRejected, decode_tick
+from tickstock.messages.wire import iso_utc
 
 _MAX_WAIT = 0.2          # longest the loop blocks on the socket: bounds how late a close can run
 _DRAIN_READS = 64        # reads (up to 1 MiB each) taken before a close to empty the socket
@@ -116,6 +141,8 @@ class IngressStats:
     ticks_lost_estimate: int = 0       # an ESTIMATE: the sum over the gaps whose rate was known
     last_gap_reason: str = ""
     recent_gaps: tuple[FeedGap, ...] = ()  # the latest gaps, oldest first (at most _RECENT_GAPS)
+    event_time: float | None = None    # event time (session.clock: event): the watermark; None live
+    event_time_refused: int = 0        # reads whose latest tick was too far ahead of the wall clock
 
 
 class TickIngressActor(SupervisedActor):
@@ -132,7 +159,10 @@ class TickIngressActor(SupervisedActor):
         clock: Callable[[], float] = time.time,
         log_every: float = 10.0,
         report_interval: float = 1.0,
+        event_time: EventTime | None = None,
     ) -> None:
+        """``clock``: the wall clock. ``event_time``: bars close by it instead (a replay); one per
+        session, shared with a restarted ingress as the aggregator is."""
         super().__init__(supervisor, "ingress", session_id)
         self._feed_factory = feed_factory
         self._feed = None
@@ -140,7 +170,17 @@ class TickIngressActor(SupervisedActor):
         self.persistence = persistence
         self.aggregator = aggregator
         self.accept_new_symbols = accept_new_symbols
-        self.max_skew = max_skew_seconds
+        self.event_time = event_time
+        self.clock_mode = "wall" if event_time is None else "event"
+        # Event time: a tick's own time is not checked against the wall clock (a replay is in its
+        # past); only a read's latest is, against the future (``_advance_event_time``).
+        self.max_skew = max_skew_seconds if event_time is None else float("inf")
+        self._max_ahead = max_skew_seconds
+        self.event_time_refused = 0
+        self._refused_logged_at = float("-inf")
+        self._event_gap_since: float | None = None  # event time a lost subscription's gap starts at
+        if event_time is not None and event_time.watermark is None:
+            self._start_aggregator_at(None)  # the replay's start comes with its first ticks
         self._clock = clock
         self._log_every = log_every
         self._control: queue.SimpleQueue = queue.SimpleQueue()
@@ -220,9 +260,22 @@ class TickIngressActor(SupervisedActor):
         """Stop receiving, close every forming bar now and deliver it: the session's last bars."""
         self._stop_thread()
         self._apply_control()
-        stopped_at = self._clock()  # a minute not over by now was cut short: its bar is partial
-        self._deliver(self.aggregator.close_all(stopped_at), stopped_at)
+        stopped_at = self._clock()
+        # A minute not over by now (in the time bars close by) was cut short: its bar is partial.
+        now = stopped_at if self.event_time is None else self._bar_time()
+        if self._event_gap_since is not None:  # lost, and nothing received since: cut from there on
+            self.aggregator.mark_gap(self._event_gap_since, max(self._event_gap_since, now))
+            self._event_gap_since = None
+        self._deliver(self.aggregator.close_all(now), stopped_at)
         return self._stats(GetStats())
+
+    def _bar_time(self) -> float | None:
+        """The time bars close by: the wall clock, or event time (None before the first tick)."""
+        event_time = self.event_time
+        if event_time is None:
+            return self._clock()
+        # While the subscription is lost (or its gap not yet placed), silence is not the source's.
+        return event_time.now(extrapolate=self.disconnected_since is None and self._event_gap_since is None)
 
     @handles(GetStats)
     def _stats(self, message: GetStats) -> IngressStats:
@@ -238,6 +291,7 @@ class TickIngressActor(SupervisedActor):
             dict(self.quarantined_ticks), self.feed_gaps, self.feed_gap_seconds, dict(self.feed_gaps_by_reason),
             self.ticks_lost_estimate, self._recent_gaps[-1].reason if self._recent_gaps else "",
             tuple(self._recent_gaps),
+            self.event_time.watermark if self.event_time is not None else None, self.event_time_refused,
         )
 
     # -- receive loop (its own thread) ----------------------------------------------------------
@@ -258,21 +312,25 @@ class TickIngressActor(SupervisedActor):
             self._rate_marks.append(_RateMark(now, self.received, self._tick_time, self._read_lag))
             self.report(self._snapshot())
         deadline = self.aggregator.next_deadline()
-        wait = _MAX_WAIT if deadline is None else min(_MAX_WAIT, max(0.0, deadline - now))
+        # An event-time deadline is no moment of the wall clock: wait the longest, ticks wake us.
+        wait = _MAX_WAIT if deadline is None or self.event_time is not None else \
+            min(_MAX_WAIT, max(0.0, deadline - now))
         if self._feed.connected:
             self._read(wait)
         else:
             self._reconnect(now, wait)
-        if deadline is not None and self._clock() >= deadline:
+        bar_time = self._bar_time()
+        if deadline is not None and bar_time is not None and bar_time >= deadline:
             for _ in range(_DRAIN_READS):
                 if not self._feed.connected or not self._read(0.0):
                     break
             closed_at = self._clock()
-            self._deliver(self.aggregator.close_due(closed_at), closed_at)
-        elif deadline is None:
+            self._deliver(self.aggregator.close_due(closed_at if self.event_time is None else self._bar_time()),
+                          closed_at)
+        elif deadline is None and bar_time is not None:
             # Nothing forming: still move the watermark, so a tick for a minute that ended
             # during a quiet spell is late rather than a bar delivered a minute after the fact.
-            self.aggregator.close_due(self._clock())
+            self.aggregator.close_due(bar_time)
 
     def _read(self, wait: float) -> int:
         try:
@@ -318,6 +376,12 @@ class TickIngressActor(SupervisedActor):
                          self.reconnects, resubscribed_at - self.disconnected_since, resubscribed_at - lost_at)
         self.disconnected_since = self._lost_at = None
         self._count_gap(lost_at, resubscribed_at)
+        if self.event_time is not None:
+            # In event time the gap starts at the latest tick time received; where it ends is
+            # known with the next read (``_advance_event_time``).
+            if self.event_time.watermark is not None and self._event_gap_since is None:
+                self._event_gap_since = self.event_time.watermark
+            return
         mark_gap = getattr(self.aggregator, "mark_gap", None)
         if mark_gap is not None:
             mark_gap(lost_at, resubscribed_at)  # the bars of those minutes are partial
@@ -396,6 +460,7 @@ class TickIngressActor(SupervisedActor):
         add = self.aggregator.add
         lag_sum = 0.0
         folded = 0
+        tick = None
         for raw in payloads:
             try:
                 tick = decode_tick(raw, received_at, self.max_skew)
@@ -410,12 +475,51 @@ class TickIngressActor(SupervisedActor):
                 lag_sum += received_at - tick.timestamp
                 folded += 1
         self.received += len(payloads)
-        if folded:
+        if self.event_time is not None:
+            if folded:
+                self.last_tick_at = received_at
+            if tick is not None:  # the read's last decoded tick: once per read, never per tick
+                self._advance_event_time(tick.timestamp, received_at)
+        elif folded:
             self.lag_sum += lag_sum
             self.lag_count += folded
             self.last_tick_at = received_at
             self._read_lag = lag_sum / folded  # per read: the ticks' source time, for a gap's estimate
             self._tick_time = received_at - self._read_lag
+
+    def _start_aggregator_at(self, start: float | None) -> bool:
+        """Event time: the session's start as the aggregator judges it (late, partial); False
+        when it has already decided by another start (it keeps that one)."""
+        try:
+            self.aggregator.start_at(start)
+            return True
+        except ValueError as exc:
+            self.log.warning("event time: the aggregator keeps its start ({})", exc)
+            return False
+
+    def _advance_event_time(self, tick_time: float, received_at: float) -> None:
+        """Event time: a read's latest tick has been folded (see the module's docstring)."""
+        event_time = self.event_time
+        if tick_time > received_at + self._max_ahead:
+            self.event_time_refused += 1
+            if received_at - self._refused_logged_at >= self._log_every:
+                self._refused_logged_at = received_at
+                self.log.warning("event time not moved to {:.3f}: {:.0f} s ahead of the wall clock (more than "
+                                 "bars.max_tick_skew_seconds); {} reads refused so far", tick_time,
+                                 tick_time - received_at, self.event_time_refused)
+            return
+        if event_time.watermark is None:
+            # The replay starts with its earliest first tick: its minute is partial unless that
+            # tick lies within the minute's first ``grace`` seconds.
+            earliest = self.aggregator.earliest_tick_at()
+            start = (tick_time if earliest is None else earliest) - self.aggregator.grace_seconds
+            if self._start_aggregator_at(start):
+                self.log.info("event time starts at {} (the replay's first ticks)", iso_utc(start))
+        if self._event_gap_since is not None:
+            since = self._event_gap_since
+            self._event_gap_since = None
+            self.aggregator.mark_gap(since, max(since, tick_time))  # those minutes' bars are partial
+        event_time.observe(tick_time, received_at)
 
     def _admit(self, symbol: str) -> bool:
         """A tick of a symbol without a route (the per-tick path never comes here otherwise)."""

@@ -7,6 +7,7 @@ factory of mocks (see ``session.ChildFactory``).
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any, Iterator, Sequence
 
 import pykka
@@ -22,6 +23,7 @@ from tickstock.adapters.postgres import PostgresStore
 from tickstock.adapters.redis import RedisPublisher, RedisTickFeed
 from tickstock.analysis import AnalysisPipeline
 from tickstock.bars.aggregator import MinuteBarAggregator
+from tickstock.clock import EventTime
 from tickstock.config import Settings
 from tickstock.messages.bars import Bar
 
@@ -41,6 +43,9 @@ class ProductionFactory:
         self._dispatcher: Dispatcher | None = None  # the current session's, for its symbol actors
         self._dispatcher_session: str | None = None
         self._dispatcher_lock = threading.Lock()
+        # session.clock: event -- one event time per aggregator (per session), so a restarted
+        # ingress keeps the watermark as it keeps the forming bars.
+        self._event_times: weakref.WeakKeyDictionary[MinuteBarAggregator, EventTime] = weakref.WeakKeyDictionary()
 
     def dispatcher(self, plan: SessionPlan, session: pykka.ActorRef | None = None) -> Dispatcher:
         """The dispatcher of ``plan``'s session: ``session.symbol_workers`` threads for all its
@@ -117,8 +122,19 @@ class ProductionFactory:
             lambda: RedisTickFeed(s.redis.url, s.channels.ticks, ping_interval=s.redis.ping_interval_seconds,
                                   ping_timeout=s.redis.ping_timeout_seconds),
             routes, persistence, aggregator, s.session.accept_new_symbols, s.bars.max_tick_skew_seconds,
-            report_interval=s.session.report_interval_seconds,
+            report_interval=s.session.report_interval_seconds, event_time=self.event_time(aggregator),
         )
+
+    def event_time(self, aggregator: MinuteBarAggregator) -> EventTime | None:
+        """What closes the session's bars instead of the wall clock: None for ``session.clock:
+        wall``; for ``event``, the session's event time (one per aggregator: a restarted ingress
+        keeps its watermark)."""
+        if self.settings.session.clock != "event":
+            return None
+        event_time = self._event_times.get(aggregator)
+        if event_time is None:
+            event_time = self._event_times[aggregator] = EventTime()
+        return event_time
 
     def load_history(self, symbols: Sequence[str], limit: int) -> Iterator[tuple[str, list[Bar]]]:
         store = self.store()

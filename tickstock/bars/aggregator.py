@@ -20,6 +20,13 @@ Lateness is judged against the close watermark, which only the clock advances. T
 ingress receive loop) folds every tick it has received before it asks for ``close_due``, so the
 order in which it folds is the order in which ticks reached the service: a tick is late only if it
 reached the service after its bar's deadline.
+
+The clock is whatever ``now`` the caller passes: the wall clock live, or event time in a replay
+(``session.clock: event``, ``tickstock.clock.EventTime``: the latest tick time seen). Nothing here
+changes with it: in event time a bar closes once a tick of its minute's end plus grace or later
+has been folded (or the feed fell silent, see ``EventTime``), and a tick is late when such a tick
+was folded in an earlier read than its own. A replay's start is known only from its ticks:
+``start_at`` sets it after construction.
 """
 
 from __future__ import annotations
@@ -54,8 +61,28 @@ class MinuteBarAggregator:
         self._open_from = self._first_open_minute(now) if now is not None else 0
         self.late_ticks = 0
         self.folded_ticks = 0
+        self._decided = False  # a bar closed or a tick judged late: the start is fixed (start_at)
         # Kept as a plain int so other threads can read it without iterating the dicts.
         self.forming = 0
+
+    def start_at(self, now: float | None) -> None:
+        """Set when the session started receiving, in the time its bars close by, as ``now`` at
+        construction would have: every minute before ``first_open_minute(now)`` is late, a minute
+        begun before ``now`` is partial. None: not known (nothing late, nothing partial for it).
+
+        For event time (a replay), whose start is known only from its first ticks: ``None`` before
+        the first tick (the wall clock's now at construction would make every replayed tick late),
+        then the replay's start. ValueError once a bar has been closed or a tick judged late: the
+        start may no longer change what was decided."""
+        if self._decided:
+            raise ValueError("the start cannot change once bars have closed or ticks were judged late")
+        self._started_at = now
+        self._open_from = self._first_open_minute(now) if now is not None else 0
+
+    def earliest_tick_at(self) -> float | None:
+        """Time of the earliest tick folded into a forming bar (None if none is forming). Walks
+        every forming bar: for a one-off question, never per tick."""
+        return min((b[_FIRST_TS] for bars in self._forming.values() for b in bars.values()), default=None)
 
     def _first_open_minute(self, now: float) -> int:
         return int((now - self.grace_seconds) // BAR_SECONDS) * BAR_SECONDS
@@ -97,6 +124,7 @@ class MinuteBarAggregator:
         minute = int(ts // BAR_SECONDS) * BAR_SECONDS
         if minute < self._open_from:
             self.late_ticks += 1
+            self._decided = True
             return False
         bars = self._forming.get(minute)
         if bars is None:
@@ -134,6 +162,7 @@ class MinuteBarAggregator:
         open_from = self._first_open_minute(now)
         if open_from > self._open_from:
             self._open_from = open_from
+            self._decided = True
         due = sorted(m for m in self._forming if m < self._open_from)
         closed = [bar for m in due for bar in self._emit(m, self._is_partial(m))]
         if self._gaps:  # only after emitting: a gap may still mark the minutes closed just now
@@ -147,6 +176,7 @@ class MinuteBarAggregator:
         minutes = sorted(self._forming)
         if minutes:
             self._open_from = max(self._open_from, minutes[-1] + BAR_SECONDS)
+            self._decided = True
         return [
             bar for m in minutes
             for bar in self._emit(m, self._is_partial(m) or (now is not None and m + BAR_SECONDS > now))

@@ -65,10 +65,20 @@ class Component(ABC):
     name: ClassVar[str]           # canonical name; also the registry key (case-insensitively)
     kind: ClassVar[str]           # "pattern" | "indicator"
     min_bars: int                 # bars needed (current one included) before any result is possible
+    # The trailing bars that determine this component's state, or None when every bar does (Wilder
+    # smoothing, a zigzag). Priming feeds a component only these: 10,000 symbols x 200 bars of
+    # history is two million updates per component otherwise. Older bars could change at most the
+    # last bits of a running total (which TA-Lib itself accumulates from whatever its first bar is).
+    warmup: int | None = None
 
     @abstractmethod
     def update(self, bar: Bar) -> list[Result]:
         """Consume the next closed bar of this symbol; return the results it completes (often none)."""
+
+    def advance(self, bar: Bar) -> object:
+        """Consume ``bar`` for its effect on the state alone (priming): whatever it returns is
+        ignored. Override where building results costs more than computing them."""
+        return self.update(bar)
 
     def __repr__(self) -> str:  # handy in logs: "RSI(period=14)"
         params = ", ".join(f"{k}={v!r}" for k, v in self.params().items())

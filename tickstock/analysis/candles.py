@@ -95,6 +95,7 @@ class Doji(Component):
 
     def __init__(self) -> None:
         self.min_bars = 1
+        self.warmup = DOJI_LOOKBACK  # the average's window, seeded at exactly this push
         self._ranges = _PriorMean(_BODY_DOJI_PERIOD, seed_at=DOJI_LOOKBACK)
 
     def update(self, bar: Bar) -> list[Result]:
@@ -144,6 +145,7 @@ class Hammer(Component):
 
     def __init__(self) -> None:
         self.min_bars = 2
+        self.warmup = HAMMER_LOOKBACK + 1  # every average seeded, and the previous bar
         self._bodies = _PriorMean(_BODY_SHORT_PERIOD, seed_at=HAMMER_LOOKBACK)
         self._ranges = _PriorMean(_SHADOW_VSHORT_PERIOD, seed_at=HAMMER_LOOKBACK)
         # Ranges of the bars before i-1: bar j's range is pushed while bar j+1 is processed, so at

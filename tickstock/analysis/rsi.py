@@ -47,16 +47,26 @@ class RSI(Component):
         self._prev_close = 0.0
         self._gain = 0.0
         self._loss = 0.0
+        self.value: float | None = None  # the latest RSI (None while seeding)
 
     def params(self) -> dict[str, Any]:
         return {"period": self.period}
 
     def update(self, bar: Bar) -> list[Result]:
+        value = self.advance(bar)
+        if value is None:
+            return []
+        return [IndicatorResult(self.name, value, {"value": value}, bar,
+                                {"period": self.period, "bars_used": self._count})]
+
+    def advance(self, bar: Bar) -> float | None:
+        """Consume ``bar`` and return the new RSI (None while seeding), building no result: what
+        priming needs. ``value`` keeps the latest."""
         close = bar.close
         self._count += 1
         if self._count == 1:
             self._prev_close = close
-            return []
+            return None
         n = self.period
         diff = close - self._prev_close
         self._prev_close = close
@@ -66,7 +76,7 @@ class RSI(Component):
             else:
                 self._gain += diff
             if self._count <= n:
-                return []
+                return None
             self._loss *= self._inv
             self._gain *= self._inv
         else:  # Wilder smoothing in TA-Lib's operation order: multiply, add, scale by 1/period
@@ -79,6 +89,5 @@ class RSI(Component):
             self._loss *= self._inv
             self._gain *= self._inv
         total = self._gain + self._loss
-        value = 100.0 * (self._gain / total) if total != 0.0 else FLAT_RSI
-        return [IndicatorResult(self.name, value, {"value": value}, bar,
-                                {"period": n, "bars_used": self._count})]
+        self.value = 100.0 * (self._gain / total) if total != 0.0 else FLAT_RSI
+        return self.value

@@ -25,7 +25,7 @@ class SMA(Component):
 
     def __init__(self, *, period: int = 20) -> None:
         self.period = check_int("period", period, 1, 100_000)
-        self.min_bars = self.period
+        self.min_bars = self.warmup = self.period
         self._window: deque[float] = deque(maxlen=self.period)
         # Sum of the window minus its oldest value once full (TA-Lib subtracts right after output).
         self._total = 0.0

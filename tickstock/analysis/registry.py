@@ -1,8 +1,17 @@
 """Name -> component class. The only place that knows which detectors exist.
 
-Lookup is case-insensitive and ignores surrounding whitespace (database rows say ``Doji`` or
-``doji``); every other spelling is unknown, loudly (``UnknownComponent``). ``code_reference``
-columns are never imported: a row can only select a class listed here.
+Two sources, in this order:
+
+1. The hand-written incremental components (Doji, Hammer, HeadShoulders, InverseHeadShoulders,
+   RSI, SMA, VWAP), by their own name, case-insensitively, surrounding whitespace ignored
+   (database rows say ``Doji`` or ``doji``). They win over TA-Lib for exactly these names.
+2. Any other TA-Lib function, by its function name or friendly name in any spelling
+   (``CDLENGULFING``, ``Engulfing``, ``morning star``; see ``talib_catalog``), served by
+   ``talib_functions``. A name TA-Lib knows is never unknown: a function bars cannot feed (MAVP)
+   is found and then refuses to be built, which makes its definition invalid with the reason.
+
+Every other name is unknown, loudly (``UnknownComponent``). ``code_reference`` columns are never
+imported: a row can only select a class listed here or a TA-Lib function.
 """
 
 from __future__ import annotations
@@ -14,11 +23,15 @@ from tickstock.analysis.candles import Doji, Hammer
 from tickstock.analysis.head_shoulders import HeadShoulders, InverseHeadShoulders
 from tickstock.analysis.rsi import RSI
 from tickstock.analysis.sma import SMA
+from tickstock.analysis.talib_catalog import Catalog, catalog, normalize
+from tickstock.analysis.talib_functions import component_class
+from tickstock.analysis.vwap import VWAP
 
-__all__ = ["UnknownComponent", "canonical_name", "create", "known_names", "lookup"]
+__all__ = ["UnknownComponent", "canonical_name", "create", "known_names", "lookup", "talib_catalog"]
 
-_CLASSES: tuple[type[Component], ...] = (Doji, Hammer, HeadShoulders, InverseHeadShoulders, RSI, SMA)
+_CLASSES: tuple[type[Component], ...] = (Doji, Hammer, HeadShoulders, InverseHeadShoulders, RSI, SMA, VWAP)
 _BY_KEY: dict[str, type[Component]] = {cls.name.lower(): cls for cls in _CLASSES}
+_RESERVED = frozenset(normalize(cls.name) for cls in _CLASSES)
 
 
 class UnknownComponent(KeyError):
@@ -29,17 +42,21 @@ class UnknownComponent(KeyError):
         self.name = name
 
     def __str__(self) -> str:  # KeyError's default str() is just the repr of the key
-        return f"unknown analysis component {self.name!r} (known: {', '.join(known_names())})"
+        return (f"unknown analysis component {self.name!r} (known: {', '.join(known_names())},"
+                f" or a TA-Lib function by name, e.g. CDLENGULFING/Engulfing, EMA, MACD)")
 
 
 def lookup(name: str) -> type[Component]:
     """The class registered under ``name`` (case-insensitive); ``UnknownComponent`` otherwise."""
     if not isinstance(name, str):
         raise UnknownComponent(name)
-    try:
-        return _BY_KEY[name.strip().lower()]
-    except KeyError:
-        raise UnknownComponent(name) from None
+    cls = _BY_KEY.get(name.strip().lower())
+    if cls is not None:
+        return cls
+    spec = talib_catalog().find(name)
+    if spec is None:
+        raise UnknownComponent(name)
+    return component_class(spec)
 
 
 def canonical_name(name: str) -> str:
@@ -59,5 +76,11 @@ def create(name: str, params: Mapping[str, Any] | None = None) -> Component:
 
 
 def known_names() -> tuple[str, ...]:
-    """Canonical names, in registration order."""
+    """Canonical names of the hand-written components, in registration order (TA-Lib's are in
+    ``talib_catalog()``)."""
     return tuple(cls.name for cls in _CLASSES)
+
+
+def talib_catalog() -> Catalog:
+    """TA-Lib's functions with the hand-written components' names reserved (built once)."""
+    return catalog(_RESERVED)

@@ -328,9 +328,11 @@ class TickIngressActor(SupervisedActor):
             self._deliver(self.aggregator.close_due(closed_at if self.event_time is None else self._bar_time()),
                           closed_at)
         elif deadline is None and bar_time is not None:
-            # Nothing forming: still move the watermark, so a tick for a minute that ended
+            # Nothing was forming: still move the watermark, so a tick for a minute that ended
             # during a quiet spell is late rather than a bar delivered a minute after the fact.
-            self.aggregator.close_due(bar_time)
+            # What this read folded may be due already (in event time, a read spanning minutes):
+            # delivered, never dropped.
+            self._deliver(self.aggregator.close_due(bar_time), self._clock())
 
     def _read(self, wait: float) -> int:
         try:

@@ -218,6 +218,24 @@ def test_tick_read_while_the_deadline_passes_is_folded_before_the_close():
     assert stats.late == 0 and stats.forming == 1
 
 
+def test_a_bar_due_by_the_end_of_the_read_that_folded_it_is_delivered_not_dropped():
+    """Nothing forming before the read (no deadline), and the tick's minute is due by the time the
+    read returns: the close after the read delivers its bar (it used to be closed and dropped)."""
+    env = make(symbols=("AAPL",))
+    step_at(env, M + 20)  # quiet: nothing forming, the watermark moves to M's start
+
+    def arrives_while_waiting():
+        env.clock.set(M + 62.1)  # the deadline of M passes while the read is blocked
+        return [tick("AAPL", 100.0, M + 59.5)]
+    step_at(env, M + 61.0, arrives_while_waiting)
+    [message] = env.routes["AAPL"].messages
+    assert (message.bar.start, message.bar.tick_count, message.closed_at) == (M, 1, M + 62.1)
+    [batch] = env.persistence.of_type(PersistBars)
+    assert batch.bars == (message.bar,)
+    stats = env.actor.on_receive(GetStats())
+    assert stats.folded == 1 and stats.bars_closed == 1 and stats.forming == 0
+
+
 def test_tick_whose_minute_closed_by_the_clock_while_idle_is_late():
     env = make(symbols=("AAPL",))
     step_at(env, M + 20, [tick("AAPL", 100.0, M + 10)])

@@ -80,7 +80,7 @@ class EmbeddedRedis:
         self._child = spawn([str(executable()), str(self.config)], self.log, detach=detach,
                             die_signal=signal.SIGTERM)
         client = redis_client.Redis(host=host, port=self.endpoint.port, password=self.endpoint.password,
-                                    socket_connect_timeout=0.5, socket_timeout=2)
+                                    socket_connect_timeout=0.5, socket_timeout=2, retry=None)  # we poll
         deadline = time.monotonic() + timeout
         try:
             while True:

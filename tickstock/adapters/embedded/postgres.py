@@ -135,7 +135,7 @@ class EmbeddedPostgres:
             raise EmbeddedError(f"PostgreSQL cannot run as root, and the system user {SYSTEM_USER!r} "
                                 f"could not be created: {exc}") from None
         self.directory.mkdir(parents=True, exist_ok=True)
-        utils.ensure_prefix_permissions(self.directory)  # every directory above ours: o+rx
+        utils.ensure_prefix_permissions(self.directory.resolve())  # every directory above ours: o+rx
         self.directory.chmod(self.directory.stat().st_mode | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
         utils.ensure_prefix_permissions(bin_dir())
         readable, runnable = stat.S_IRGRP | stat.S_IROTH, stat.S_IXGRP | stat.S_IXOTH

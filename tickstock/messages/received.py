@@ -122,6 +122,7 @@ class ReceivedIndicatorAlert(msgspec.Struct, frozen=True):
     value: float | None
     threshold: float | None
     direction: str | None
+    timeframe: str = "1min"  # ``data.timeframe``, sent only for a higher timeframe's alert
 
 
 class ReceivedCriticalAlert(msgspec.Struct, frozen=True):
@@ -248,6 +249,7 @@ class _AlertData(msgspec.Struct):
     value: float | None = None
     threshold: float | None = None
     direction: str | None = None
+    timeframe: str = "1min"
 
 
 class _IndicatorAlertWire(msgspec.Struct):
@@ -381,7 +383,8 @@ def decode_indicator(raw: bytes | str) -> ReceivedIndicator:
 def decode_indicator_alert(raw: bytes | str) -> ReceivedIndicatorAlert:
     a = _decode(raw, _indicator_alert)
     return ReceivedIndicatorAlert(a.alert_type, a.symbol, a.timestamp.timestamp(), a.session_id, a.severity,
-                                  a.data.indicator, a.data.value, a.data.threshold, a.data.direction)
+                                  a.data.indicator, a.data.value, a.data.threshold, a.data.direction,
+                                  a.data.timeframe)
 
 
 def decode_critical_alert(raw: bytes | str) -> ReceivedCriticalAlert:

@@ -71,6 +71,10 @@ def _health(view: MonitorView) -> Panel:
     return Panel(Group(*lines), title=f"health (reported {_iso(h.reported_at)})")
 
 
+def _with_timeframe(name: str, timeframe: str) -> str:
+    return name if timeframe in ("1min", "") else f"{name} ({timeframe})"
+
+
 def _detections(view: MonitorView, rows: int) -> Table:
     table = Table(title="latest detections", expand=True)
     for column in ("bar (UTC)", "symbol", "pattern", "confidence", "close", "detected (UTC)"):
@@ -78,7 +82,7 @@ def _detections(view: MonitorView, rows: int) -> Table:
     for d in view.detections[:rows]:
         p = d.pattern
         confidence = "-" if p.confidence is None else f"{p.confidence:.0%}" + (" ★" if d.high_confidence else "")
-        table.add_row(_iso(p.bar.start), p.symbol, p.pattern, confidence, _number(p.bar.close, 4), _iso(p.detected_at))
+        table.add_row(_iso(p.bar.start), p.symbol, _with_timeframe(p.pattern, p.timeframe), confidence, _number(p.bar.close, 4), _iso(p.detected_at))
     return table
 
 
@@ -87,10 +91,10 @@ def _indicators(view: MonitorView, rows: int) -> Table:
     table = Table(title=f"indicator values (latest of {len(view.indicators)})", expand=True)
     for column in ("symbol", "indicator", "value", "bar (UTC)"):
         table.add_column(column)
-    for i in sorted(latest, key=lambda i: (i.symbol, i.indicator)):
+    for i in sorted(latest, key=lambda i: (i.symbol, i.indicator, i.timeframe)):
         period = i.metadata.get("period")
         name = f"{i.indicator} {period}" if period is not None else i.indicator
-        table.add_row(i.symbol, name, _number(i.value, 4), _iso(i.bar_start))
+        table.add_row(i.symbol, _with_timeframe(name, i.timeframe), _number(i.value, 4), _iso(i.bar_start))
     return table
 
 
@@ -101,7 +105,7 @@ def _alerts(view: MonitorView, rows: int) -> Table:
     merged = [(a.raised_at, "alert", a) for a in view.alerts] + [(c.raised_at, "critical", c) for c in view.critical_alerts]
     for at, kind, item in sorted(merged, key=lambda x: x[0], reverse=True)[:rows]:
         if kind == "alert":
-            table.add_row(_iso(at), Text(item.alert_type, style="yellow"), item.symbol,
+            table.add_row(_iso(at), Text(_with_timeframe(item.alert_type, item.timeframe), style="yellow"), item.symbol,
                           f"{item.indicator} {_number(item.value)} {item.direction or ''} {item.threshold}")
         else:
             style = "green" if item.severity == "info" else "bold red"

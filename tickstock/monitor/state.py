@@ -16,9 +16,9 @@ Guarantees:
 - **Heartbeat.** The age is ``now`` minus the epoch seconds in the heartbeat key; the producer is
   alive while that age is at most ``PRODUCER_OFFLINE_AFTER_SECONDS`` (the consumer's rule, 30 s).
 - **Ordering.** Health older (by its own timestamp) than the health held is ignored, as is an
-  indicator value for an older bar than the one held for that symbol and indicator. Detections
-  are kept newest first by (bar, detection time), the latest ``max_detections``; the same
-  detection seen on both pattern channels is one entry, flagged high-confidence.
+  indicator value for an older bar than the one held for that symbol, indicator and timeframe.
+  Detections are kept newest first by (bar, detection time), the latest ``max_detections``; the
+  same detection seen on both pattern channels is one entry, flagged high-confidence.
 - **Garbage.** A message that does not decode changes nothing but the rejection count, by
   channel, and the last rejection's reason.
 """
@@ -78,9 +78,9 @@ class Detection:
     high_confidence: bool
     received_at: float
 
-    def key(self) -> tuple[str, str, str, int]:
+    def key(self) -> tuple[str, str, str, str, int]:
         p = self.pattern
-        return (p.session_id, p.symbol, p.pattern, p.bar.start)
+        return (p.session_id, p.symbol, p.pattern, p.timeframe, p.bar.start)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +98,7 @@ class MonitorView:
     producer_alive: bool
     health: ReceivedHealth | None
     detections: tuple[Detection, ...]
-    indicators: tuple[ReceivedIndicator, ...]  # latest per (symbol, indicator), sorted by both
+    indicators: tuple[ReceivedIndicator, ...]  # latest per (symbol, indicator, timeframe), sorted so
     alerts: tuple[ReceivedIndicatorAlert, ...]  # newest first
     critical_alerts: tuple[ReceivedCriticalAlert, ...]  # newest first
     counts: dict[str, int]
@@ -176,7 +176,7 @@ class MonitorState:
         self._heartbeat_at: float | None = None
         self._health: ReceivedHealth | None = None
         self._detections: list[Detection] = []
-        self._indicators: dict[tuple[str, str], ReceivedIndicator] = {}
+        self._indicators: dict[tuple[str, str, str], ReceivedIndicator] = {}
         self._alerts: deque[ReceivedIndicatorAlert] = deque(maxlen=max_alerts)
         self._critical: deque[ReceivedCriticalAlert] = deque(maxlen=max_alerts)
         self._counts: dict[str, int] = {}
@@ -222,7 +222,7 @@ class MonitorState:
         elif isinstance(event, ReceivedPattern):
             self._detected(event, channel == "patterns_high_confidence", at)
         elif isinstance(event, ReceivedIndicator):
-            key = (event.symbol, event.indicator)
+            key = (event.symbol, event.indicator, event.timeframe)
             held = self._indicators.get(key)
             if held is None or _indicator_order(event) >= _indicator_order(held):
                 self._indicators[key] = event
@@ -324,18 +324,20 @@ def _detection_json(d: Detection) -> dict[str, Any]:
     p = d.pattern
     return {"symbol": p.symbol, "pattern": p.pattern, "confidence": _round(p.confidence, 4),
             "bar_timestamp": iso_utc(p.bar.start), "detected_at": iso_utc(p.detected_at),
-            "high_confidence": d.high_confidence, "close": p.bar.close, "session_id": p.session_id}
+            "high_confidence": d.high_confidence, "timeframe": p.timeframe, "close": p.bar.close,
+            "session_id": p.session_id}
 
 
 def _indicator_json(i: ReceivedIndicator) -> dict[str, Any]:
     return {"symbol": i.symbol, "indicator": i.indicator, "value": _round(i.value, 6),
             "values": {k: _round(v, 6) for k, v in i.values.items()}, "bar_timestamp": _iso(i.bar_start),
-            "calculated_at": iso_utc(i.calculated_at), "period": i.metadata.get("period")}
+            "calculated_at": iso_utc(i.calculated_at), "timeframe": i.timeframe, "period": i.metadata.get("period")}
 
 
 def _alert_json(a: ReceivedIndicatorAlert) -> dict[str, Any]:
     return {"alert_type": a.alert_type, "symbol": a.symbol, "indicator": a.indicator, "value": _round(a.value, 6),
-            "threshold": a.threshold, "direction": a.direction, "severity": a.severity, "at": iso_utc(a.raised_at)}
+            "threshold": a.threshold, "direction": a.direction, "severity": a.severity, "timeframe": a.timeframe,
+            "at": iso_utc(a.raised_at)}
 
 
 def _critical_json(a: ReceivedCriticalAlert) -> dict[str, Any]:

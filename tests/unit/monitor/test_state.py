@@ -176,6 +176,31 @@ def test_latest_indicator_value_per_symbol_and_indicator():
     assert state.view(T).to_json()["indicators"][1]["value"] == 62.0
 
 
+def with_timeframe(raw: bytes, timeframe: str) -> bytes:
+    payload = json.loads(raw)
+    body = payload.get("calculation") or payload.get("detection")
+    if body is not None:
+        body["timeframe"] = timeframe
+    else:
+        payload["data"]["timeframe"] = timeframe
+    return json.dumps(payload).encode()
+
+
+def test_timeframes_are_kept_apart():
+    state = MonitorState()
+    state.fold(msg("indicators", indicator("MSFT", "RSI", 55.0, 1_760_000_040)))
+    state.fold(msg("indicators", with_timeframe(indicator("MSFT", "RSI", 61.0, 1_759_999_800), "5min")))
+    state.fold(msg("patterns", pattern("AAPL", "Doji", 1_759_999_800)))
+    state.fold(msg("patterns", with_timeframe(pattern("AAPL", "Doji", 1_759_999_800), "5min")))
+    state.fold(msg("indicator_alerts", with_timeframe(dumps(IndicatorAlertRaised(
+        "RSI_OVERSOLD", "MSFT", "RSI", 25.0, 30.0, "below", T, A).to_wire()), "15min")))
+    out = state.view(T).to_json()
+    assert [(i["indicator"], i["timeframe"], i["value"]) for i in out["indicators"]] == [
+        ("RSI", "1min", 55.0), ("RSI", "5min", 61.0)]
+    assert sorted(d["timeframe"] for d in out["detections"]) == ["1min", "5min"]
+    assert out["alerts"][0]["timeframe"] == "15min"
+
+
 def test_alerts_and_critical_alerts_newest_first_bounded():
     state = MonitorState(max_alerts=2)
     for i, symbol in enumerate(["AAPL", "MSFT", "NVDA"]):
@@ -189,7 +214,8 @@ def test_alerts_and_critical_alerts_newest_first_bounded():
         ("info", "feed back"), ("critical", "Tick feed stalled for 120 s")]
     assert view.to_json()["alerts"][0] == {"alert_type": "RSI_OVERBOUGHT", "symbol": "NVDA", "indicator": "RSI",
                                            "value": 77.0, "threshold": 70.0, "direction": "above",
-                                           "severity": "warning", "at": "2025-10-09T08:53:22.000Z"}
+                                           "severity": "warning", "timeframe": "1min",
+                                           "at": "2025-10-09T08:53:22.000Z"}
 
 
 def test_garbage_is_ignored_and_counted():

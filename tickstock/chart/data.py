@@ -8,8 +8,8 @@ Guarantees of :func:`assemble`:
   counted in ``unplaced``; one without a readable ``bar_timestamp`` in ``unreadable``.
 - Indicator values become series aligned to the bars (None where no value), one per indicator and
   period (``"SMA 20"``, ``"RSI 14"``); for a bar with several values of one series the most recently
-  calculated wins. SMA/EMA/VWAP go over the price, RSI into its own panel; any other indicator is
-  named in ``ignored``.
+  calculated wins. SMA/EMA/VWAP go over the price, RSI into its own panel; any other indicator,
+  and any indicator of another timeframe than the 1-minute bars drawn, is named in ``ignored``.
 """
 
 from __future__ import annotations
@@ -110,6 +110,9 @@ def assemble(symbol: str, scope: str, bars: Iterable[Bar], patterns: Iterable[Pa
         kind = record.indicator_type.upper()
         if kind not in OVERLAY_TYPES and kind not in PANEL_TYPES:
             ignored.add(record.indicator_type)
+            continue
+        if record.timeframe not in (PRIMARY_TIMEFRAME, ""):
+            ignored.add(f"{record.indicator_type} ({record.timeframe})")
             continue
         t = bar_time(record.metadata)
         if t is None or int(t) not in index or record.value is None or not math.isfinite(record.value):

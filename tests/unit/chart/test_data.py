@@ -65,3 +65,10 @@ def test_the_latest_calculation_of_a_bar_wins():
     late = indicator(series[1], "RSI", 80.0, 14, calculated_delay=30)
     early = indicator(series[1], "RSI", 20.0, 14, calculated_delay=1)
     assert assemble("AAPL", "x", series, [], [late, early]).panel[0].values == (None, 80.0, None)
+
+
+def test_indicator_values_of_another_timeframe_are_not_mixed_into_the_1_minute_series():
+    series = bars(n=3)
+    five = replace(indicator(series[0], "RSI", 90.0, 14), timeframe="5min")
+    data = assemble("AAPL", "x", series, [], [indicator(series[0], "RSI", 40.0, 14), five])
+    assert data.panel[0].values == (40.0, None, None) and data.ignored == ("RSI (5min)",)

@@ -34,6 +34,25 @@ def test_load_recent_bars_limit_and_order(store: PostgresStore) -> None:
         store.load_recent_bars(["AAPL"], -1)
 
 
+def test_recent_bars_stream_symbol_by_symbol_in_the_order_asked_across_chunks(store: PostgresStore) -> None:
+    names = ["MSFT", "AAPL", "NVDA", "AMZN", "META"]
+    bars = {n: [Bar(n, T0 + 60 * i, 10.0 + i, 11.0 + i, 9.0 + i, 10.5 + i, i) for i in range(5)] for n in names}
+    store.upsert_bars([b for n in names if n != "NVDA" for b in reversed(bars[n])])  # NVDA has none
+
+    streamed = list(store.iter_recent_bars(names, 3, symbols_per_query=2))  # three queries
+    assert [symbol for symbol, _ in streamed] == ["MSFT", "AAPL", "AMZN", "META"]
+    assert all(got == bars[symbol][-3:] for symbol, got in streamed)
+
+
+def test_a_recent_bars_stream_left_early_leaves_the_store_usable(store: PostgresStore) -> None:
+    store.upsert_bars([Bar(n, T0, 1.0, 1.0, 1.0, 1.0, 1) for n in ("AAPL", "MSFT", "NVDA")])
+    stream = store.iter_recent_bars(["AAPL", "MSFT", "NVDA"], 5, symbols_per_query=1)
+    assert next(stream)[0] == "AAPL"
+    stream.close()  # the prefetched chunk is dropped, its transaction committed or rolled back
+    assert list(store.load_recent_bars(["NVDA"], 5)) == ["NVDA"]
+    store.ping()
+
+
 def test_load_definitions_returns_every_row(store: PostgresStore, sql) -> None:
     sql("UPDATE pattern_definitions SET enabled = false, confidence_threshold = 0.75 WHERE name = 'Hammer'")
     try:

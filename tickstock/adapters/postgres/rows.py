@@ -168,12 +168,6 @@ def health_params(rec: HealthRecord) -> dict[str, Any]:
     }
 
 
-def bar_from_plain_row(symbol: str, start: int, open_: float, high: float, low: float, close: float,
-                       volume: int) -> Bar:
-    """A stored bar read with float8 prices and the minute as epoch seconds (``RECENT_BARS``)."""
-    return Bar(symbol, start, open_, high, low, close, volume)
-
-
 def plain_row(row: dict[str, Any]) -> dict[str, Any]:
     """A definitions row as plain Python: NUMERIC (Decimal) becomes float; arrays stay lists and
     JSONB stays dicts/lists (psycopg2 already decodes both)."""

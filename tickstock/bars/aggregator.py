@@ -24,8 +24,8 @@ reached the service after its bar's deadline.
 The clock is whatever ``now`` the caller passes: the wall clock live, or event time in a replay
 (``session.clock: event``, ``tickstock.clock.EventTime``: the latest tick time seen). Nothing here
 changes with it: in event time a bar closes once a tick of its minute's end plus grace or later
-has been folded (or the feed fell silent, see ``EventTime``), and a tick is late when such a tick
-was folded in an earlier read than its own. A replay's start is known only from its ticks:
+has been folded (or the feed's silence carried event time past it, see ``EventTime``), and a tick
+is late when its minute was closed that way before the read that brought it. A replay's start is known only from its ticks:
 ``start_at`` sets it after construction.
 """
 

@@ -75,33 +75,39 @@ def _with_timeframe(name: str, timeframe: str) -> str:
     return name if timeframe in ("1min", "") else f"{name} ({timeframe})"
 
 
-def _detections(view: MonitorView, rows: int) -> Table:
-    table = Table(title="latest detections", expand=True)
-    for column in ("bar (UTC)", "symbol", "pattern", "confidence", "close", "detected (UTC)"):
+def _table(title: str, time_column: str, *columns: str) -> Table:
+    """A table whose first column is an ISO-8601 time, never cut or wrapped."""
+    table = Table(title=title, expand=True)
+    table.add_column(time_column, no_wrap=True, min_width=len("2025-10-07T13:41:30.000Z"))
+    for column in columns:
         table.add_column(column)
+    return table
+
+
+def _detections(view: MonitorView, rows: int) -> Table:
+    table = _table("latest detections (★ also on the high-confidence channel)", "bar (UTC)", "symbol", "pattern",
+                   "confidence", "close")
     for d in view.detections[:rows]:
         p = d.pattern
         confidence = "-" if p.confidence is None else f"{p.confidence:.0%}" + (" ★" if d.high_confidence else "")
-        table.add_row(_iso(p.bar.start), p.symbol, _with_timeframe(p.pattern, p.timeframe), confidence, _number(p.bar.close, 4), _iso(p.detected_at))
+        table.add_row(_iso(p.bar.start), p.symbol, _with_timeframe(p.pattern, p.timeframe), confidence,
+                      _number(p.bar.close, 4))
     return table
 
 
 def _indicators(view: MonitorView, rows: int) -> Table:
     latest = sorted(view.indicators, key=lambda i: (i.bar_start or 0.0, i.calculated_at), reverse=True)[:rows]
-    table = Table(title=f"indicator values (latest of {len(view.indicators)})", expand=True)
-    for column in ("symbol", "indicator", "value", "bar (UTC)"):
-        table.add_column(column)
+    table = _table(f"indicator values (the latest {len(latest)} of {len(view.indicators)})", "bar (UTC)", "symbol",
+                   "indicator", "value")
     for i in sorted(latest, key=lambda i: (i.symbol, i.indicator, i.timeframe)):
         period = i.metadata.get("period")
         name = f"{i.indicator} {period}" if period is not None else i.indicator
-        table.add_row(i.symbol, _with_timeframe(name, i.timeframe), _number(i.value, 4), _iso(i.bar_start))
+        table.add_row(_iso(i.bar_start), i.symbol, _with_timeframe(name, i.timeframe), _number(i.value, 4))
     return table
 
 
 def _alerts(view: MonitorView, rows: int) -> Table:
-    table = Table(title="alerts", expand=True)
-    for column in ("at (UTC)", "kind", "symbol / component", "detail"):
-        table.add_column(column)
+    table = _table("alerts", "at (UTC)", "kind", "symbol / component", "detail")
     merged = [(a.raised_at, "alert", a) for a in view.alerts] + [(c.raised_at, "critical", c) for c in view.critical_alerts]
     for at, kind, item in sorted(merged, key=lambda x: x[0], reverse=True)[:rows]:
         if kind == "alert":

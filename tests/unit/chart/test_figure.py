@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 
-import matplotlib
 import matplotlib.pyplot as plt
 import pytest
 from matplotlib.collections import PolyCollection

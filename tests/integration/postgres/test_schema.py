@@ -90,8 +90,9 @@ def test_migrate_is_idempotent(fresh_dsn: str) -> None:
     assert migrate(fresh_dsn) == []
     ledger = run_sql(fresh_dsn, "SELECT version, applied_at IS NOT NULL FROM schema_migrations ORDER BY version")
     assert ledger == [(v, True) for v in ALL_VERSIONS]
-    assert run_sql(fresh_dsn, "SELECT count(*) FROM pattern_definitions") == [(4,)]
-    assert run_sql(fresh_dsn, "SELECT count(*) FROM indicator_definitions") == [(2,)]
+    # the baseline (002: 4 + 2) and the disabled TA-Lib/VWAP rows (005: 7 + 7), once each
+    assert run_sql(fresh_dsn, "SELECT count(*) FROM pattern_definitions") == [(11,)]
+    assert run_sql(fresh_dsn, "SELECT count(*) FROM indicator_definitions") == [(9,)]
     tables = {r[0] for r in run_sql(fresh_dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
     assert "cache_entries" not in tables and "symbols" not in tables
 
@@ -116,13 +117,13 @@ def test_concurrent_migrations_apply_each_version_once(fresh_dsn: str) -> None:
     assert errors == []
     assert sorted(results, key=len) == [[], [], [], ALL_VERSIONS]
     assert run_sql(fresh_dsn, "SELECT count(*) FROM schema_migrations") == [(len(ALL_VERSIONS),)]
-    assert run_sql(fresh_dsn, "SELECT count(*) FROM pattern_definitions") == [(4,)]
+    assert run_sql(fresh_dsn, "SELECT count(*) FROM pattern_definitions") == [(11,)]
 
 
 def test_seed_values(migrated_dsn: str) -> None:
     patterns = run_sql(migrated_dsn, """
         SELECT name, min_bars_required, applicable_timeframes, enabled, instantiation_params
-        FROM pattern_definitions ORDER BY display_order""")
+        FROM pattern_definitions WHERE enabled ORDER BY display_order""")
     assert patterns == [
         ("Doji", 1, ["intraday"], True, {}),
         ("Hammer", 2, ["intraday"], True, {}),
@@ -131,7 +132,7 @@ def test_seed_values(migrated_dsn: str) -> None:
     ]
     indicators = run_sql(migrated_dsn, """
         SELECT name, period, min_bars_required, applicable_timeframes, enabled
-        FROM indicator_definitions ORDER BY display_order""")
+        FROM indicator_definitions WHERE enabled ORDER BY display_order""")
     assert indicators == [("RSI", 14, 15, ["intraday"], True), ("SMA", 20, 20, ["intraday"], True)]
 
 
@@ -175,7 +176,8 @@ def test_migrate_on_an_existing_dashboard_database(fresh_dsn: str) -> None:
 
     rows = run_sql(fresh_dsn, "SELECT name, enabled, code_reference FROM pattern_definitions ORDER BY id")
     assert rows[0] == ("doji", False, "patterns.candlestick.Doji")
-    assert [r[0] for r in rows] == ["doji", "Hammer", "HeadShoulders", "InverseHeadShoulders"]
+    assert [r[0] for r in rows][:4] == ["doji", "Hammer", "HeadShoulders", "InverseHeadShoulders"]
+    assert [r[1] for r in rows[4:]] == [False] * 7  # 005's TA-Lib patterns, disabled
     assert "created_date" in columns(fresh_dsn, "pattern_definitions")
     fks = run_sql(fresh_dsn, "SELECT conrelid::regclass::text FROM pg_constraint WHERE contype = 'f'")
     assert fks == [("ohlcv_1min",)]

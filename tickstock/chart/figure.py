@@ -21,7 +21,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.transforms import offset_copy  # noqa: E402
 
-from tickstock.chart.data import ChartData  # noqa: E402
+from tickstock.chart.data import ChartData, Series  # noqa: E402
 from tickstock.messages.wire import iso_utc  # noqa: E402
 
 FIGSIZE = (14.0, 8.0)
@@ -41,6 +41,11 @@ def _frame(data: ChartData) -> pd.DataFrame:
     return pd.DataFrame({"Open": [b.open for b in data.bars], "High": [b.high for b in data.bars],
                          "Low": [b.low for b in data.bars], "Close": [b.close for b in data.bars],
                          "Volume": [b.volume for b in data.bars]}, index=index)
+
+
+def _dots(series: Series) -> dict:
+    """Few values (a short session, gaps): each also drawn as a dot, so a lone value is visible."""
+    return {"marker": "o", "markersize": 2.5} if series.count <= 60 else {}
 
 
 def _values(series_values: tuple[float | None, ...]) -> np.ndarray:
@@ -111,14 +116,14 @@ def draw(data: ChartData) -> Figure:
     x = np.arange(len(data.bars))
 
     for colour, series in zip(_OVERLAY_COLOURS * 4, data.overlays):
-        price.plot(x, _values(series.values), color=colour, linewidth=1.2, label=series.name)
+        price.plot(x, _values(series.values), color=colour, linewidth=1.2, label=series.name, **_dots(series))
     if data.overlays:
         price.legend(loc="lower left", fontsize=8)
 
     _label(fig, price, data)
 
     for colour, series in zip(_PANEL_COLOURS * 4, data.panel):
-        rsi.plot(x, _values(series.values), color=colour, linewidth=1.2, label=series.name)
+        rsi.plot(x, _values(series.values), color=colour, linewidth=1.2, label=series.name, **_dots(series))
     rsi.axhline(OVERBOUGHT, color="#d62728", linestyle="--", linewidth=0.9)
     rsi.axhline(OVERSOLD, color="#2ca02c", linestyle="--", linewidth=0.9)
     rsi.set_ylim(0, 100)

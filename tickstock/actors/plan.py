@@ -3,18 +3,32 @@
 Runs inside the ``SessionActor``'s ``on_start`` (a planner is handed to the actor), so the service's
 supervisor never reads the database itself: a slow or unreachable database delays a session's
 start, never the service's heartbeat or its answers to control requests.
+
+Timeframes: each definition runs on the timeframes its row names (``Definition.timeframes``); a
+symbol gets one pipeline per timeframe that has definitions (``symbol_pipelines``), so a 1min-only
+set builds exactly what it always did. Only a definition on 60min makes the plan read the exchange
+calendar (``sessions``: where the session-aligned hours start and end).
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from loguru import logger
 
-from tickstock.analysis import definitions_from_config, select_definitions
+from tickstock.analysis import AnalysisPipeline, definitions_from_config, select_definitions
+from tickstock.bars.timeframes import BASE_TIMEFRAME, SessionTable
 from tickstock.config import ConfigError, Settings
+
+DAY = 86_400.0
+# The 60-minute table covers the primed history (analysis.prime_bars <= 10,000 one-minute bars is
+# ~26 sessions) and a long manual session; outside it hours fall back to the :30 grid, which differs
+# only in not cutting a session's last hour at its close (tickstock/bars/timeframes.py).
+SESSIONS_DAYS_BACK = 60
+SESSIONS_DAYS_AHEAD = 14
 
 
 class UniverseError(ValueError):
@@ -33,6 +47,7 @@ class SessionPlan:
     session_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     manual: bool = False
     definitions_source: str = ""
+    sessions: SessionTable | None = None     # for 60-minute bars; None unless a definition runs on 60min
 
 
 def resolve_universe(settings: Settings, store_factory: Callable[[], Any]) -> list[str]:
@@ -73,17 +88,52 @@ def load_definitions(settings: Settings, store_factory: Callable[[], Any], log: 
         source = "config.yaml (database unreachable)"
         problems = [f"definitions database unreachable ({exc.__class__.__name__}): using config.yaml fallback"]
         problems += list(definitions.problems())
-    names = ", ".join(f"{d.name}({d.kind})" for d in definitions.definitions) or "NONE"
+    names = ", ".join(f"{d.name}({d.kind}{_on(d)})" for d in definitions.definitions) or "NONE"
     log.info("loaded {} analysis definitions from {}: {}", len(definitions.definitions), source, names)
     for problem in problems:
         log.error("analysis definitions: {}", problem)
     return definitions, problems, source
 
 
-def make_plan(settings: Settings, store_factory: Callable[[], Any], manual: bool, session_id: str) -> SessionPlan:
-    """Resolve the universe (``UniverseError`` if it is empty or unreadable) and load the definitions."""
+def _on(definition: Any) -> str:
+    timeframes = getattr(definition, "timeframes", (BASE_TIMEFRAME,))
+    return "" if timeframes == (BASE_TIMEFRAME,) else f" on {'/'.join(timeframes)}"
+
+
+def session_table(now: float, calendar_factory: Callable[..., Any] | None = None) -> SessionTable:
+    """The exchange sessions from ``SESSIONS_DAYS_BACK`` days before ``now`` to
+    ``SESSIONS_DAYS_AHEAD`` days after, from tickstock.market's calendar."""
+    if calendar_factory is None:
+        from tickstock.market.calendar import MarketCalendar as calendar_factory
+    calendar = calendar_factory(now, lookback_days=SESSIONS_DAYS_BACK + 1)
+    return SessionTable.from_calendar(calendar, now - SESSIONS_DAYS_BACK * DAY, now + SESSIONS_DAYS_AHEAD * DAY)
+
+
+def symbol_pipelines(plan: SessionPlan, symbol: str, max_failures: int) -> tuple[AnalysisPipeline, dict[str, AnalysisPipeline]]:
+    """``symbol``'s 1-minute pipeline and one per higher timeframe that has definitions (none for a
+    1min-only set)."""
+    definitions = plan.definitions
+    if not hasattr(definitions, "for_timeframe"):  # a plain iterable of definitions: 1min only
+        return AnalysisPipeline(definitions or (), symbol=symbol, max_failures=max_failures), {}
+    base = AnalysisPipeline(definitions.for_timeframe(BASE_TIMEFRAME), symbol=symbol, max_failures=max_failures)
+    higher = {tf: AnalysisPipeline(definitions.for_timeframe(tf), symbol=symbol, max_failures=max_failures)
+              for tf in definitions.timeframes if tf != BASE_TIMEFRAME}
+    return base, higher
+
+
+def make_plan(settings: Settings, store_factory: Callable[[], Any], manual: bool, session_id: str,
+              clock: Callable[[], float] = time.time) -> SessionPlan:
+    """Resolve the universe (``UniverseError`` if it is empty or unreadable) and load the definitions;
+    read the exchange calendar when a definition runs on 60min (if that fails, the hours fall back
+    to the :30 grid, logged as an error)."""
     symbols = resolve_universe(settings, store_factory)
-    definitions, problems, source = load_definitions(settings, store_factory,
-                                                     logger.bind(session_id=session_id, actor="session"))
+    log = logger.bind(session_id=session_id, actor="session")
+    definitions, problems, source = load_definitions(settings, store_factory, log)
+    sessions = None
+    if "60min" in getattr(definitions, "timeframes", ()):
+        try:
+            sessions = session_table(clock())
+        except Exception as exc:  # the hours still form, on the grid: not a reason to fail the session
+            log.error("exchange calendar unavailable for 60-minute bars (the :30 grid is used): {!r}", exc)
     return SessionPlan(settings.session.universe, tuple(symbols), settings, definitions, tuple(problems),
-                       session_id=session_id, manual=manual, definitions_source=source)
+                       session_id=session_id, manual=manual, definitions_source=source, sessions=sessions)

@@ -19,19 +19,32 @@ is counted in ``SymbolStats.partial_bars_skipped``.
 
 Every pattern and indicator record gets a deterministic ``row_id`` (session, symbol, type, bar
 start, timeframe), so the store writes a result at most once however often it is retried.
+
+Higher timeframes (``higher``: timeframe -> that timeframe's pipeline; none for a 1min-only set,
+whose path is then exactly the 1-minute one): every 1-minute bar, partial or not, is also folded by a
+``Resampler`` (tickstock/bars/timeframes.py), and each 5/15/60-minute bar it closes runs through its
+timeframe's pipeline in the same turn, its results published and stored with that ``timeframe``
+(one ``Publish`` and one ``PersistResults`` per 1-minute bar for all timeframes together). A
+higher bar known to be partial is skipped like a partial 1-minute bar (and counted with them).
+Priming folds the history too, priming each timeframe's pipeline with the higher bars it closes.
+The stretch between the end of the history and the time the actor opened (or its first live bar,
+if earlier: a replay in event time) was not seen by this actor: higher bars overlapping it are
+partial. A higher bar whose last minute had no ticks closes with the symbol's next 1-minute bar
+(``late``); none closes at the session's end without one (the next session's priming has it).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import pykka
 
 from tickstock.actors.base import PooledSupervisedActor, handles
 from tickstock.actors.dispatch import Dispatcher, default_dispatcher
 from tickstock.actors.faults import maybe_fail
+from tickstock.bars.timeframes import BASE_TIMEFRAME, Resampler, SessionTable
 from tickstock.messages.bars import Bar
 from tickstock.messages.commands import BarClosed, GetStats, PersistResults, Publish
 from tickstock.messages.events import IndicatorAlertRaised, IndicatorCalculated, PatternDetected, bar_data
@@ -40,7 +53,7 @@ from tickstock.messages.wire import iso_utc
 
 
 # The bars' timeframe, as the records name it.
-TIMEFRAME = "1min"
+TIMEFRAME = BASE_TIMEFRAME
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +64,7 @@ class SymbolStats:
     indicators: int
     component_errors: int
     last_bar_start: int | None
-    partial_bars_skipped: int = 0  # partial bars kept but not analysed
+    partial_bars_skipped: int = 0  # partial bars (of any timeframe) not analysed
 
 
 class SymbolActor(PooledSupervisedActor):
@@ -71,9 +84,13 @@ class SymbolActor(PooledSupervisedActor):
         dispatcher: Dispatcher | None = None,
         load_history: Callable[[], Sequence[Bar]] | None = None,
         analyse_partial_bars: bool = False,
+        higher: Mapping[str, Any] | None = None,
+        sessions: SessionTable | None = None,
     ) -> None:
         """``history=None``: prime from ``load_history()`` when the actor opens (a restart, a new
-        symbol), so its supervisor never reads the database itself."""
+        symbol), so its supervisor never reads the database itself. ``higher``: the pipelines of
+        the higher timeframes that have definitions (none: 1min only); ``sessions``: where the
+        60-minute bars start and end."""
         super().__init__(supervisor, f"symbol:{symbol}", session_id, dispatcher or default_dispatcher())
         self._on_detection = on_detection
         self.symbol = symbol
@@ -88,22 +105,42 @@ class SymbolActor(PooledSupervisedActor):
         self._clock = clock
         self._analyse_partial_bars = analyse_partial_bars
         self.patterns = self.indicators = self.component_errors = self.partial_bars_skipped = 0
+        self._higher = dict(higher) if higher else {}
+        self._resampler = Resampler(symbol, self._higher, sessions) if self._higher else None
+        self._opened_at: float | None = None  # when this actor started to receive (higher timeframes)
+        self._awaiting_live = True
         # Priming publishes nothing: it only brings indicators and candle averages up to date.
         if history:
-            self.pipeline.prime(list(history))
+            self._prime(list(history))
 
     def open(self) -> None:
         if self._load_history is None:
+            self._opened_at = self._clock()
             return
         try:
             history = list(self._load_history())
         except Exception as exc:  # priming is accuracy, not a reason to die (and be restarted again)
             self.log.warning("{}: recent bars could not be loaded for priming: {!r}", self.symbol, exc)
+            self._opened_at = self._clock()
             return
-        self.pipeline.prime(history)
+        self._opened_at = self._clock()
+        self._prime(history)
         self.bars_seen += len(history)
         if history:
             self.last_bar_start = history[-1].start
+
+    def _prime(self, history: list[Bar]) -> None:
+        self.pipeline.prime(history)
+        resampler = self._resampler
+        if resampler is None or not history:
+            return
+        closed: dict[str, list[Bar]] = {tf: [] for tf in self._higher}
+        for bar in history:
+            for c in resampler.on_bar(bar):
+                closed[c.timeframe].append(c.bar)
+        for tf, bars in closed.items():
+            if bars:
+                self._higher[tf].prime(bars)
 
     @handles(BarClosed)
     def _bar(self, message: BarClosed) -> None:
@@ -111,57 +148,83 @@ class SymbolActor(PooledSupervisedActor):
         bar = message.bar
         self.bars_seen += 1
         self.last_bar_start = bar.start
+        resampler = self._resampler
         if bar.partial and not self._analyse_partial_bars:
-            self.partial_bars_skipped += 1
-            self.log.debug("{} bar {} is partial: not analysed", self.symbol, iso_utc(bar.start))
-            return
-        out = self.pipeline.on_bar(bar)
+            self._skip(bar, TIMEFRAME)
+            if resampler is None:
+                return
+            out = None
+        else:
+            out = self.pipeline.on_bar(bar)
         now = self._clock()
         events: list = []
         patterns: list[PatternRecord] = []
         indicators: list[IndicatorRecord] = []
-        for p in out.patterns:
-            if self._on_detection is not None:
-                self._on_detection(p.name)
-            events.append(PatternDetected(
-                self.symbol, p.name, p.confidence, now, p.bar, self.session_id,
-                dict(p.parameters), tuple(p.levels), message.closed_at,
-            ))
-            patterns.append(PatternRecord(
-                symbol=self.symbol, pattern_type=p.name, confidence=p.confidence,
-                detection_timestamp=now, expiration_timestamp=now + self._pattern_ttl,
-                pattern_data={"bar_timestamp": iso_utc(p.bar.start), "bar_data": bar_data(p.bar), **p.parameters},
-                levels=tuple(p.levels), metadata={"session_id": self.session_id}, timeframe=TIMEFRAME,
-                row_id=pattern_row_id(self.session_id, self.symbol, p.name, p.bar.start, TIMEFRAME),
-            ))
-        for i in out.indicators:
-            events.append(IndicatorCalculated(
-                self.symbol, i.name, i.value, dict(i.values), now, i.bar, self.session_id,
-                dict(i.metadata), message.closed_at,
-            ))
-            indicators.append(IndicatorRecord(
-                symbol=self.symbol, indicator_type=i.name, value=i.value, calculation_timestamp=now,
-                expiration_timestamp=now + self._indicator_ttl, value_data=dict(i.values),
-                metadata={**i.metadata, "session_id": self.session_id, "bar_timestamp": iso_utc(i.bar.start)},
-                timeframe=TIMEFRAME,
-                row_id=indicator_row_id(self.session_id, self.symbol, i.name, i.bar.start, TIMEFRAME),
-            ))
-        for a in out.alerts:
-            events.append(IndicatorAlertRaised(
-                a.alert_type, self.symbol, a.indicator, a.value, a.threshold, a.direction, now, self.session_id,
-            ))
-        for e in out.errors:
-            self.component_errors += 1
-            self.log.error(
-                "{} component {} failed on bar {}: {}{}", self.symbol, e.name, iso_utc(e.bar_start),
-                e.error_repr, " (disabled for this symbol)" if e.disabled else "",
-            )
+        if out is not None:
+            self._collect(out, TIMEFRAME, now, message.closed_at, events, patterns, indicators)
+        if resampler is not None:
+            if self._awaiting_live:  # what lies between the history and now was not seen here
+                self._awaiting_live = False
+                opened = self._opened_at
+                resampler.observed_from(bar.start if opened is None else min(opened, bar.start))
+            for closed in resampler.on_bar(bar):
+                if closed.bar.partial and not self._analyse_partial_bars:
+                    self._skip(closed.bar, closed.timeframe)
+                    continue
+                self._collect(self._higher[closed.timeframe].on_bar(closed.bar), closed.timeframe, now,
+                              message.closed_at, events, patterns, indicators)
         self.patterns += len(patterns)
         self.indicators += len(indicators)
         if events:
             self.publisher.tell(Publish(tuple(events)))
         if patterns or indicators:
             self.persistence.tell(PersistResults(tuple(patterns), tuple(indicators)))
+
+    def _skip(self, bar: Bar, timeframe: str) -> None:
+        self.partial_bars_skipped += 1
+        self.log.debug("{} {} bar {} is partial: not analysed", self.symbol, timeframe, iso_utc(bar.start))
+
+    def _collect(self, out: Any, timeframe: str, now: float, closed_at: float, events: list,
+                 patterns: list[PatternRecord], indicators: list[IndicatorRecord]) -> None:
+        """Turn one pipeline output (on a bar of ``timeframe``) into events and records."""
+        symbol, session_id = self.symbol, self.session_id
+        for p in out.patterns:
+            if self._on_detection is not None:
+                self._on_detection(p.name)
+            events.append(PatternDetected(
+                symbol, p.name, p.confidence, now, p.bar, session_id,
+                dict(p.parameters), tuple(p.levels), closed_at, timeframe,
+            ))
+            patterns.append(PatternRecord(
+                symbol=symbol, pattern_type=p.name, confidence=p.confidence,
+                detection_timestamp=now, expiration_timestamp=now + self._pattern_ttl,
+                pattern_data={"bar_timestamp": iso_utc(p.bar.start), "bar_data": bar_data(p.bar), **p.parameters},
+                levels=tuple(p.levels), metadata={"session_id": session_id}, timeframe=timeframe,
+                row_id=pattern_row_id(session_id, symbol, p.name, p.bar.start, timeframe),
+            ))
+        for i in out.indicators:
+            events.append(IndicatorCalculated(
+                symbol, i.name, i.value, dict(i.values), now, i.bar, session_id,
+                dict(i.metadata), closed_at, timeframe,
+            ))
+            indicators.append(IndicatorRecord(
+                symbol=symbol, indicator_type=i.name, value=i.value, calculation_timestamp=now,
+                expiration_timestamp=now + self._indicator_ttl, value_data=dict(i.values),
+                metadata={**i.metadata, "session_id": session_id, "bar_timestamp": iso_utc(i.bar.start)},
+                timeframe=timeframe,
+                row_id=indicator_row_id(session_id, symbol, i.name, i.bar.start, timeframe),
+            ))
+        for a in out.alerts:
+            events.append(IndicatorAlertRaised(
+                a.alert_type, symbol, a.indicator, a.value, a.threshold, a.direction, now, session_id,
+                timeframe=timeframe,
+            ))
+        for e in out.errors:
+            self.component_errors += 1
+            self.log.error(
+                "{} component {} failed on {} bar {}: {}{}", symbol, e.name, timeframe, iso_utc(e.bar_start),
+                e.error_repr, " (disabled for this symbol)" if e.disabled else "",
+            )
 
     @handles(GetStats)
     def _stats(self, message: GetStats) -> SymbolStats:

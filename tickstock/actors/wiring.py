@@ -17,11 +17,10 @@ from tickstock.actors.handle import ChildHandle
 from tickstock.actors.ingress import TickIngressActor
 from tickstock.actors.persistence import PersistenceActor
 from tickstock.actors.publisher import PublisherActor, encode_for_redis
-from tickstock.actors.plan import SessionPlan
+from tickstock.actors.plan import SessionPlan, symbol_pipelines
 from tickstock.actors.symbol import SymbolActor
 from tickstock.adapters.postgres import PostgresStore
 from tickstock.adapters.redis import RedisPublisher, RedisTickFeed
-from tickstock.analysis import AnalysisPipeline
 from tickstock.bars.aggregator import MinuteBarAggregator
 from tickstock.clock import EventTime
 from tickstock.config import Settings
@@ -105,13 +104,13 @@ class ProductionFactory:
     def symbol(self, supervisor: pykka.ActorRef, plan: SessionPlan, symbol: str, history: Sequence[Bar] | None,
                publisher: ChildHandle, persistence: ChildHandle) -> pykka.ActorRef:
         a = self.settings.analysis
-        pipeline = AnalysisPipeline(plan.definitions, symbol=symbol, max_failures=a.max_component_failures)
+        pipeline, higher = symbol_pipelines(plan, symbol, a.max_component_failures)
         return SymbolActor.start(
             supervisor, plan.session_id, symbol, pipeline, publisher, persistence, history,
             a.pattern_ttl_seconds, a.indicator_ttl_seconds,
             on_detection=self._hook("record_detection"), analyse_partial_bars=a.analyse_partial_bars,
             load_history=lambda: self._history_of(symbol, a.prime_bars),
-            dispatcher=self.dispatcher(plan, supervisor),
+            dispatcher=self.dispatcher(plan, supervisor), higher=higher, sessions=plan.sessions,
         )
 
     def ingress(self, supervisor: pykka.ActorRef, plan: SessionPlan, routes: dict[str, ChildHandle],

@@ -4,6 +4,10 @@ Each event is immutable and knows its channel (by settings name, see ``ChannelSe
 wire form (``to_wire``). Field names follow ``shared/docs/interface.md`` exactly; where the
 dashboard has read two spellings, both are sent. Times are epoch seconds inside and ISO-8601 UTC
 on the wire.
+
+Patterns and indicators carry the ``timeframe`` of the bar they were computed on ("1min", "5min",
+"15min", "60min"; tickstock/bars/timeframes.py). An indicator alert from a higher timeframe says
+which in ``data.timeframe``; a 1-minute alert is sent exactly as before (no such field).
 """
 
 from __future__ import annotations
@@ -89,6 +93,7 @@ class PatternDetected:
     parameters: dict[str, Any] = field(default_factory=dict)
     levels: tuple[float, ...] = ()
     bar_closed_at: float | None = None
+    timeframe: str = "1min"
 
     def to_wire(self) -> dict[str, Any]:
         parameters = {"bar_timestamp": iso_utc(self.bar.start), **self.parameters}
@@ -105,7 +110,7 @@ class PatternDetected:
                 "pattern_type": self.pattern,
                 "confidence": finite_or_none(self.confidence),
                 "timestamp": iso_utc(self.detected_at),
-                "timeframe": "1min",
+                "timeframe": self.timeframe,
                 "parameters": parameters,
                 "bar_data": bar_data(self.bar),
                 "metadata": metadata,
@@ -125,6 +130,7 @@ class IndicatorCalculated:
     session_id: str
     metadata: dict[str, Any] = field(default_factory=dict)
     bar_closed_at: float | None = None
+    timeframe: str = "1min"
 
     def to_wire(self) -> dict[str, Any]:
         metadata = {**self.metadata, "session_id": self.session_id, "bar_timestamp": iso_utc(self.bar.start)}
@@ -139,7 +145,7 @@ class IndicatorCalculated:
                 "value": finite_or_none(self.value),
                 "values": {k: finite_or_none(v) for k, v in self.values.items()},
                 "timestamp": iso_utc(self.calculated_at),
-                "timeframe": "1min",
+                "timeframe": self.timeframe,
                 "metadata": metadata,
             },
         }
@@ -157,8 +163,17 @@ class IndicatorAlertRaised:
     raised_at: float
     session_id: str
     severity: str = "warning"
+    timeframe: str = "1min"
 
     def to_wire(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "indicator": self.indicator,
+            "value": finite_or_none(self.value),
+            "threshold": self.threshold,
+            "direction": self.direction,
+        }
+        if self.timeframe != "1min":
+            data["timeframe"] = self.timeframe
         return {
             "type": "indicator_alert",
             "alert_type": self.alert_type,
@@ -166,12 +181,7 @@ class IndicatorAlertRaised:
             "timestamp": iso_utc(self.raised_at),
             "session_id": self.session_id,
             "severity": self.severity,
-            "data": {
-                "indicator": self.indicator,
-                "value": finite_or_none(self.value),
-                "threshold": self.threshold,
-                "direction": self.direction,
-            },
+            "data": data,
         }
 
 

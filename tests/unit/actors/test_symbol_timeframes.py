@@ -180,6 +180,19 @@ def test_minutes_between_the_history_and_the_opening_are_unobserved():
     assert actor.on_receive(GetStats()).partial_bars_skipped == 1
 
 
+def test_a_replay_in_event_time_is_not_taken_for_unobserved():
+    """Opened long after the replayed minutes (event time: the wall clock is days ahead): the first
+    live bar, not the opening, bounds what was unobserved, so the replay's bars are whole."""
+    five = FakePipeline(everything)
+    clock = FakeClock(T0 + 10 * 86_400)
+    actor, *_ = make({"5min": five}, history=None, load_history=lambda: [bar(m) for m in range(6)], clock=clock)
+    actor.on_receive(Open(1))
+    for m in range(6, 10):
+        actor.on_receive(closed(m))
+    [b] = five.seen
+    assert (b.start, b.partial) == (T0 + 300, False)
+
+
 def test_a_history_bar_overlapping_the_live_feed_is_not_folded_twice():
     five = FakePipeline(everything)
     actor, *_ = make({"5min": five}, history=[bar(m) for m in range(4)])

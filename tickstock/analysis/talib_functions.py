@@ -187,11 +187,16 @@ class TalibIndicator(TalibComponent):
         value = self._value(bar)
         if value is None:
             return []
-        outputs = value if isinstance(value, tuple) else (value,)
-        primary = float(outputs[0])
-        if not math.isfinite(primary):
-            return []
-        values = {k: float(v) for k, v in zip(self._keys, outputs) if math.isfinite(v)}
+        if isinstance(value, tuple):
+            primary = float(value[0])
+            if not math.isfinite(primary):
+                return []
+            values = {k: float(v) for k, v in zip(self._keys, value) if math.isfinite(v)}
+        else:
+            primary = float(value)
+            if not math.isfinite(primary):
+                return []
+            values = {"value": primary}
         return [IndicatorResult(self.name, primary, values, bar, {**self._metadata, "bars_used": self._count})]
 
 

@@ -24,11 +24,13 @@ Session rules (decided here, tested):
 
 Result: ``IndicatorResult("VWAP", vwap, {"value": vwap, "volume": session volume}, bar,
 {"session": "YYYY-MM-DD", "bars_used": n, "estimated_bars": k})``. O(1) per bar; the calendar is
-shared by every instance and asked only when a bar falls outside the session cached last.
+shared by every instance and asked only when a bar falls outside the session cached last (and,
+between sessions, once until the next open).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any
 
@@ -46,11 +48,17 @@ def session_at(t: float) -> SessionWindow | None:
     """The NYSE regular session in progress at epoch ``t``, or None. One calendar for the process
     (built on first use around ``t``, about 0.2 s; it moves its range by itself), behind a lock
     because symbol pipelines run on several threads."""
+    return _ask(t)[0]
+
+
+def _ask(t: float) -> tuple[SessionWindow | None, float]:
+    """(the session at ``t`` or None, the next session's open when there is none)."""
     global _calendar
     with _lock:
         if _calendar is None:
             _calendar = MarketCalendar(t)
-        return _calendar.window_at(t)
+        window = _calendar.window_at(t)
+        return window, (window.open if window is not None else _calendar.next_window(t).open)
 
 
 class VWAP(Component):
@@ -62,6 +70,7 @@ class VWAP(Component):
     def __init__(self) -> None:
         self.min_bars = 1
         self._session: SessionWindow | None = None
+        self._closed_until = -math.inf  # bars before this (the next open) are outside any session
         self._notional = 0.0
         self._volume = 0
         self._bars = 0
@@ -73,8 +82,11 @@ class VWAP(Component):
     def update(self, bar: Bar) -> list[Result]:
         session = self._session
         if session is None or not session.contains(bar.start):
-            session = session_at(bar.start)
+            if bar.start < self._closed_until:
+                return []  # still between sessions: no need to ask the calendar again
+            session, next_open = _ask(bar.start)
             if session is None:
+                self._closed_until = next_open
                 return []  # premarket, after-hours, holiday: not part of any regular session
             if self._session is None or session.date != self._session.date:
                 self._session = session

@@ -28,7 +28,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m tickstock.bench", description="The streaming service measured from outside, beside the inline floor and the receive ceiling.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.splitlines()[2:8]))
-    p.add_argument("--scenario", choices=SCENARIOS, default="latency")
+    p.add_argument("--scenario", choices=(*SCENARIOS, "components"), default="latency",
+                   help="components: per-bar cost of each analysis component, in-process (bench/components.py)")
     p.add_argument("--symbols", type=int, help="universe size (500 / 3000 / 10000; names generated past config.yaml's)")
     p.add_argument("--rate", type=float, help="ticks/s sent to the service (latency: one per symbol per second)")
     p.add_argument("--rate-of-ceiling", type=float, metavar="SHARE",
@@ -51,6 +52,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--scenario")
+    if pre.parse_known_args(argv)[0].scenario == "components":  # no service: its own options
+        from tickstock.bench.components import main as components
+
+        return components(argv)
     args = parse_args(argv)
     try:
         plan = make_plan(args.scenario, symbols=args.symbols, rate=args.rate, minutes=args.minutes,

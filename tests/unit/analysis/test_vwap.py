@@ -110,6 +110,20 @@ def test_early_close_and_holidays_come_from_the_calendar() -> None:
     assert session_at(ny(2025, 11, 28, 12, 59)).early_close
 
 
+def test_between_sessions_the_calendar_is_asked_once_until_the_next_open(monkeypatch) -> None:
+    import tickstock.analysis.vwap as module
+
+    asked: list[float] = []
+    real = module._ask
+    monkeypatch.setattr(module, "_ask", lambda t: asked.append(t) or real(t))
+    vwap = VWAP()
+    premarket = [bar(ny(2026, 3, 10, 8, 0) + 60 * k, 100.0, 10, 1000.0) for k in range(90)]
+    assert all(vwap.update(b) == [] for b in premarket)
+    assert asked == [premarket[0].start]
+    assert vwap.update(bar(OPEN1, 100.0, 10, 1000.0)) and vwap.update(bar(OPEN1 + 60, 100.0, 10, 1000.0))
+    assert asked == [premarket[0].start, OPEN1]
+
+
 def test_bars_without_notional_count_at_typical_price() -> None:
     vwap = VWAP()
     primed = Bar("AAPL", int(OPEN1), 100.0, 103.0, 97.0, 102.0, 30)      # typical (103+97+102)/3 = 100.666..

@@ -1,0 +1,25 @@
+"""The components benchmark runs in-process and reports every component of both sets."""
+
+from __future__ import annotations
+
+from tickstock.bench.__main__ import main as bench_main
+from tickstock.bench.components import BASELINE, OTHER, TALIB, parse_args, run
+
+
+def test_every_component_is_timed_and_the_alternatives_reported() -> None:
+    lines: list[str] = []
+    result = run(parse_args(["--symbols", "3", "--prime-bars", "40", "--bars", "3", "--window", "40",
+                             "--repeat", "1"]), out=lines.append)
+    names = [n for n, _ in BASELINE + TALIB + OTHER]
+    assert sorted(result["components"]) == sorted(names)
+    assert all(c["us_per_bar"] > 0 for c in result["components"].values())
+    assert sorted(result["window"]) == sorted(n for n, _ in TALIB)
+    assert result["pipeline"]["baseline+ta-lib"] > 0 and result["close_ms"]["all_timeframes"] > 0
+    text = "\n".join(lines)
+    assert all(name in text for name in names) and "batched" in text
+
+
+def test_the_bench_cli_routes_the_components_scenario(capsys) -> None:
+    assert bench_main(["--scenario", "components", "--symbols", "2", "--prime-bars", "40", "--bars", "2",
+                       "--window", "40", "--repeat", "1"]) == 0
+    assert "us/bar/symbol" in capsys.readouterr().out

@@ -29,14 +29,12 @@ TA-Lib's output names with a prefix that is the function's name or another outpu
 and a trailing ``band`` removed (MACD: ``macd``, ``signal``, ``hist``; BBANDS: ``upper``,
 ``middle``, ``lower``; AROON: ``down``, ``up``), TA-Lib's own names if that would not stay unique.
 
-``python -m tickstock.analysis.talib_catalog [pattern|indicator]`` prints the catalog.
+``python -m tickstock.analysis [pattern|indicator]`` prints the catalog.
 """
 
 from __future__ import annotations
 
 import re
-import sys
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -190,28 +188,3 @@ def catalog(reserved: frozenset[str] = frozenset()) -> Catalog:
         else:
             ambiguous[key] = tuple(winners)
     return Catalog(specs, keys, ambiguous)
-
-
-def _describe(specs: Iterable[FunctionSpec]) -> str:
-    lines = []
-    for s in sorted(specs, key=lambda s: (s.kind, s.group, s.name)):
-        params = ", ".join(f"{k}={v!r}" for k, v in s.parameters.items()) or "-"
-        values = "" if s.kind == "pattern" else f"  values: {', '.join(s.value_keys)}"
-        note = f"  (not servable: {s.unservable})" if s.unservable else ""
-        lines.append(f"{s.kind:9s} {s.name:32s} {s.function:20s} {params}{values}{note}")
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Print the catalog (optionally one kind) with the hand-written names reserved."""
-    from tickstock.analysis import registry  # here, not at import: the registry imports this module
-
-    args = sys.argv[1:] if argv is None else argv
-    kinds = set(args) or {"pattern", "indicator"}
-    specs = [s for s in registry.talib_catalog().specs.values() if s.kind in kinds]
-    print(_describe(specs))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -421,3 +421,18 @@ def test_priming_then_live_bars_give_talibs_values_over_all_of_them() -> None:
         assert by_name["EMA"].value == ema[i] and by_name["MACD"].value == macd[i]
         assert [p.parameters["signal"] for p in out.patterns] == ([int(engulfing[i])] if engulfing[i] else [])
         assert not out.errors
+
+
+# -- the listing --------------------------------------------------------------------------------
+
+def test_python_m_tickstock_analysis_lists_every_usable_name(capsys: pytest.CaptureFixture) -> None:
+    from tickstock.analysis.__main__ import lines, main
+
+    patterns = lines({"pattern"})
+    assert len(patterns) == 4 + 61 and any(line.split()[1] == "Engulfing" for line in patterns)
+    assert any(line.split()[1:3] == ["Doji", "(hand-written)"] for line in patterns)
+    indicators = lines({"indicator"})
+    macd = next(line for line in indicators if line.split()[1] == "MACD")
+    assert "values: macd, signal, hist" in macd and "fastperiod=12" in macd
+    assert "not servable" in next(line for line in indicators if line.split()[1] == "MAVP")
+    assert main(["bogus"]) == 2 and "usage" in capsys.readouterr().err

@@ -1,5 +1,6 @@
-"""Pure, incremental analysis of closed 1-minute bars: candlestick patterns, head-and-shoulders,
-RSI and SMA, the registry that maps definition rows to them, and the per-symbol pipeline.
+"""Pure, incremental analysis of closed bars: candlestick patterns, head-and-shoulders, RSI, SMA,
+session VWAP, any TA-Lib function by name (talib_catalog, talib_functions), the registry that maps
+definition rows to them, and the per-symbol pipeline.
 
 No I/O, no threads, no imports of actors or adapters: everything here is a function of the bars fed
 in, so it is tested against TA-Lib directly. See each module's docstring for its guarantees.
@@ -18,10 +19,11 @@ from tickstock.analysis.pipeline import AnalysisPipeline, ComponentError, Indica
 from tickstock.analysis.registry import UnknownComponent, canonical_name, create, known_names, lookup
 from tickstock.analysis.rsi import RSI
 from tickstock.analysis.sma import SMA
+from tickstock.analysis.vwap import VWAP
 
 __all__ = [
     "AnalysisPipeline", "Component", "ComponentError", "Definition", "DefinitionSet", "Doji", "Hammer",
     "HeadShoulders", "IndicatorAlert", "IndicatorResult", "InverseHeadShoulders", "PatternResult",
-    "PipelineOutput", "RSI", "Result", "SMA", "UnknownComponent", "canonical_name", "create",
+    "PipelineOutput", "RSI", "Result", "SMA", "UnknownComponent", "VWAP", "canonical_name", "create",
     "definitions_from_config", "known_names", "lookup", "select_definitions",
 ]

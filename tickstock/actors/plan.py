@@ -102,11 +102,16 @@ def _on(definition: Any) -> str:
 
 def session_table(now: float, calendar_factory: Callable[..., Any] | None = None) -> SessionTable:
     """The exchange sessions from ``SESSIONS_DAYS_BACK`` days before ``now`` to
-    ``SESSIONS_DAYS_AHEAD`` days after, from tickstock.market's calendar."""
+    ``SESSIONS_DAYS_AHEAD`` days after, from tickstock.market's calendar; a bar outside them (a
+    replay of another day in event time) gets the same span around its own time, read then."""
     if calendar_factory is None:
         from tickstock.market.calendar import MarketCalendar as calendar_factory
-    calendar = calendar_factory(now, lookback_days=SESSIONS_DAYS_BACK + 1)
-    return SessionTable.from_calendar(calendar, now - SESSIONS_DAYS_BACK * DAY, now + SESSIONS_DAYS_AHEAD * DAY)
+
+    def around(t: float) -> SessionTable:
+        calendar = calendar_factory(t, lookback_days=SESSIONS_DAYS_BACK + 1)
+        return SessionTable.from_calendar(calendar, t - SESSIONS_DAYS_BACK * DAY, t + SESSIONS_DAYS_AHEAD * DAY,
+                                          source=around)
+    return around(now)
 
 
 def symbol_pipelines(plan: SessionPlan, symbol: str, max_failures: int) -> tuple[AnalysisPipeline, dict[str, AnalysisPipeline]]:

@@ -12,7 +12,8 @@ Intervals (epoch seconds UTC, half-open ``[start, end)``):
   at its close, so it is a partial hour: 15:30-16:00 on a regular day, 12:30-13:00 on an early close.
   Outside a session (pre/post-market ticks, a manual session at night) the hours are on the :30 grid
   (:30 UTC is :30 ET: New York's offsets are whole hours), cut at the neighbouring close and open. A
-  minute outside the table's sessions is treated as outside every session: same :30 grid, so only a
+  minute the table does not cover is looked up from its source (the calendar around that day: a
+  replay of an old day); with none, it is outside every session: the same :30 grid, so only a
   session's last hour (not cut at its close) would differ. Without a table, the :30 grid throughout.
 
 A higher bar is: open of its first 1-minute bar, high/low over them, close of its last, volume, tick
@@ -42,9 +43,10 @@ replay) is ignored and counted in ``stale_bars``.
 from __future__ import annotations
 
 import math
+import threading
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from tickstock.messages.bars import BAR_SECONDS, Bar
 
@@ -87,13 +89,20 @@ class TimeframeBar:
 
 
 class SessionTable:
-    """Immutable exchange sessions ``[(open, close), ...]`` (epoch seconds UTC, minute-aligned, sorted,
-    not overlapping): where 60-minute intervals start and end. Read-only after construction, so one
-    table is shared by every symbol actor of a session, whichever threads run them."""
+    """Exchange sessions ``[(open, close), ...]`` (epoch seconds UTC, minute-aligned, sorted, not
+    overlapping): where 60-minute intervals start and end. One table is shared by every symbol actor
+    of a session, whichever threads run them.
 
-    __slots__ = ("_opens", "_closes")
+    ``covers``: the span ``[lo, hi)`` the windows are complete for (everything by default). A minute
+    outside it is looked up in a table from ``source(minute)`` (e.g. the calendar around a replayed
+    day), built under a lock and swapped in whole, so readers never see half of one. Without a
+    source, or once it failed or returned a table not covering the minute (``source_error`` says
+    why; it is not asked again), such a minute is outside every session: the :30 grid."""
 
-    def __init__(self, windows: Iterable[tuple[float, float]]) -> None:
+    __slots__ = ("_state", "_source", "_lock", "source_error", "extensions")
+
+    def __init__(self, windows: Iterable[tuple[float, float]], covers: tuple[float, float] = (-math.inf, math.inf),
+                 source: Callable[[float], SessionTable] | None = None) -> None:
         opens: list[int] = []
         closes: list[int] = []
         for o, c in windows:
@@ -105,42 +114,75 @@ class SessionTable:
                 raise ValueError(f"session ({o!r}, {c!r}) overlaps or precedes the one closing at {closes[-1]!r}")
             opens.append(int(o))
             closes.append(int(c))
-        self._opens = tuple(opens)
-        self._closes = tuple(closes)
+        lo, hi = covers
+        if not lo < hi:
+            raise ValueError(f"covers must be a span lo < hi, got {covers!r}")
+        self._state = (lo, hi, tuple(opens), tuple(closes))
+        self._source = source
+        self._lock = threading.Lock()
+        self.source_error: str | None = None
+        self.extensions = 0  # tables taken from the source
 
     @classmethod
-    def from_calendar(cls, calendar: Any, start: float, end: float) -> SessionTable:
+    def from_calendar(cls, calendar: Any, start: float, end: float,
+                      source: Callable[[float], SessionTable] | None = None) -> SessionTable:
         """The sessions of ``calendar`` (a ``tickstock.market.MarketCalendar``: its ``next_window``)
-        that open before ``end`` and close after ``start``."""
+        that open before ``end`` and close after ``start``; it covers ``[start, end)``."""
         windows: list[tuple[float, float]] = []
         t = start
         while True:
             window = calendar.next_window(t)
             if window.open >= end:
-                return cls(windows)
+                return cls(windows, (start, end), source)
             windows.append((window.open, window.close))
             t = window.close
 
     def __len__(self) -> int:
-        return len(self._opens)
+        return len(self._state[2])
 
     @property
     def windows(self) -> tuple[tuple[int, int], ...]:
-        return tuple(zip(self._opens, self._closes))
+        return tuple(zip(self._state[2], self._state[3]))
+
+    @property
+    def covers(self) -> tuple[float, float]:
+        return self._state[0], self._state[1]
 
     def hour(self, minute: int) -> tuple[int, int]:
         """The 60-minute interval ``(start, end)`` holding the minute starting at ``minute``."""
-        i = bisect_right(self._opens, minute) - 1
-        if i >= 0 and minute < self._closes[i]:
-            start = self._opens[i] + (minute - self._opens[i]) // _HOUR * _HOUR
-            return start, min(start + _HOUR, self._closes[i])
+        lo, hi, opens, closes = self._state
+        if not lo <= minute < hi and self._source is not None:
+            lo, hi, opens, closes = self._extend(minute)
+        i = bisect_right(opens, minute) - 1
+        if i >= 0 and minute < closes[i]:
+            start = opens[i] + (minute - opens[i]) // _HOUR * _HOUR
+            return start, min(start + _HOUR, closes[i])
         start = minute - (minute - _HOUR_PHASE) % _HOUR
         end = start + _HOUR
-        if i >= 0 and self._closes[i] > start:
-            start = self._closes[i]
-        if i + 1 < len(self._opens) and self._opens[i + 1] < end:
-            end = self._opens[i + 1]
+        if i >= 0 and closes[i] > start:
+            start = closes[i]
+        if i + 1 < len(opens) and opens[i + 1] < end:
+            end = opens[i + 1]
         return start, end
+
+    def _extend(self, minute: int) -> tuple:
+        with self._lock:
+            state = self._state
+            source = self._source
+            if state[0] <= minute < state[1] or source is None:  # another thread did it meanwhile
+                return state
+            try:
+                table = source(minute)
+                fresh = table._state
+                if not fresh[0] <= minute < fresh[1]:
+                    raise LookupError(f"the table it gave covers {fresh[0]}..{fresh[1]}")
+            except Exception as exc:  # no calendar: the grid from now on, said once
+                self.source_error = f"no sessions for {minute}: {type(exc).__name__}: {exc}"
+                self._source = None
+                return state
+            self._state = fresh
+            self.extensions += 1
+            return fresh
 
 
 def _grid_hour(minute: int) -> tuple[int, int]:

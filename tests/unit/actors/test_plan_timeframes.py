@@ -85,3 +85,15 @@ def test_session_table_uses_the_given_calendar():
     with pytest.raises(LookupError):
         session_table(NOW, Calendar)
     assert seen["args"] == (NOW, SESSIONS_DAYS_BACK + 1)
+
+
+def test_a_bar_of_another_year_gets_that_years_sessions():
+    """A replay (event time) of a day far from the plan's: its 60-minute bars still end at its close."""
+    table = session_table(NOW)
+    replayed = dt.datetime(2023, 7, 3, 12, 45, tzinfo=NY).timestamp()  # a 13:00 early close
+    start, end = table.hour(int(replayed) - int(replayed) % 60)
+    assert (dt.datetime.fromtimestamp(start, NY).time(), dt.datetime.fromtimestamp(end, NY).time()) == (
+        dt.time(12, 30), dt.time(13, 0))
+    assert table.extensions == 1 and table.source_error is None
+    lo, hi = table.covers
+    assert lo <= replayed < hi

@@ -228,6 +228,47 @@ def test_a_session_table_rejects_what_it_cannot_use():
         SessionTable([(120, 60)])
     with pytest.raises(ValueError, match="overlaps"):
         SessionTable([(0, 600), (300, 900)])
+    with pytest.raises(ValueError, match="covers"):
+        SessionTable([], (600, 600))
+
+
+def test_a_minute_outside_the_covered_span_is_looked_up_from_the_source():
+    day = 86_400
+    asked = []
+
+    def source(t):
+        asked.append(t)
+        base = int(t) - int(t) % day
+        return SessionTable([(base + 48_600, base + 61_200)], (base, base + day), source)  # 13:30-17:00 UTC
+
+    table = SessionTable([(48_600, 72_000)], (0, day), source)
+    assert table.hour(72_000 - 60) == (70_200, 72_000)  # covered: its own close
+    later = 100 * day + 61_200 - 60
+    assert table.hour(later) == (100 * day + 59_400, 100 * day + 61_200)  # the source's day, cut at its close
+    assert asked == [later] and table.extensions == 1 and table.covers == (100 * day, 101 * day)
+    table.hour(later - 3600)
+    assert asked == [later]  # covered now: not asked again
+
+
+def test_a_failing_source_leaves_the_grid_and_is_not_asked_again():
+    calls = []
+
+    def source(t):
+        calls.append(t)
+        raise LookupError("no calendar that far")
+
+    table = SessionTable([(48_600, 72_000)], (0, 86_400), source)
+    far = 500 * 86_400 + 48_600
+    assert table.hour(far) == (far, far + 3600)  # :30 grid (48,600 s is 13:30 UTC)
+    assert table.hour(far + 60) == (far, far + 3600)
+    assert len(calls) == 1 and "no calendar that far" in table.source_error
+    assert table.hour(72_000 - 60) == (70_200, 72_000)  # what it covers still answers
+
+
+def test_a_source_that_does_not_cover_the_minute_is_a_failure_too():
+    table = SessionTable([], (0, 86_400), lambda t: SessionTable([], (0, 86_400)))
+    table.hour(10 * 86_400)
+    assert "covers" in table.source_error and table.extensions == 0
 
 
 # -- closing, partial bars, stale and bad input ------------------------------------------------

@@ -113,6 +113,8 @@ class TalibComponent(Component):
         history = self._history
         assert history is not None
         history.append(tuple(float(x) for x in row))
+        if len(history) > self._max_history:
+            del history[0]  # bounded even if a caller keeps feeding a component that failed below
         if len(history) < self.min_bars:
             return None
         arrays = [np.array(col, dtype=np.float64) for col in zip(*history)]
@@ -135,9 +137,9 @@ class TalibPattern(TalibComponent):
     """A TA-Lib candle function. Confidence, from TA-Lib's output s (+-80, +-100, +-200):
     piecewise linear in |s| through (0, 0), (100, ``confidence``), (200, ``confirmed_confidence``),
     capped at 200; defaults 0.7 and 0.9. So a plain detection is 0.7 (shown by the dashboard, which
-    hides < 0.6; not on ``patterns:detected``, which needs >= 0.8), a confirmed one 0.9, TA-Lib
-    0.6's weaker +-80 forms (engulfing/harami without a strict body overlap) 0.56. Both are
-    definition parameters (0..1)."""
+    hides < 0.6; not on ``patterns:detected``, which needs >= 0.8), a confirmed one 0.9, the weaker
+    +-80 form TA-Lib reports for some functions (engulfing, harami) 0.56. Both are definition
+    parameters (0..1)."""
 
     kind = "pattern"
     _own_params = _OWN_PATTERN_PARAMS

@@ -314,7 +314,12 @@ def test_a_stream_that_never_opens_is_an_error_not_unbounded_memory() -> None:
     component._opener = never
     with pytest.raises(RuntimeError, match="no stream"):
         run(component, BARS[:200])
-    assert len(component._history) == 2 * component.min_bars + 64
+    limit = 2 * component.min_bars + 64
+    assert len(component._history) == limit
+    for bar in BARS[200:300]:  # fed on regardless: still bounded
+        with pytest.raises(RuntimeError):
+            component.update(bar)
+    assert len(component._history) == limit and component._history[-1][0] == BARS[299].close
 
 
 # -- parameters ---------------------------------------------------------------------------------

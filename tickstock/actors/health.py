@@ -92,7 +92,8 @@ class HealthMonitor:
             now=now,
             expecting_ticks=self.manual or self.market_open(now),
             last_tick_at=ingress.last_tick_at if ingress else None,
-            session_started_at=session.started_at,
+            # A feed cannot tick before the subscription exists: a slow start is not silence.
+            subscribed_at=session.live_at if session.live_at is not None else session.started_at,
             feed_connected=self.feed_connected,
             publisher_connected=bool(publisher and publisher.redis_connected),
             db_connected=None if persistence is None else bool(persistence.db_connected),

@@ -121,6 +121,7 @@ class SessionActor(pykka.ThreadingActor):
         self._outboxes: tuple[Outbox, Outbox] | None = None
         self.aggregator: MinuteBarAggregator | None = None
         self.started_at = clock()
+        self.live_at: float | None = None  # when every child was up and the subscription live
         self.outcome: SessionOutcome | None = None
         self.incarnations: dict[str, int] = {}
         self.reports: dict[str, ChildReport] = {}
@@ -157,7 +158,7 @@ class SessionActor(pykka.ThreadingActor):
         self.log.info("session starting: universe {} with {} symbols", plan.universe, len(plan.symbols))
         self._start_children()
         self.state = SessionState.RUNNING
-        now = self.clock()
+        now = self.live_at = self.clock()
         self._announce(now)
         for problem in plan.problems:
             self.log.error("analysis definitions: {}", problem)

@@ -41,7 +41,7 @@ class HealthInputs:
     now: float
     expecting_ticks: bool               # market open, or a manual session
     last_tick_at: float | None
-    session_started_at: float
+    subscribed_at: float          # when the tick subscription went live (a feed is silent since then)
     feed_connected: bool
     publisher_connected: bool
     db_connected: bool | None           # None: unknown (persistence has not reported)
@@ -65,7 +65,7 @@ def evaluate(i: HealthInputs, rules: HealthSettings) -> tuple[str, list[str]]:
     """(status, issues) for one set of measurements."""
     critical: list[str] = []
     warning: list[str] = []
-    silent_for = i.now - (i.last_tick_at if i.last_tick_at is not None else i.session_started_at)
+    silent_for = i.now - (i.last_tick_at if i.last_tick_at is not None else i.subscribed_at)
     if i.expecting_ticks:
         if silent_for > rules.feed_silent_critical_seconds:
             critical.append(f"tick feed silent for {silent_for:.0f}s")

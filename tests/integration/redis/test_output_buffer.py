@@ -288,7 +288,7 @@ def test_the_ingress_counts_a_slow_reader_gap_and_health_names_it(server) -> Non
         assert wait_until(lambda: any(r.stats.feed_gaps == 1 for r in supervisor.of_type(ChildReport)))
 
         status, issues = evaluate(HealthInputs(
-            now=time.time(), expecting_ticks=False, last_tick_at=time.time(), session_started_at=time.time() - 60,
+            now=time.time(), expecting_ticks=False, last_tick_at=time.time(), subscribed_at=time.time() - 60,
             feed_connected=True, publisher_connected=True, db_connected=True, db_failing_since=None,
             persistence_backlog=0, backlog_warning=1, definitions_loaded=1, definition_problems=(),
             last_restart_at=None, feed_gaps_since_last_report=stats.recent_gaps), HealthSettings())

@@ -77,6 +77,7 @@ class FakeSession:
         self.publisher = FakeHandle(publisher_stats())
         self.plan = SimpleNamespace(session_id=SID)
         self.started_at = T0
+        self.live_at: float | None = T0
         self.policy = SimpleNamespace(last_restart_at=None)
         self.status_calls = 0
         self.now = T0
@@ -422,6 +423,17 @@ def test_silence_is_ignored_when_the_market_is_closed(session: FakeSession) -> N
     manual = make_monitor(market_open=False, manual=True)  # a manual session expects ticks
     report = check(manual, session, T0 + 1000, force=True)
     assert report.status == "critical" and report.issues == ("tick feed silent for 1000s",)
+
+
+def test_a_slow_start_is_not_counted_as_feed_silence(session: FakeSession) -> None:
+    # 10,000 symbols took 36 s to prime once: the feed was reported silent for 36 s the moment the
+    # session went live, though no subscription had existed to deliver a tick.
+    session.ingress.stats = ingress_stats(last_tick_at=None)
+    session.live_at = T0 + 990
+    report = check(make_monitor(market_open=True), session, T0 + 1000, force=True)
+    assert report.status == "healthy" and report.issues == ()
+    report = check(make_monitor(market_open=True), session, T0 + 990 + 121, force=True)
+    assert report.issues == ("tick feed silent for 121s",)
 
 
 def test_recent_restart_and_definition_problems_warn(session: FakeSession) -> None:

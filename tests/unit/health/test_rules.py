@@ -17,7 +17,7 @@ NOW = 1_700_000_000.0
 
 def inputs(**overrides) -> HealthInputs:
     base = HealthInputs(
-        now=NOW, expecting_ticks=True, last_tick_at=NOW - 1, session_started_at=NOW - 3600,
+        now=NOW, expecting_ticks=True, last_tick_at=NOW - 1, subscribed_at=NOW - 3600,
         feed_connected=True, publisher_connected=True, db_connected=True, db_failing_since=None,
         persistence_backlog=0, backlog_warning=50_000, definitions_loaded=5, definition_problems=(),
         last_restart_at=None,
@@ -46,8 +46,8 @@ def test_feed_silent_past_critical() -> None:
 
 
 def test_no_tick_ever_counts_from_session_start() -> None:
-    assert evaluate(inputs(last_tick_at=None, session_started_at=NOW - 10), RULES) == ("healthy", [])
-    status, issues = evaluate(inputs(last_tick_at=None, session_started_at=NOW - 200), RULES)
+    assert evaluate(inputs(last_tick_at=None, subscribed_at=NOW - 10), RULES) == ("healthy", [])
+    status, issues = evaluate(inputs(last_tick_at=None, subscribed_at=NOW - 200), RULES)
     assert status == "critical" and issues == ["tick feed silent for 200s"]
 
 

@@ -4,7 +4,7 @@ receive ceiling measured in the same run.
     python -m tickstock.bench --scenario latency                 # 500 primed symbols, 1 tick/s each, 2 minutes
     python -m tickstock.bench --scenario throughput --rate 200000 --seconds 60
     python -m tickstock.bench --scenario scale                   # 10,000 primed symbols, 100,000 ticks/s
-    python -m tickstock.bench --scenario day --minutes 60        # a long run: RSS after 30 min vs the end
+    python -m tickstock.bench --scenario day                     # 2025-03-12 replayed in event time, 60x: RSS 30 min vs end
 
 Prints a table (figure, value, floor/ceiling beside it, ratio, target), ``--json FILE`` writes every
 figure, ``--plot FILE.png`` draws the latency distribution and throughput over time (matplotlib:
@@ -35,10 +35,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate-of-ceiling", type=float, metavar="SHARE",
                    help="feed the service at this share of the receive ceiling measured first (e.g. 0.7)")
     p.add_argument("--seconds", type=float, help="throughput: how long to send")
-    p.add_argument("--minutes", type=int, help="latency/scale/day: full minutes to measure")
-    p.add_argument("--period", type=int, dest="period_minutes", help="day: RSS after this many minutes (30)")
+    p.add_argument("--minutes", type=int, help="latency/scale: full minutes to measure; day: event minutes "
+                                               "replayed from the open (390, the whole session)")
+    p.add_argument("--period", type=int, dest="period_minutes", help="day: RSS after this many event minutes (30)")
+    p.add_argument("--date", help="day: the past trading day replayed (YYYY-MM-DD, default 2025-03-12)")
+    p.add_argument("--speed", type=float, help="day: event seconds per wall second (60: the day in 6.5 min; at most "
+                                               "rate x 60 / symbols, so every symbol ticks every event minute)")
     p.add_argument("--prime", action=argparse.BooleanOptionalAction, default=None,
-                   help="seed 200 bars per symbol of history first (latency, scale: on)")
+                   help="seed 200 bars per symbol of history first (latency, scale: on; day: off, ending before the open)")
     p.add_argument("--prime-bars", type=int, default=None)
     p.add_argument("--burst", type=Burst.parse, help="FACTORxSECONDS/EVERY, e.g. 4x1/10: every 10 s, 1 s at 4x the rate")
     p.add_argument("--floor-closes", type=int, default=None, help="closes timed for the inline floor (20)")
@@ -64,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
                          seconds=args.seconds, prime=args.prime, period_minutes=args.period_minutes,
                          burst=args.burst, prime_bars=args.prime_bars, floor_closes=args.floor_closes,
                          floor=args.floor, ceiling_seconds=args.ceiling_seconds, ceiling=args.ceiling,
-                         keep_dir=args.keep_dir, rate_of_ceiling=args.rate_of_ceiling)
+                         keep_dir=args.keep_dir, rate_of_ceiling=args.rate_of_ceiling, date=args.date,
+                         speed=args.speed)
     except ValueError as exc:
         print(f"tickstock.bench: {exc}", file=sys.stderr)
         return 2

@@ -2,7 +2,7 @@
 schedule, in a process of its own (``LoadGenerator`` starts and talks to it).
 
 Per batch the hot path is: slice the pre-encoded ticks, stamp them with ``time.time()`` (one
-``bytes.replace``), ``sendall``, and read whatever replies are waiting (``:<receivers>\\r\\n`` each,
+``bytes.replace``; in event time, ``event_open + (wall - t0) * speed``: see bench/eventtime.py), ``sendall``, and read whatever replies are waiting (``:<receivers>\\r\\n`` each,
 counted with ``bytes.count``; a ``:0`` reply is a tick published while nobody was subscribed). No
 redis-py, no JSON encoding, no per-tick Python.
 """
@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlparse
 
 import hiredis
 
+from tickstock.bench.eventtime import EventMap
 from tickstock.bench.pacing import Burst, Schedule
 from tickstock.bench.resp import TickCommands, command, stamp
 
@@ -39,6 +40,11 @@ class LoadSpec:
     end_marker: bool = False        # PUBLISH b"END" on the channel after the last tick
     stop_when_unheard: bool = False # stop at the first PUBLISH nobody received (the reader was cut off)
     variants: int | None = None
+    # Event time (the day scenario): stamp ``event_open + (wall - t0) * speed``, t0 = the first
+    # batch's wall time; stop before the stamp reaches ``event_until``.
+    event_open: float | None = None
+    speed: float = 1.0
+    event_until: float | None = None
     batch_seconds: float = 0.005
     max_batch: int = 2000
 
@@ -48,6 +54,8 @@ class LoadResult:
     sent: int = 0
     started_at: float = 0.0         # epoch: first batch
     ended_at: float = 0.0           # epoch: last batch
+    first_stamp: float = 0.0        # the timestamp the first batch carried (event time: the open)
+    last_stamp: float = 0.0         # the timestamp the last batch carried
     replies: int = 0
     unheard: int = 0                # PUBLISH replies of 0: nobody subscribed at that moment
     per_second: dict[int, int] = field(default_factory=dict)  # epoch second -> ticks sent
@@ -123,8 +131,14 @@ def _drain(sock: socket.socket, counter: ReplyCounter) -> None:
         counter.feed(data)
 
 
-def generate(sock: socket.socket, ticks: TickCommands, spec: LoadSpec, stop_requested=lambda: False) -> LoadResult:
-    """Send ticks on ``sock`` as ``spec`` says; returns what was sent and heard back."""
+def generate(sock: socket.socket, ticks: TickCommands, spec: LoadSpec, stop_requested=lambda: False,
+             on_start=None) -> LoadResult:
+    """Send ticks on ``sock`` as ``spec`` says; returns what was sent and heard back.
+
+    One timestamp per batch, never decreasing: the wall clock, or in event time (``spec.event_open``)
+    ``EventMap(event_open, speed, t0).event_at(wall)`` with ``t0`` the first batch's wall time (so
+    the first batch is stamped ``event_open``), every stamp before ``spec.event_until``.
+    ``on_start(t0)`` is called once, right after the first batch is sent."""
     schedule = Schedule(spec.rate, spec.burst, spec.batch_seconds, spec.max_batch)
     total = spec.count if spec.count is not None else float("inf")
     if spec.seconds is not None and not schedule.flat_out:
@@ -141,7 +155,8 @@ def generate(sock: socket.socket, ticks: TickCommands, spec: LoadSpec, stop_requ
     sent = 0
     max_behind = 0.0
     batch = schedule.batch
-    started_at = ended_at = 0.0
+    started_at = ended_at = first_stamp = last_stamp = 0.0
+    event_map: EventMap | None = None
     while sent < total:
         now_mono = time.monotonic()
         elapsed = now_mono - t0
@@ -154,15 +169,25 @@ def generate(sock: socket.socket, ticks: TickCommands, spec: LoadSpec, stop_requ
         wall = time.time()
         if spec.until is not None and wall >= spec.until:
             break
+        if spec.event_open is None:
+            at = wall
+        else:
+            at = spec.event_open if event_map is None else event_map.event_at(wall)
+            if spec.event_until is not None and at >= spec.event_until:
+                break
         due_at = schedule.time_of(sent)  # when the next batch's first tick is due
         if elapsed >= due_at:
             # A batch as the schedule sizes it, bigger if the generator fell behind.
             n = int(min(spec.max_batch, total - sent, max(batch, schedule.due(elapsed) - sent)))
             max_behind = max(max_behind, elapsed - due_at)
-            sock.sendall(stamp(ticks.take(sent, n), wall))
+            sock.sendall(stamp(ticks.take(sent, n), at))
             if not started_at:
-                started_at = wall
-            ended_at = wall
+                started_at, first_stamp = wall, at
+                if spec.event_open is not None:
+                    event_map = EventMap(spec.event_open, spec.speed, wall)
+                if on_start is not None:
+                    on_start(wall)
+            ended_at, last_stamp = wall, at
             sent += n
             per_second[int(wall)] += n
             _drain(sock, counter)
@@ -188,6 +213,7 @@ def generate(sock: socket.socket, ticks: TickCommands, spec: LoadSpec, stop_requ
     usage1 = resource.getrusage(resource.RUSAGE_SELF)
     result.sent = sent
     result.started_at, result.ended_at = started_at, ended_at
+    result.first_stamp, result.last_stamp = first_stamp, last_stamp
     result.replies = min(counter.replies, sent)
     result.unheard = counter.zero
     result.per_second = dict(per_second)
@@ -207,7 +233,8 @@ def _process_main(spec: LoadSpec, conn) -> None:
             return
         if message[1] is not None:
             spec.until = message[1]
-        result = generate(sock, ticks, spec, stop_requested=conn.poll)
+        result = generate(sock, ticks, spec, stop_requested=conn.poll,
+                          on_start=lambda t0: conn.send(("started", t0)))
         sock.close()
         conn.send(("done", result))
     except Exception as exc:  # reported to the parent, never silent
@@ -216,7 +243,8 @@ def _process_main(spec: LoadSpec, conn) -> None:
 
 class LoadGenerator:
     """The generator process: ``start()`` pre-encodes and connects (returns when ready), ``go()``
-    starts sending, ``wait()`` returns the ``LoadResult``; ``stop()`` asks it to end early."""
+    starts sending, ``first_batch_at()`` waits for the first batch's wall time, ``wait()`` returns
+    the ``LoadResult``; ``stop()`` asks it to end early."""
 
     def __init__(self, spec: LoadSpec) -> None:
         self.spec = spec
@@ -224,6 +252,8 @@ class LoadGenerator:
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(target=_process_main, args=(spec, child), name="bench-loadgen", daemon=True)
         self.go_at = 0.0
+        self.started_at: float | None = None    # wall time of the first batch, once reported
+        self._held: tuple | None = None         # the final message, read while waiting for the first batch
 
     def start(self, timeout: float = 120.0) -> LoadGenerator:
         self._proc.start()
@@ -239,19 +269,48 @@ class LoadGenerator:
         self.go_at = time.time()
         self._conn.send(("go", until))
 
+    def first_batch_at(self, timeout: float = 30.0) -> float:
+        """The wall time of the first batch (the event-time map's t0), waiting for it if need be."""
+        while self.started_at is None:
+            if self._held is not None or not self._conn.poll(timeout):
+                raise RuntimeError(f"load generator sent nothing: {self._held[1] if self._held else 'no reply'}")
+            message = self._conn.recv()
+            if message[0] == "started":
+                self.started_at = message[1]
+            else:
+                self._held = message
+        return self.started_at
+
     def stop(self) -> None:
         try:
             self._conn.send("stop")
         except OSError:
             pass
 
+    def _next_final(self, timeout: float | None) -> tuple | None:
+        """The "done"/"error" message within ``timeout`` (None if none came)."""
+        if self._held is not None:
+            return self._held
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not self._conn.poll(left):
+                return None
+            message = self._conn.recv()
+            if message[0] == "started":
+                self.started_at = message[1]
+                continue
+            return message
+
     def wait(self, timeout: float | None = None) -> LoadResult:
-        if not self._conn.poll(timeout):
+        message = self._next_final(timeout)
+        if message is None:
             self.stop()
-            if not self._conn.poll(30):
+            message = self._next_final(30)
+            if message is None:
                 self.kill()
                 raise RuntimeError("load generator did not finish")
-        kind, detail = self._conn.recv()
+        kind, detail = message
         self._proc.join(10)
         if kind != "done":
             raise RuntimeError(f"load generator failed: {detail}")

@@ -7,7 +7,8 @@
   backlog Redis holds for the service's tick subscription (``CLIENT LIST``: ``omem`` and ``tot-mem``
   of the connection that belongs to the service's process and is subscribed).
 - ``BarPoller``: when each expected minute's bars appear in ``ohlcv_1min`` (all symbols' rows),
-  polled every 50 ms from the minute's deadline until they are all there.
+  polled every 50 ms from the minute's deadline until they are all there (in event time, the
+  deadline mapped to the wall clock).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import hiredis
@@ -194,12 +195,21 @@ class Sampler:
 
 class BarPoller:
     """When the bars of each expected minute are all in ``ohlcv_1min``: ``arrivals[minute]`` is the
-    epoch second at which a poll first counted ``len(symbols)`` rows for it."""
+    wall epoch second at which a poll first counted ``len(symbols)`` rows for it.
+
+    ``wall_of`` maps a bar time to the wall clock (identity live; in event time the replay's
+    ``EventMap.wall_at``): a minute is polled from ``wall_of(minute end + grace)`` on, given up
+    ``give_up`` wall seconds after ``wall_of(minute end)``. ``by_symbol``: count through the
+    (symbol, timestamp) key, one probe per symbol, rather than scanning the parts table (a long run
+    whose table grows)."""
 
     def __init__(self, dsn: str, symbols: Sequence[str], grace: float, interval: float = 0.05,
-                 give_up: float = 120.0) -> None:
+                 give_up: float = 120.0, wall_of: Callable[[float], float] | None = None,
+                 by_symbol: bool = False) -> None:
         self.symbols = list(symbols)
         self.grace = grace
+        self.wall_of = wall_of or (lambda t: t)
+        self.by_symbol = by_symbol
         self.interval = interval
         self.give_up = give_up
         self.arrivals: dict[int, float] = {}
@@ -227,7 +237,10 @@ class BarPoller:
             if self._parts is None:
                 cur.execute("SELECT to_regclass('ohlcv_1min_parts') IS NOT NULL")
                 self._parts = bool(cur.fetchone()[0])
-            if self._parts:
+            if self._parts and self.by_symbol:
+                cur.execute("SELECT count(*) FROM ohlcv_1min_parts WHERE symbol = ANY(%s) "
+                            "AND timestamp = to_timestamp(%s)", (self.symbols, minute))
+            elif self._parts:
                 # Each part is written in the transaction that merges its minute into ohlcv_1min, so
                 # it is visible exactly when the ohlcv_1min row is; the parts table holds only this
                 # run's live bars (not the primed history), so counting there is cheap.
@@ -241,7 +254,7 @@ class BarPoller:
         while not self._stop.is_set():
             now = time.time()
             for minute in self.pending():
-                if now < minute + 60 + self.grace - 0.2:
+                if now < self.wall_of(minute + 60 + self.grace) - 0.2:
                     continue
                 try:
                     count = self._count(minute)
@@ -252,7 +265,7 @@ class BarPoller:
                     if count >= len(self.symbols):
                         self.arrivals[minute] = time.time()
                         self._pending.discard(minute)
-                    elif now > minute + 60 + self.give_up:
+                    elif now > self.wall_of(minute + 60) + self.give_up:
                         self._pending.discard(minute)
             self._stop.wait(self.interval)
 

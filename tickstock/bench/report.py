@@ -125,6 +125,19 @@ def rows(result: dict) -> list[Row]:
     lost = None if sent is None or in_bars is None else sent - in_bars
     out.append(Row("ticks sent -> in bars (sum of ohlcv_1min volume)", f"{n(sent)} -> {n(in_bars)} ({n(lost)} lost)",
                    target="nothing lost"))
+    day = svc.get("day")
+    if day:
+        expected = day.get("bars_expected")
+        closed = (svc.get("metrics") or {}).get("tickstock_bars_closed_total")
+        out.append(Row("bars of the replayed day in ohlcv_1min (rows) / closed by the service (/metrics)",
+                       f"{n(svc.get('rows'))} / {n(closed)}",
+                       target=f"== {n(expected)} ({nsym:,} x {day.get('minutes')})"))
+        last = day.get("last_minute") or {}
+        after = last.get("closed_after_last_batch_s")
+        out.append(Row("last minute: closed after the last batch (by the feed's silence) / its events",
+                       f"{after:.1f} s / {n(last.get('events'))}" if after is not None
+                       else f"n/a / {n(last.get('events'))}",
+                       target=f">= idle_after {day.get('idle_after', 0):g} s; not in the latencies"))
     achieved = gen.get("rate")
     beside = scenario in ("throughput", "scale") and ceil_rate
     out.append(Row("rate sent (achieved, whole run)", f"{n(achieved)} ticks/s",
@@ -134,7 +147,8 @@ def rows(result: dict) -> list[Row]:
     bars = svc.get("bars_in_db_s")
     if bars and bars.get("n"):
         out.append(Row("minute's bars all in the database, after the minute's end (p50 / max)",
-                       f"{bars['p50']:.2f} / {bars['max']:.2f} s", f"grace {settings['grace']:g} s",
+                       f"{bars['p50']:.2f} / {bars['max']:.2f} s",
+                       f"grace {settings['grace']:g} s" + (" of event time" if svc.get("day") else ""),
                        target=f"{bars['n']} minutes"))
     lat = svc.get("latency_ms") or {}
     floor_p99 = floor_close.get("p99") if floor_close else None
@@ -171,14 +185,16 @@ def rows(result: dict) -> list[Row]:
                    target="<= 600 MB" if scenario == "scale" else ""))
     if scenario == "day" and rss.get("first_period") is not None:
         growth = rss["end"] / rss["first_period"] - 1 if rss.get("end") else None
-        out.append(Row(f"RSS after the first {settings.get('period_minutes')} min -> at the end",
+        unit = "event min" if svc.get("day") else "min"
+        out.append(Row(f"RSS after the first {settings.get('period_minutes')} {unit} -> at the end",
                        f"{mb(rss['first_period'])} -> {mb(rss.get('end'))} ({growth:+.1%})" if growth is not None
                        else "n/a", target="within 10%"))
     metrics = svc.get("metrics") or {}
     if metrics:
         out.append(Row("the service's own count (/metrics): received / late / rejected",
                        f"{n(metrics.get('tickstock_ticks_received_total'))} / "
-                       f"{n(metrics.get('tickstock_ticks_late_total'))} / {n(metrics.get('rejected'))}"))
+                       f"{n(metrics.get('tickstock_ticks_late_total'))} / {n(metrics.get('rejected'))}",
+                       target="late == 0" if svc.get("day") else ""))
     out.append(Row("load generator", f"{pct(gen.get('cpu_share'))} of a core; behind schedule <= "
                    f"{ms((gen.get('max_behind') or 0) * 1000)} ms; {n(gen.get('unheard'))} PUBLISH unheard"))
     if svc.get("critical_alerts"):
@@ -206,6 +222,11 @@ def title(result: dict) -> str:
         what = f"{s['symbols']:,} symbols{primed}, {n(s['rate'])} ticks/s, {s.get('minutes')} minutes"
     elif scenario == "throughput":
         what = f"{s['symbols']:,} symbols{primed}, {n(s['rate'])} ticks/s for {s.get('seconds') or 0:g} s"
+    elif scenario == "day" and s.get("speed"):
+        wall = 60 * (s.get("minutes") or 0) / s["speed"]
+        took = f"{wall:.0f} s" if wall < 120 else f"{wall / 60:.1f} min"
+        what = (f"{s['symbols']:,} symbols{primed}, {n(s['rate'])} ticks/s, {s.get('minutes')} event minutes of "
+                f"{s.get('date')} replayed at speed {s['speed']:g} ({took} wall)")
     else:
         what = f"{s['symbols']:,} symbols{primed}, {n(s['rate'])} ticks/s, {s.get('minutes')} minutes"
     burst = f", bursts {s['burst']}" if s.get("burst") else ""

@@ -5,10 +5,12 @@
 - ``throughput``: a rate (50,000/s) for S seconds (60) over N symbols (500): nothing lost? against
   the receive ceiling.
 - ``scale``: 10,000 symbols primed with 200 bars: start-up time, RSS, a rate (100,000/s), latency.
-- ``day``: issue 8 item 4 asks for 390 bars per symbol compressed in time. The service cannot replay
-  in event time (bars close by the wall clock; a tick whose minute has closed is late and dropped,
-  one further than ``bars.max_tick_skew_seconds`` from now is rejected), so this is a long run at
-  2,000 ticks/s for M minutes (60), RSS after the first period (30 minutes) against the end.
+- ``day``: issue 8 item 4, a whole regular session compressed in time: a past trading day D
+  (2025-03-12) replayed in event time (the service with ``session.clock: event``), N symbols (500)
+  at 2,000 ticks/s, ``speed`` (60) event seconds per wall second, M event minutes (390) from D's
+  open, so N x M bars; RSS after the first P event minutes (30) against the end; close -> event
+  latency from each minute's deadline mapped to the wall clock (bench/eventtime.py), the last
+  minute (closed by the feed's silence) left out.
 
 The floor and the ceiling run first, while the machine is otherwise quiet, then the service.
 """
@@ -26,6 +28,10 @@ import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 from tickstock.bench.ceiling import measure_ceiling
+from tickstock.bench.eventtime import (
+    DEFAULT_DATE, REGULAR_MINUTES, EventMap, check_speed, default_speed, last_close_wall, regular_session,
+    ticks_per_bar,
+)
 from tickstock.bench.floor import run_floor
 from tickstock.bench.loadgen import LoadGenerator, LoadSpec
 from tickstock.bench.observe import BarPoller, EventRecorder, Sampler, volume_since
@@ -36,12 +42,21 @@ from tickstock.bench.stats import (
     cpu_share, event_latencies, parse_event, per_interval_rates, summary, value_at,
 )
 from tickstock.bench.universe import bench_symbols
+from tickstock.clock import DEFAULT_IDLE_AFTER_SECONDS
 from tickstock.config import ChannelSettings, validate
 
 SCENARIOS = ("latency", "throughput", "scale", "day")
-DAY_NOTE = ("day: the service cannot replay a day in event time (bars close by the wall clock; ticks of a "
-            "closed minute are late and dropped), so this is a long run at the given rate, RSS after the "
-            "first period against the end")
+LAST_MINUTE_MARGIN = 2.0  # wall seconds after the last minute can close before the service is stopped
+
+
+def day_note(plan: Plan) -> str:
+    """What the day scenario's figures mean, for the printed notes."""
+    return (f"day: {plan.date} replayed in event time (session.clock: event) at speed {plan.speed:g}: "
+            f"event = open + (wall - t0) x {plan.speed:g}, t0 = the first batch, one stamp per batch, "
+            f"{ticks_per_bar(plan.rate, plan.symbols, plan.speed):.1f} ticks per bar; a minute's deadline is its "
+            f"end + grace in event time mapped to the wall clock (t0 + (m + 60 + grace - open) / speed); "
+            f"the last minute (closed by the feed's silence, {DEFAULT_IDLE_AFTER_SECONDS:g} s) is left out of "
+            f"the latencies; RSS after the first {plan.period_minutes} event minutes")
 
 
 @dataclass
@@ -52,7 +67,7 @@ class Plan:
     prime: bool
     minutes: int | None = None       # latency, scale, day: full minutes measured
     seconds: float | None = None     # throughput: how long the generator sends
-    period_minutes: int | None = None  # day: RSS after this many minutes
+    period_minutes: int | None = None  # day: RSS after this many (event) minutes
     burst: Burst | None = None
     prime_bars: int = 200
     floor: bool = True
@@ -64,6 +79,9 @@ class Plan:
     rate_of_ceiling: float | None = None  # feed the service at this share of the ceiling just measured
     keep_dir: str | None = None
     redis_url: str = REDIS_URL
+    date: str | None = None          # day: the replayed session (YYYY-MM-DD)
+    speed: float | None = None       # day: event seconds per wall second
+    day_open: float | None = None    # day: its open, epoch seconds (from the calendar)
 
 
 def make_plan(scenario: str, symbols: int | None = None, rate: float | None = None, minutes: int | None = None,
@@ -75,7 +93,7 @@ def make_plan(scenario: str, symbols: int | None = None, rate: float | None = No
         "latency": dict(symbols=500, prime=True, minutes=2),
         "throughput": dict(symbols=500, prime=False, seconds=60.0, rate=50_000.0, align=True),
         "scale": dict(symbols=10_000, prime=True, minutes=2, rate=100_000.0),
-        "day": dict(symbols=500, prime=False, minutes=60, rate=2_000.0),
+        "day": dict(symbols=500, prime=False, minutes=REGULAR_MINUTES, rate=2_000.0),
     }[scenario]
     nsym = symbols or defaults["symbols"]
     plan = Plan(
@@ -86,13 +104,32 @@ def make_plan(scenario: str, symbols: int | None = None, rate: float | None = No
         seconds=seconds if seconds is not None else defaults.get("seconds"),
         **{"align": defaults.get("align", False), **{k: v for k, v in extra.items() if v is not None}},
     )
-    if scenario == "day" and plan.period_minutes is None:
-        plan.period_minutes = min(30, max(1, (plan.minutes or 2) // 2))
     if plan.rate <= 0:
         raise ValueError("the service is fed at a rate: give --rate > 0")
+    if scenario == "day":
+        _plan_day(plan)
+    elif plan.speed is not None or plan.date is not None:
+        raise ValueError("--speed and --date are for --scenario day (a replay in event time)")
     if plan.rate_of_ceiling is not None and (plan.rate_of_ceiling <= 0 or not plan.ceiling):
         raise ValueError("--rate-of-ceiling needs a share > 0 and the ceiling measured")
     return plan
+
+
+def _plan_day(plan: Plan) -> None:
+    """The replayed session, its length, the speed and the RSS period of a ``day`` plan (in place)."""
+    session = regular_session(plan.date or DEFAULT_DATE, time.time())
+    plan.date, plan.day_open = session.date.isoformat(), session.open
+    length = int(session.close - session.open) // 60
+    if plan.minutes is None or not 1 <= plan.minutes <= length:
+        raise ValueError(f"--minutes must be 1..{length} (event minutes of {plan.date}'s session), got {plan.minutes}")
+    if plan.rate_of_ceiling is not None:
+        raise ValueError("day: the speed follows from the rate: give --rate, not --rate-of-ceiling")
+    plan.speed = (default_speed(plan.rate, plan.symbols) if plan.speed is None
+                  else check_speed(plan.speed, plan.rate, plan.symbols))
+    if plan.period_minutes is None:
+        plan.period_minutes = min(30, max(1, plan.minutes // 2))
+    if not 1 <= plan.period_minutes < plan.minutes:
+        raise ValueError(f"--period must be 1..{plan.minutes - 1} event minutes (RSS after it against the end)")
 
 
 def scrape_metrics(port: int) -> dict:
@@ -131,8 +168,9 @@ def run(plan: Plan, log=print) -> dict:
                                  "grace": base_settings.bars.grace_seconds},
                     "machine": machine, "notes": [], "series": {}}
     if plan.scenario == "day":
-        result["notes"].append(DAY_NOTE)
-    with Sandbox(symbols, plan.redis_url, keep_dir=plan.keep_dir) as sb:
+        result["notes"].append(day_note(plan))
+    clock = "event" if plan.scenario == "day" else None
+    with Sandbox(symbols, plan.redis_url, keep_dir=plan.keep_dir, clock=clock) as sb:
         settings = validate(sb.cfg)
         if plan.floor:
             log(f"inline floor: {len(symbols):,} symbols, {plan.floor_closes} closes")
@@ -164,10 +202,13 @@ def _planned_end(plan: Plan, go_at: float) -> tuple[float | None, float | None]:
 def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
     symbols = sb.symbols
     grace = sb.grace
+    day = plan.scenario == "day"
     out: dict = {}
     if plan.prime:
         migrate(sb.config_path)  # the service's own --migrate, so the history has its table
-        last = (int(time.time() // 60) - 3) * 60
+        # Day: the history ends before the replayed open (bars after it would make every replayed
+        # bar stale to the symbol actors, which take bars in time order).
+        last = int(plan.day_open) - 60 if day else (int(time.time() // 60) - 3) * 60
         started = time.time()
         rows = seed_history(sb.dsn, symbols, plan.prime_bars, last)
         log(f"history: {rows:,} bars ({plan.prime_bars} per symbol) in {time.time() - started:.1f}s")
@@ -175,6 +216,10 @@ def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
     recorder = EventRecorder(sb.redis_url, [ch["patterns"], ch["indicators"], ch["session_started"], ch["health"],
                                             ch["critical_alerts"], ch["session_stopped"]])
     spec = LoadSpec(sb.redis_url, ch["ticks"], symbols, plan.rate, burst=plan.burst)
+    if day:
+        spec.event_open, spec.speed = plan.day_open, plan.speed
+        spec.event_until = plan.day_open + 60 * plan.minutes  # stamps stop before this
+    emap: EventMap | None = None
     generator = None
     service = sb.service()
     sampler = poller = None
@@ -187,38 +232,59 @@ def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
         at_start = sampler.sample_now()
         out["rss_at_start"] = at_start.rss if at_start else None
         log(f"session started after {out['startup_seconds']:.1f}s")
-        poller = BarPoller(sb.dsn, symbols, grace)
-        # Pre-encode after start-up (its CPU is not the service's) and before the first tick.
-        spec.seconds = _planned_end(plan, 0.0)[1]
-        generator = LoadGenerator(spec).start()
-        if plan.align:
-            boundary = math.ceil(time.time() / 60) * 60
-            log(f"waiting {boundary - time.time():.0f}s for the minute to begin")
-            while time.time() < boundary:  # sleep may wake a hair early on the wall clock
-                time.sleep(min(0.5, boundary - time.time()) + 0.0005)
-        spec.until = _planned_end(plan, time.time())[0]
-        if plan.align and spec.seconds is not None:
-            # A hard stop at the minute's end too: a generator a few ms late must not start a minute.
-            generator.go(boundary + spec.seconds)
-        else:
-            generator.go(spec.until)
-        if spec.until is not None:
-            log(f"feeding {plan.rate:,.0f} ticks/s until {time.strftime('%H:%M:%S', time.localtime(spec.until))}")
-            planned_end = spec.until
-        else:
-            log(f"feeding {plan.rate:,.0f} ticks/s for {spec.seconds:g}s")
-            planned_end = generator.go_at + spec.seconds
-        if plan.rate * 60 >= len(symbols):  # every symbol has a bar every minute: watch the database
-            for minute in range(math.ceil((generator.go_at - 1) / 60) * 60, int(planned_end // 60) * 60, 60):
+        if day:
+            # Pre-encoded after start-up (its CPU is not the service's); event time starts with the
+            # first batch (t0), so the map is known once it is sent.
+            generator = LoadGenerator(spec).start()
+            generator.go(None)
+            emap = EventMap(plan.day_open, plan.speed, generator.first_batch_at(60))
+            planned_end = emap.wall_at(spec.event_until)
+            poller = BarPoller(sb.dsn, symbols, grace, wall_of=emap.wall_at, by_symbol=True)
+            for minute in day_minutes(plan)[:-1]:  # the last closes by the feed's silence: not timed
                 poller.expect(minute)
+            log(f"replaying {plan.date} from its open: {plan.minutes} event minutes at speed {plan.speed:g}, "
+                f"{plan.rate:,.0f} ticks/s until {time.strftime('%H:%M:%S', time.localtime(planned_end))}")
+        else:
+            poller = BarPoller(sb.dsn, symbols, grace)
+            # Pre-encode after start-up (its CPU is not the service's) and before the first tick.
+            spec.seconds = _planned_end(plan, 0.0)[1]
+            generator = LoadGenerator(spec).start()
+            if plan.align:
+                boundary = math.ceil(time.time() / 60) * 60
+                log(f"waiting {boundary - time.time():.0f}s for the minute to begin")
+                while time.time() < boundary:  # sleep may wake a hair early on the wall clock
+                    time.sleep(min(0.5, boundary - time.time()) + 0.0005)
+            spec.until = _planned_end(plan, time.time())[0]
+            if plan.align and spec.seconds is not None:
+                # A hard stop at the minute's end too: a generator a few ms late must not start a minute.
+                generator.go(boundary + spec.seconds)
+            else:
+                generator.go(spec.until)
+            if spec.until is not None:
+                log(f"feeding {plan.rate:,.0f} ticks/s until {time.strftime('%H:%M:%S', time.localtime(spec.until))}")
+                planned_end = spec.until
+            else:
+                log(f"feeding {plan.rate:,.0f} ticks/s for {spec.seconds:g}s")
+                planned_end = generator.go_at + spec.seconds
+            if plan.rate * 60 >= len(symbols):  # every symbol has a bar every minute: watch the database
+                for minute in range(math.ceil((generator.go_at - 1) / 60) * 60, int(planned_end // 60) * 60, 60):
+                    poller.expect(minute)
         sent = generator.wait(planned_end - time.time() + 120)
         log(f"sent {sent.sent:,} ticks at {sent.rate:,.0f}/s; waiting for the last minute to close")
-        first_minute = int(sent.started_at // 60) * 60
-        last_deadline = int(sent.ended_at // 60) * 60 + 60 + grace
+        if emap is not None:
+            first_minute = int(plan.day_open)
+            # Only the feed's silence closes the last minute (idle_after wall seconds).
+            last_deadline = last_close_wall(sent.ended_at, sent.last_stamp, spec.event_until, grace,
+                                            DEFAULT_IDLE_AFTER_SECONDS)
+        else:
+            first_minute = int(sent.started_at // 60) * 60
+            last_deadline = int(sent.ended_at // 60) * 60 + 60 + grace
         in_bars, rows = _wait_for_bars(sb.dsn, first_minute, sent.sent, last_deadline, service.alive)
         wait_until = time.time() + 20
         while poller.pending() and time.time() < wait_until:
             time.sleep(0.2)
+        while emap is not None and time.time() < last_deadline + LAST_MINUTE_MARGIN:
+            time.sleep(0.2)  # the replay's last minute closed, its events out: nothing forming at the stop
         time.sleep(1.0)  # the last events in flight
         try:
             out["metrics"] = scrape_metrics(sb.http_port)
@@ -243,11 +309,18 @@ def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
     # Latency, from the events recorded.
     events = [e for channel in (ch["patterns"], ch["indicators"]) for t, p in recorder.on(channel)
               if (e := parse_event(p, t)) is not None]
-    # Only minutes fed from start to end count (not a partial first or last minute).
-    full = {m for m in event_latencies(events, grace)["events_per_minute"]
-            if m >= sent.started_at - 1 and m + 60 <= sent.ended_at + 1}
+    wall_of = emap.wall_at if emap is not None else None
+    if emap is not None:
+        # Every replayed minute but the last, which closes by the feed's silence (reported alone).
+        minutes = day_minutes(plan)
+        full = set(minutes[:-1])
+        last_minute = [e for e in events if int(e.bar_start) == minutes[-1]]
+    else:
+        # Only minutes fed from start to end count (not a partial first or last minute).
+        full = {m for m in event_latencies(events, grace)["events_per_minute"]
+                if m >= sent.started_at - 1 and m + 60 <= sent.ended_at + 1}
     measured = [e for e in events if int(e.bar_start) in full]
-    lat = event_latencies(measured, grace)
+    lat = event_latencies(measured, grace, wall_of)
     last = lat["last_per_minute"]
     out["latency_ms"] = {"from_deadline": summary(lat["from_deadline"]), "from_close": summary(lat["from_close"]),
                          "close_lag": summary(lat["close_lag"]), "last_per_minute": {str(m): v for m, v in last.items()},
@@ -256,7 +329,7 @@ def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
     counts = list(lat["events_per_minute"].values())
     out["events"] = len(measured)
     out["events_per_minute"] = sum(counts) / len(counts) if counts else None
-    out["bars_in_db_s"] = summary([poller.arrivals[m] - (m + 60) for m in sorted(poller.arrivals)])
+    out["bars_in_db_s"] = summary([poller.arrivals[m] - poller.wall_of(m + 60) for m in sorted(poller.arrivals)])
     out["bars_missing_minutes"] = {str(m): poller.counts.get(m) for m in poller.pending()}
     # Process and Redis samples.
     samples = sampler.samples
@@ -265,7 +338,9 @@ def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
     rss = [(s.t, s.rss) for s in samples]
     out["rss"] = {"max": max((r for _, r in rss), default=None), "end": end_sample.rss if end_sample else None,
                   "at_start": out.pop("rss_at_start", None)}
-    if plan.period_minutes:
+    if emap is not None:  # after the first period of event time
+        out["rss"]["first_period"] = value_at(rss, emap.wall_at(plan.day_open + 60 * plan.period_minutes))
+    elif plan.period_minutes:
         out["rss"]["first_period"] = value_at(rss, sent.started_at + 60 * plan.period_minutes)
     omem = [s.omem for s in samples if s.omem is not None]
     ids = [s.sub_id for s in samples if s.sub_id is not None]
@@ -289,7 +364,23 @@ def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
         "service_ticks_per_second": [(t, v) for t, v in health if sent.started_at <= t <= sent.ended_at + 15],
         "latencies_ms": lat["from_deadline"],
     }
+    if emap is not None:
+        closed = sorted(e.bar_closed_at for e in last_minute if e.bar_closed_at is not None)
+        out["day"] = {
+            "date": plan.date, "open": plan.day_open, "speed": plan.speed, "t0": emap.t0, "minutes": plan.minutes,
+            "bars_expected": len(symbols) * plan.minutes, "first_stamp": sent.first_stamp,
+            "last_stamp": sent.last_stamp, "idle_after": DEFAULT_IDLE_AFTER_SECONDS,
+            "last_minute": {"events": len(last_minute),
+                            "closed_after_last_batch_s": closed[0] - sent.ended_at if closed else None},
+        }
+        result["series"]["rss_mb_by_event_minute"] = [
+            ((emap.event_at(s.t) - plan.day_open) / 60, s.rss / 2**20) for s in samples if s.t >= emap.t0]
     return out
+
+
+def day_minutes(plan: Plan) -> list[int]:
+    """The replayed minutes' starts (epoch seconds): ``plan.minutes`` of them from the open."""
+    return [int(plan.day_open) + 60 * k for k in range(plan.minutes)]
 
 
 def _wait_for_bars(dsn: str, first_minute: int, sent: int, last_deadline: float, alive) -> tuple[int, int]:

@@ -1,16 +1,18 @@
 """Figures from what was recorded: percentiles, close -> event latencies, CPU and memory (pure).
 
 Latency of an event = its receive time - (its bar's minute end + grace), the moment the bar was due
-to close. Per minute, the "last event" latency is that of the minute's latest event: when a
-subscriber had everything of that minute. Events of a bar closed before its deadline (the session's
-stop closes forming bars early) are left out.
+to close; in event time (the ``day`` replay) that moment mapped to the wall clock (``wall_of``, the
+replay's ``EventMap.wall_at``: where the generator's stamps pass it). Per minute, the "last event"
+latency is that of the minute's latest event: when a subscriber had everything of that minute.
+Events of a bar closed before its deadline (the session's stop closes forming bars early) are left
+out.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -79,10 +81,13 @@ def parse_event(payload: bytes, received_at: float) -> EventTimes | None:
                       iso_seconds(closed) if closed else None, received_at)
 
 
-def event_latencies(events: Iterable[EventTimes], grace: float) -> dict:
+def event_latencies(events: Iterable[EventTimes], grace: float,
+                    wall_of: Callable[[float], float] | None = None) -> dict:
     """Per-event and per-minute latencies in milliseconds.
 
-    ``from_deadline``: receive - (minute end + grace), every event; ``from_close``: receive -
+    The deadline is ``wall_of(minute end + grace)`` (the wall clock's own minute end + grace when
+    ``wall_of`` is None; ``bar_closed_at`` and the receive time are wall times either way).
+    ``from_deadline``: receive - deadline, every event; ``from_close``: receive -
     bar_closed_at (the service's own close stamp); ``close_lag``: bar_closed_at - deadline;
     ``last_per_minute``: {minute start: latency of the minute's last event}; ``events_per_minute``."""
     from_deadline: list[float] = []
@@ -93,6 +98,8 @@ def event_latencies(events: Iterable[EventTimes], grace: float) -> dict:
     early = 0
     for e in events:
         deadline = e.bar_start + BAR_SECONDS + grace
+        if wall_of is not None:
+            deadline = wall_of(deadline)
         if e.bar_closed_at is not None and e.bar_closed_at < deadline - 0.001:
             early += 1  # closed by the session's stop, not by the clock
             continue

@@ -27,7 +27,8 @@ When a higher bar closes (is returned):
 - Missing minutes: a minute without ticks has no 1-minute bar and simply contributes nothing (as if
   grouping the ticks directly by interval). If the interval's LAST minute is such a minute, the bar
   closes late: with the next 1-minute bar fed, which belongs to a later interval (``late=True``), or
-  with ``close_through(t)`` once ``t >= end`` (the actor calls it when it stops).
+  with ``close_through(t)`` once ``t >= end`` (for a caller that knows the time has passed; the
+  symbol actor does not call it: it hears of time only through the symbol's own bars).
 - An interval with no 1-minute bar at all produces no bar (as no ticks give no 1-minute bar).
 
 A higher bar is ``partial`` (known to be incomplete) when one of its 1-minute bars is partial, or its
@@ -95,11 +96,15 @@ class SessionTable:
 
     ``covers``: the span ``[lo, hi)`` the windows are complete for (everything by default). A minute
     outside it is looked up in a table from ``source(minute)`` (e.g. the calendar around a replayed
-    day), built under a lock and swapped in whole, so readers never see half of one. Without a
-    source, or once it failed or returned a table not covering the minute (``source_error`` says
-    why; it is not asked again), such a minute is outside every session: the :30 grid."""
+    day, or around history older than the span), built under a lock and added whole, so readers
+    never see half of one; spans once added stay (at most ``MAX_SPANS``), so history and live bars
+    far apart never make the table rebuild back and forth. Without a source, or once it failed or
+    returned a table not covering the minute (``source_error`` says why; it is not asked again),
+    such a minute is outside every session: the :30 grid."""
 
-    __slots__ = ("_state", "_source", "_lock", "source_error", "extensions")
+    MAX_SPANS = 32
+
+    __slots__ = ("_spans", "_source", "_lock", "source_error", "extensions")
 
     def __init__(self, windows: Iterable[tuple[float, float]], covers: tuple[float, float] = (-math.inf, math.inf),
                  source: Callable[[float], SessionTable] | None = None) -> None:
@@ -117,7 +122,7 @@ class SessionTable:
         lo, hi = covers
         if not lo < hi:
             raise ValueError(f"covers must be a span lo < hi, got {covers!r}")
-        self._state = (lo, hi, tuple(opens), tuple(closes))
+        self._spans = ((lo, hi, tuple(opens), tuple(closes)),)  # the first answers first; only appended to
         self._source = source
         self._lock = threading.Lock()
         self.source_error: str | None = None
@@ -138,21 +143,30 @@ class SessionTable:
             t = window.close
 
     def __len__(self) -> int:
-        return len(self._state[2])
+        return len(self._spans[0][2])
 
     @property
     def windows(self) -> tuple[tuple[int, int], ...]:
-        return tuple(zip(self._state[2], self._state[3]))
+        """The sessions of the table as built (its first span)."""
+        return tuple(zip(self._spans[0][2], self._spans[0][3]))
 
     @property
-    def covers(self) -> tuple[float, float]:
-        return self._state[0], self._state[1]
+    def covers(self) -> tuple[tuple[float, float], ...]:
+        """Every span it is complete for, the one it was built with first."""
+        return tuple((span[0], span[1]) for span in self._spans)
 
     def hour(self, minute: int) -> tuple[int, int]:
         """The 60-minute interval ``(start, end)`` holding the minute starting at ``minute``."""
-        lo, hi, opens, closes = self._state
-        if not lo <= minute < hi and self._source is not None:
-            lo, hi, opens, closes = self._extend(minute)
+        spans = self._spans
+        lo, hi, opens, closes = spans[0]
+        if not lo <= minute < hi:
+            for span in spans:
+                if span[0] <= minute < span[1]:
+                    lo, hi, opens, closes = span
+                    break
+            else:
+                if self._source is not None:
+                    lo, hi, opens, closes = self._extend(minute)
         i = bisect_right(opens, minute) - 1
         if i >= 0 and minute < closes[i]:
             start = opens[i] + (minute - opens[i]) // _HOUR * _HOUR
@@ -167,20 +181,24 @@ class SessionTable:
 
     def _extend(self, minute: int) -> tuple:
         with self._lock:
-            state = self._state
+            spans = self._spans
+            for span in spans:
+                if span[0] <= minute < span[1]:  # another thread added it meanwhile
+                    return span
             source = self._source
-            if state[0] <= minute < state[1] or source is None:  # another thread did it meanwhile
-                return state
+            if source is None:
+                return spans[0]
             try:
-                table = source(minute)
-                fresh = table._state
+                if len(spans) >= self.MAX_SPANS:
+                    raise LookupError(f"{len(spans)} spans held already")
+                fresh = source(minute)._spans[0]
                 if not fresh[0] <= minute < fresh[1]:
                     raise LookupError(f"the table it gave covers {fresh[0]}..{fresh[1]}")
             except Exception as exc:  # no calendar: the grid from now on, said once
                 self.source_error = f"no sessions for {minute}: {type(exc).__name__}: {exc}"
                 self._source = None
-                return state
-            self._state = fresh
+                return spans[0]
+            self._spans = spans + (fresh,)
             self.extensions += 1
             return fresh
 

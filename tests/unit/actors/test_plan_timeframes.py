@@ -95,5 +95,5 @@ def test_a_bar_of_another_year_gets_that_years_sessions():
     assert (dt.datetime.fromtimestamp(start, NY).time(), dt.datetime.fromtimestamp(end, NY).time()) == (
         dt.time(12, 30), dt.time(13, 0))
     assert table.extensions == 1 and table.source_error is None
-    lo, hi = table.covers
+    lo, hi = table.covers[-1]
     assert lo <= replayed < hi

@@ -245,9 +245,26 @@ def test_a_minute_outside_the_covered_span_is_looked_up_from_the_source():
     assert table.hour(72_000 - 60) == (70_200, 72_000)  # covered: its own close
     later = 100 * day + 61_200 - 60
     assert table.hour(later) == (100 * day + 59_400, 100 * day + 61_200)  # the source's day, cut at its close
-    assert asked == [later] and table.extensions == 1 and table.covers == (100 * day, 101 * day)
+    assert asked == [later] and table.extensions == 1 and table.covers == ((0, day), (100 * day, 101 * day))
     table.hour(later - 3600)
-    assert asked == [later]  # covered now: not asked again
+    assert table.hour(72_000 - 60) == (70_200, 72_000)  # the first span still answers for its own time
+    table.hour(later - 7200)
+    assert asked == [later]  # both covered now: history and live far apart never rebuild back and forth
+
+
+def test_the_spans_a_table_takes_are_bounded():
+    day = 86_400
+
+    def source(t):
+        base = int(t) - int(t) % day
+        return SessionTable([], (base, base + day))
+
+    table = SessionTable([], (0, day), source)
+    for k in range(1, SessionTable.MAX_SPANS):
+        table.hour(k * day)
+    assert table.extensions == SessionTable.MAX_SPANS - 1 and table.source_error is None
+    table.hour(1000 * day)
+    assert "spans held" in table.source_error and len(table.covers) == SessionTable.MAX_SPANS
 
 
 def test_a_failing_source_leaves_the_grid_and_is_not_asked_again():

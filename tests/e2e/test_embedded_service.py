@@ -57,7 +57,7 @@ def test_embedded_servers_live_and_die_with_the_service(tmp_path: Path) -> None:
     env = {**os.environ, "TICKSTOCK_CONFIG": str(config), "PYTHONUNBUFFERED": "1"}
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "tickstock.actors", "--now", "--embedded"], cwd=tmp_path,
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
+                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     client = redis.Redis(port=redis_port, socket_timeout=2, retry=None)
     try:
         def session():
@@ -85,11 +85,13 @@ def test_embedded_servers_live_and_die_with_the_service(tmp_path: Path) -> None:
         assert all(psutil.pid_exists(p) for p in pids)
     finally:
         client.close()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+        if proc.poll() is None:  # to the service's whole process group, as a terminal's Ctrl-C is
+            os.killpg(proc.pid, signal.SIGTERM)
         rc = proc.wait(60)
     assert rc == 0, log.read_text()[-3000:]
     text = log.read_text()
+    # the servers outlived the service's own shutdown: the session's end reached the embedded Redis
+    assert "SessionStopped acknowledged by redis" in text and "could not be published" not in text, text
     assert "session stopped" in text and "embedded servers stopped" in text
     left = [p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
     assert not left, f"still running: {left}"

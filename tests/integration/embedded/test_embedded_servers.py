@@ -37,8 +37,12 @@ def place(tmp_path_factory):
     urls = {"redis": f"redis://127.0.0.1:{free_port()}/0",
             "postgres": f"postgresql://root@127.0.0.1:{free_port()}/tickstock"}
     pg = EmbeddedPostgres(endpoint("postgres", urls["postgres"]), directory / "postgres", fsync=False)
+    leftover = directory / "postgres" / "data.initdb"  # as an interrupted first start leaves it
+    leftover.mkdir(parents=True)
+    (leftover / "PG_VERSION").write_text("17\n")
     pg.start()
     pg.stop()
+    assert not leftover.exists() and (directory / "postgres" / "data" / "PG_VERSION").read_text() == "18\n"
     return directory, urls
 
 

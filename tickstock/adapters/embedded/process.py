@@ -2,8 +2,10 @@
 after kill -9, by the kernel's parent-death signal) or detached (a daemon of their own), found
 again through their pid files, and stopped by signal with a deadline.
 
-Guarantees: ``spawn(..., detach=False)`` children get ``die_signal`` when the spawning thread's
-process ends, however it ends; ``stop_process`` returns only once the process is gone (signal,
+Guarantees: every child runs in a session (and process group) of its own, so a Ctrl-C at the
+terminal (SIGINT to the foreground group) reaches the service, which then stops them in order, not
+the servers under it; ``spawn(..., detach=False)`` children get ``die_signal`` when the spawning
+thread's process ends, however it ends; ``stop_process`` returns only once the process is gone (signal,
 then SIGKILL after ``timeout``); ``alive_pid`` never names a process that is not ``executable``
 (a pid file left behind and its pid reused by another program is ignored).
 """
@@ -41,8 +43,8 @@ def answers(host: str, port: int, timeout: float = 0.5) -> bool:
 
 def spawn(argv: list[str], log: Path, *, detach: bool, die_signal: int = signal.SIGTERM,
           user: str | None = None, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start ``argv`` with stdout and stderr appended to ``log``. ``detach``: a session of its own
-    that outlives this process; otherwise it receives ``die_signal`` when this process ends.
+    """Start ``argv`` in a session of its own, stdout and stderr appended to ``log``. ``detach``:
+    it outlives this process; otherwise it receives ``die_signal`` when this process ends.
     ``user``: run as that system user (PostgreSQL refuses to run as root)."""
     parent = os.getpid()
 
@@ -53,7 +55,7 @@ def spawn(argv: list[str], log: Path, *, detach: bool, die_signal: int = signal.
 
     with open(log, "ab") as out:
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=detach, preexec_fn=None if detach else tie_to_parent,
+                                start_new_session=True, preexec_fn=None if detach else tie_to_parent,
                                 user=user, env=env, close_fds=True)
 
 

@@ -7,10 +7,10 @@
         servers.stop()
 
 Guarantees: nothing is started for a server that answers (``plan.decide``); a fatal problem raises
-``EmbeddedError`` before anything starts; if one server fails to start, those already started by
-the call are stopped before the error propagates; ``stop`` stops what this call started (newest
-first), is idempotent, and leaves alone servers it did not start (the real ones, or embedded ones
-started earlier by ``python -m tickstock.adapters.embedded start``).
+``EmbeddedError`` before anything starts; a server that cannot start raises ``EmbeddedError`` (an
+``OSError`` included), after those already started by the call are stopped; ``stop`` stops what
+this call started (newest first), is idempotent, and leaves alone servers it did not start (the
+real ones, or embedded ones started earlier by ``python -m tickstock.adapters.embedded start``).
 """
 
 from __future__ import annotations
@@ -105,7 +105,10 @@ def ensure(
     result = EmbeddedServers(decision)
     try:
         for e in decision.start:
-            servers[e].start(detach=detach)
+            try:
+                servers[e].start(detach=detach)
+            except OSError as exc:  # a directory that cannot be made, a binary that cannot run
+                raise EmbeddedError(f"embedded {e.name} could not start in {servers[e].directory}: {exc}") from exc
             result.started.append(servers[e])
     except BaseException:
         result.stop()

@@ -48,6 +48,14 @@ def test_a_tied_child_dies_with_its_parent_even_after_kill_9(tmp_path: Path) -> 
     assert _gone(_child_of_killed_parent(tmp_path, "tied"))
 
 
+def test_a_terminal_ctrl_c_to_the_parents_group_does_not_reach_the_child(tmp_path: Path) -> None:
+    child = spawn([str(SLEEP), "60"], tmp_path / "log", detach=False)
+    try:
+        assert os.getpgid(child.pid) != os.getpgid(0) and os.getsid(child.pid) == child.pid
+    finally:
+        stop_process(child.pid, signal.SIGTERM, 5, child)
+
+
 def test_a_detached_child_outlives_its_parent(tmp_path: Path) -> None:
     child = _child_of_killed_parent(tmp_path, "detach")
     try:

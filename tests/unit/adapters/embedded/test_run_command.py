@@ -78,6 +78,26 @@ def test_an_error_stops_them_too(env, monkeypatch) -> None:
     assert env.events == ["stop"]
 
 
+def test_a_failing_stop_is_logged_never_raised(env, monkeypatch) -> None:
+    stop_embedded: list = []
+
+    def serve(args, settings, stop):
+        stop_embedded.append(stop)
+        return 0
+
+    monkeypatch.setattr(cli, "serve", serve)
+    real_call = env.__call__
+
+    def failing_stop(*args, **kwargs):
+        servers = real_call(*args, **kwargs)
+        type(servers).stop = lambda self: (_ for _ in ()).throw(EmbeddedError("postgres: stuck"))
+        return servers
+
+    monkeypatch.setattr(embedded, "ensure", failing_stop)
+    assert cli.main(["--config", str(REPO_CONFIG), "--now"]) == 0  # the finally's stop did not raise
+    stop_embedded[0]()  # nor does a second call
+
+
 def test_the_flag_makes_problems_fatal(env, monkeypatch) -> None:
     monkeypatch.setattr(cli, "serve", lambda *a: pytest.fail("must not run"))
     env.raises = EmbeddedError("Redis at 10.0.0.5:6379 does not answer, and no embedded server can stand in")

@@ -96,3 +96,17 @@ def test_stop_stops_every_server_even_when_one_fails() -> None:
     with pytest.raises(EmbeddedError, match="postgres: stuck"):
         servers.stop()
     assert log[-2:] == ["stop postgres", "stop redis"]
+
+
+def test_an_os_error_becomes_an_embedded_error_naming_the_server(tmp_path: Path) -> None:
+    log: list[str] = []
+
+    class Unwritable(FakeServer):
+        def start(self, detach: bool = False) -> None:
+            super().start(detach)
+            raise PermissionError(13, "Permission denied", str(self.directory))
+
+    with pytest.raises(EmbeddedError, match=r"embedded PostgreSQL could not start in .*postgres: .*Permission denied"):
+        ensure(REDIS_URL, PG_URL, directory=tmp_path, answer=lambda e: False,
+               server_for=lambda e, d: (Unwritable if e.kind == "postgres" else FakeServer)(e, d, log))
+    assert log == ["start redis detach=False", "start postgres detach=False", "stop redis"]

@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             running += pid is not None
             state = f"running (pid {pid})" if pid else "not running"
             heard = "answers" if answers(str(server.endpoint.host), server.endpoint.port) else "nothing answers"
-            print(f"{server.kind}: embedded {state}, files in {server.directory}; at {server.endpoint.address}: {heard}")
+            where = server.endpoint.address
+            print(f"{server.kind}: embedded {state}, files in {server.directory}; at {where}: {heard}")
         return 0 if running == len(servers_) else 3
     except EmbeddedError as exc:
         print(f"tickstock: {exc}", file=sys.stderr)

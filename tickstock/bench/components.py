@@ -3,8 +3,8 @@
 In-process, no service, no Redis or PostgreSQL. For ``--symbols`` symbols (500) each component is
 built once per symbol, primed with ``--prime-bars`` bars (200) and then timed over ``--bars`` live
 bars (60), symbol after symbol within each bar, as a bar close runs them. Printed per component: the
-microseconds per bar per symbol and its priming cost, the best of ``--repeat`` runs (the machine is
-shared: the minimum is the cost, the rest is waiting for a core).
+microseconds per bar per symbol and its priming cost, in CPU time of this process (not wall time:
+on a shared machine the wall clock also counts waiting for a core), the best of ``--repeat`` runs.
 
 Sets: the baseline (Doji, Hammer, HeadShoulders, InverseHeadShoulders, RSI 14, SMA 20) and ten
 common TA-Lib functions served by ``talib.stream`` handles (Engulfing, MorningStar, ShootingStar,
@@ -65,7 +65,7 @@ def _series(symbols: int, bars: int) -> list[list[Bar]]:
 
 
 def time_component(name: str, params: dict[str, Any], series: list[list[Bar]], prime: int,
-                   clock: Callable[[], float] = time.perf_counter) -> tuple[float, float]:
+                   clock: Callable[[], float] = time.process_time) -> tuple[float, float]:
     """(us per live bar per symbol, us per primed bar per symbol) for one component."""
     components = [create(name, params) for _ in series]
     t0 = clock()
@@ -84,7 +84,7 @@ def time_component(name: str, params: dict[str, Any], series: list[list[Bar]], p
 
 
 def time_pipeline(definitions: list[Definition], series: list[list[Bar]], prime: int,
-                  clock: Callable[[], float] = time.perf_counter) -> float:
+                  clock: Callable[[], float] = time.process_time) -> float:
     """us per live bar per symbol for a whole pipeline (gating, result checks included)."""
     pipelines = []
     for bars in series:
@@ -100,7 +100,7 @@ def time_pipeline(definitions: list[Definition], series: list[list[Bar]], prime:
 
 
 def time_stream_only(name: str, params: dict[str, Any], series: list[list[Bar]], prime: int,
-                     clock: Callable[[], float] = time.perf_counter) -> float:
+                     clock: Callable[[], float] = time.process_time) -> float:
     """us per bar per symbol of the TA-Lib stream handle's update alone (no result built)."""
     components = [create(name, params) for _ in series]
     for component, bars in zip(components, series):
@@ -115,7 +115,7 @@ def time_stream_only(name: str, params: dict[str, Any], series: list[list[Bar]],
 
 
 def time_window_calls(name: str, params: dict[str, Any], series: list[list[Bar]], window: int,
-                      clock: Callable[[], float] = time.perf_counter) -> tuple[float, float]:
+                      clock: Callable[[], float] = time.process_time) -> tuple[float, float]:
     """(us per symbol calling the Function API on each symbol's last ``window`` bars,
     us per symbol for one call over all symbols' windows concatenated -- which reads each symbol's
     right last value only for a function without memory beyond its lookback: an EMA runs on
@@ -144,7 +144,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> dict[st
     result: dict[str, Any] = {"symbols": args.symbols, "prime_bars": args.prime_bars, "live_bars": args.bars,
                               "components": {}, "window": {}}
     out(f"components: {args.symbols} symbols, primed with {args.prime_bars} bars, {args.bars} live bars timed,"
-        f" best of {args.repeat}; numpy {np.__version__}, ta-lib {talib.__version__}")
+        f" CPU time, best of {args.repeat}; numpy {np.__version__}, ta-lib {talib.__version__}")
     out(f"{'set':9s} {'component':22s} {'us/bar/symbol':>14s} {'us/primed bar':>14s}")
     totals = {}
     for label, entries in (("baseline", BASELINE), ("ta-lib", TALIB), ("other", OTHER)):

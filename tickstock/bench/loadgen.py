@@ -9,6 +9,7 @@ redis-py, no JSON encoding, no per-tick Python.
 
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import resource
 import socket
@@ -136,8 +137,9 @@ def generate(sock: socket.socket, ticks: TickCommands, spec: LoadSpec, stop_requ
     """Send ticks on ``sock`` as ``spec`` says; returns what was sent and heard back.
 
     One timestamp per batch, never decreasing: the wall clock, or in event time (``spec.event_open``)
-    ``EventMap(event_open, speed, t0).event_at(wall)`` with ``t0`` the first batch's wall time (so
-    the first batch is stamped ``event_open``), every stamp before ``spec.event_until``.
+    ``EventMap(event_open, speed, t0).event_at(wall)`` rounded down to the millisecond, with ``t0``
+    the first batch's wall time (so the first batch is stamped ``event_open``), every stamp as
+    written before ``spec.event_until``.
     ``on_start(t0)`` is called once, right after the first batch is sent."""
     schedule = Schedule(spec.rate, spec.burst, spec.batch_seconds, spec.max_batch)
     total = spec.count if spec.count is not None else float("inf")
@@ -172,7 +174,8 @@ def generate(sock: socket.socket, ticks: TickCommands, spec: LoadSpec, stop_requ
         if spec.event_open is None:
             at = wall
         else:
-            at = spec.event_open if event_map is None else event_map.event_at(wall)
+            # To the millisecond the stamp is written with, rounded down: never at the close.
+            at = spec.event_open if event_map is None else math.floor(event_map.event_at(wall) * 1000) / 1000
             if spec.event_until is not None and at >= spec.event_until:
                 break
         due_at = schedule.time_of(sent)  # when the next batch's first tick is due

@@ -87,6 +87,29 @@ def test_day_reports_rss_after_the_first_period_against_the_end():
     assert t["RSS after the first 30 min -> at the end"].value == "100.0 MB -> 105.0 MB (+5.0%)"
 
 
+def test_the_replayed_day_reports_its_bars_late_ticks_last_minute_and_rss_in_event_minutes():
+    r = result("day", rows=195_000, day={"date": "2025-03-12", "minutes": 390, "bars_expected": 195_000,
+                                         "idle_after": 5.0, "last_minute": {"events": 1084,
+                                                                            "closed_after_last_batch_s": 5.02}})
+    r["service"]["metrics"].update(tickstock_bars_closed_total=195_000.0, tickstock_ticks_late_total=0.0)
+    r["settings"].update(minutes=390, speed=60.0, date="2025-03-12", rate=2000.0, prime=False)
+    t = table_of(r)
+    bars = t["bars of the replayed day in ohlcv_1min (rows) / closed by the service (/metrics)"]
+    assert (bars.value, bars.target) == ("195,000 / 195,000", "== 195,000 (500 x 390)")
+    assert t["the service's own count (/metrics): received / late / rejected"].target == "late == 0"
+    assert t["the service's own count (/metrics): received / late / rejected"].value == "120,000 / 0 / 0"
+    last = t["last minute: closed after the last batch (by the feed's silence) / its events"]
+    assert last.value == "5.0 s / 1,084" and "not in the latencies" in last.target
+    assert t["RSS after the first 30 event min -> at the end"].value == "100.0 MB -> 105.0 MB (+5.0%)"
+    assert t["minute's bars all in the database, after the minute's end (p50 / max)"].reference == \
+        "grace 2 s of event time"
+    assert render(r).splitlines()[0] == ("scenario day: 500 symbols, 2,000 ticks/s, 390 event minutes of "
+                                         "2025-03-12 replayed at speed 60 (6.5 min wall)")
+    r["settings"].update(minutes=12, speed=120.0)
+    assert render(r).splitlines()[0].endswith("at speed 120 (6 s wall)")
+    assert "late == 0" not in render(result())  # live scenarios: no such target
+
+
 def test_missing_figures_read_n_a_not_a_crash():
     r = result("throughput", latency_ms={}, bars_in_db_s={"n": 0}, metrics={}, rss={}, backlog={})
     r["floor"] = None

@@ -139,3 +139,47 @@ def test_generate_sends_the_schedule_stamped_and_hears_the_replies():
         tick = decode_tick(payload, received)
         assert (verb, channel) == (b"PUBLISH", b"ch") and abs(received - tick.timestamp) < 0.5
     assert [decode_tick(p, t).symbol for (_, _, p), t in got[:4]] == ["AAPL", "MSFT", "AAPL", "MSFT"]
+
+
+def test_generate_in_event_time_stamps_each_batch_open_plus_wall_elapsed_times_speed_until_the_close():
+    import socket
+    import threading
+    import time
+
+    from tickstock.bench.loadgen import LoadSpec, generate
+
+    ours, server = socket.socketpair()
+    got = []
+
+    def redis_side():
+        reader = hiredis.Reader()
+        while data := server.recv(1 << 16):
+            reader.feed(data)
+            n = 0
+            while (cmd := reader.gets()) is not False:
+                got.append((cmd, time.time()))
+                n += 1
+            server.sendall(b":1\r\n" * n)
+
+    thread = threading.Thread(target=redis_side, daemon=True)
+    thread.start()
+    day_open = 1_741_786_200.0  # 2025-03-12 13:30Z; ten event minutes at 3,000x: 0.2 s of wall time
+    spec = LoadSpec("redis://unused", "ch", ["AAPL", "MSFT", "NVDA"], rate=5000, event_open=day_open,
+                    speed=3000.0, event_until=day_open + 600)
+    ticks = TickCommands("ch", spec.symbols, variants=4)
+    starts = []
+    result = generate(ours, ticks, spec, on_start=starts.append)
+    ours.close()
+    thread.join(2)
+    server.close()
+    stamps = [decode_tick(p, t, max_skew_seconds=float("inf")).timestamp for (_, _, p), t in got]
+    assert result.sent == len(got) and 700 < result.sent < 1300
+    assert starts == [result.started_at]                                   # t0: the first batch, once
+    assert stamps[0] == result.first_stamp == day_open                     # the replay starts at the open
+    assert stamps == sorted(stamps)                                        # in time order
+    assert result.last_stamp == stamps[-1] < day_open + 600 and stamps[-1] > day_open + 400  # stopped at the close
+    batch = round(spec.rate * spec.batch_seconds)                          # 25 ticks a batch, one stamp each
+    assert len(set(stamps)) <= -(-len(stamps) // batch)
+    for (_, _, payload), received in got:  # each stamp: open + (send wall - t0) x speed, sent before received
+        stamp_ = decode_tick(payload, received, max_skew_seconds=float("inf")).timestamp
+        assert stamp_ <= day_open + (received - result.started_at) * spec.speed + 0.001

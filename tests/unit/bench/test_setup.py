@@ -39,6 +39,13 @@ def test_the_rest_is_the_run_s_own_and_production_otherwise():
     assert cfg is not base_config() and base_config()["session"]["universe"] == "market_leaders:top_500"
 
 
+def test_the_day_replay_s_service_closes_bars_by_event_time():
+    assert validate(config(clock="event")).session.clock == "event"
+    assert validate(config()).session.clock == validate(base_config()).session.clock == "wall"
+    with pytest.raises(ConfigError):
+        config(clock="sundial")
+
+
 def test_a_bad_config_is_refused_by_the_service_s_schema():
     with pytest.raises(ConfigError):
         config(http_port=0)
@@ -83,7 +90,6 @@ def test_scenario_defaults():
     assert (scale.symbols, scale.rate, scale.prime) == (10_000, 100_000.0, True)
     day = make_plan("day", minutes=20)
     assert (day.rate, day.minutes, day.period_minutes) == (2_000.0, 20, 10)
-    assert make_plan("day").period_minutes == 30
     assert make_plan("throughput", burst=Burst.parse("4x1/10"), floor=False).burst.factor == 4
     assert make_plan("throughput", rate_of_ceiling=0.7).rate_of_ceiling == 0.7
     with pytest.raises(ValueError):
@@ -92,6 +98,37 @@ def test_scenario_defaults():
         make_plan("week")
     with pytest.raises(ValueError):
         make_plan("throughput", rate=0)
+
+
+def test_the_day_is_a_whole_regular_session_replayed_at_60x():
+    day = make_plan("day")
+    assert (day.symbols, day.rate, day.prime, day.minutes, day.period_minutes) == (500, 2_000.0, False, 390, 30)
+    assert (day.date, day.speed, day.day_open) == ("2025-03-12", 60.0, 1_741_786_200.0)  # 13:30Z: 09:30 EDT
+    assert make_plan("day", date="2025-01-08").day_open == 1_736_346_600.0                 # 14:30Z: 09:30 EST
+    assert make_plan("day", speed=240).speed == 240.0                   # 2,000/s over 500: one tick per bar
+    assert make_plan("day", symbols=5000).speed == 12.0                 # lowered: two ticks per bar
+    assert make_plan("day", minutes=12, period_minutes=3).period_minutes == 3
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(speed=241), "--speed <= 240"),                 # some symbol-minutes would have no tick
+    (dict(minutes=391), "1..390"),
+    (dict(date="2025-11-28", minutes=300), "1..210"),    # the day after Thanksgiving closes at 13:00
+    (dict(date="2025-03-15"), "no XNYS session"),
+    (dict(date="2099-03-12"), "closes after now"),
+    (dict(period_minutes=390), "--period"),
+    (dict(rate_of_ceiling=0.7), "--rate"),
+])
+def test_a_day_plan_that_cannot_give_every_bar_is_refused(changes, message):
+    with pytest.raises(ValueError, match=message):
+        make_plan("day", **changes)
+
+
+def test_speed_and_date_belong_to_the_day():
+    with pytest.raises(ValueError, match="--scenario day"):
+        make_plan("latency", speed=60)
+    with pytest.raises(ValueError, match="--scenario day"):
+        make_plan("throughput", date="2025-03-12")
 
 
 def test_whole_minutes_end_on_a_minute_boundary_after_the_partial_first():

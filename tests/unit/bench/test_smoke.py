@@ -1,5 +1,6 @@
 """Smoke tests of the benchmark against the real Redis and PostgreSQL: the smallest latency scenario
-(20 primed symbols, one whole minute: 70 to 130 s, by where in the minute it starts) and one short
+(20 primed symbols, one whole minute: 70 to 130 s, by where in the minute it starts), the smallest
+day replay in event time (5 primed symbols, 12 event minutes at 120x: ~20 s) and one short
 receive-ceiling attempt. They check that the figures exist and add up, never a speed."""
 
 import json
@@ -34,6 +35,28 @@ def test_the_smallest_latency_scenario(tmp_path):
     assert "close -> last event of the minute" in text and "ticks sent -> in bars" in text
     write_json(result, tmp_path / "out.json")
     assert json.loads((tmp_path / "out.json").read_text())["service"]["in_bars"] == svc["sent"]
+
+
+@pytest.mark.timeout(120)
+def test_the_smallest_day_replay_in_event_time(tmp_path):
+    plan = make_plan("day", symbols=5, minutes=12, speed=120, rate=100, prime=True, prime_bars=50, floor=False,
+                     ceiling=False, keep_dir=str(tmp_path / "run"))
+    result = run(plan, log=lambda text: None)
+    svc, day = result["service"], result["service"]["day"]
+    assert svc["exit_code"] == 0
+    assert "clock: event" in (tmp_path / "run" / "config.yaml").read_text()
+    assert svc["sent"] == svc["in_bars"] == svc["metrics"]["tickstock_ticks_received_total"]  # nothing lost
+    assert svc["rows"] == day["bars_expected"] == 5 * 12 == svc["metrics"]["tickstock_bars_closed_total"]
+    assert svc["metrics"]["tickstock_ticks_late_total"] == 0                     # sent in time order
+    assert day["first_stamp"] == plan.day_open and plan.day_open + 11 * 60 < day["last_stamp"] < plan.day_open + 720
+    lat = svc["latency_ms"]
+    assert lat["last_per_minute_summary"]["n"] == 11 and lat["closed_early"] == 0  # all but the last minute
+    assert 0 < lat["from_deadline"]["p50"] and lat["from_deadline"]["max"] < 10_000  # mapped to the wall clock
+    assert svc["events"] >= 11 * 5 and day["last_minute"]["events"] >= 5           # primed: analysed at once
+    assert day["last_minute"]["closed_after_last_batch_s"] >= 5.0 - 0.1             # the feed's silence
+    assert svc["bars_in_db_s"]["n"] == 11 and svc["rss"]["first_period"] > 0
+    text = render(result)
+    assert "12 event minutes of 2025-03-12 replayed at speed 120" in text and "late == 0" in text
 
 
 @pytest.mark.timeout(120)

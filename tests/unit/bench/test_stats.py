@@ -91,6 +91,25 @@ def test_an_event_without_a_close_stamp_still_counts_from_the_deadline():
     assert lat["from_deadline"] == pytest.approx([50], abs=1e-3) and lat["from_close"] == []
 
 
+def test_in_event_time_the_deadline_is_mapped_to_the_wall_clock():
+    from tickstock.bench.eventtime import EventMap
+
+    day_open = 1_741_786_200.0                 # 2025-03-12 13:30Z, replayed at 60x from wall T0
+    emap = EventMap(day_open, 60.0, 1_796_000_000.0)
+    minute = day_open + 60 * 100
+    deadline = emap.wall_deadline(minute, 2.0)  # wall T0 + 101.0333 s
+    e = EventTimes("indicator", "A", "RSI", minute, deadline + 0.004, deadline + 0.015)
+    lat = event_latencies([e], grace=2.0, wall_of=emap.wall_at)
+    assert lat["from_deadline"] == pytest.approx([15], abs=1e-3)
+    assert lat["close_lag"] == pytest.approx([4], abs=1e-3) and lat["from_close"] == pytest.approx([11], abs=1e-3)
+    assert lat["last_per_minute"] == pytest.approx({int(minute): 15}, abs=1e-3) and lat["closed_early"] == 0
+    # Unmapped, the replayed minute's deadline is 2025's: the latency would read as ~1.7 years.
+    assert event_latencies([e], grace=2.0)["from_deadline"][0] > 3e10
+    # Closed before the mapped deadline (the stop drained it): left out, as live.
+    early = EventTimes("indicator", "A", "RSI", minute, deadline - 0.5, deadline)
+    assert event_latencies([early], grace=2.0, wall_of=emap.wall_at)["closed_early"] == 1
+
+
 def test_cpu_share_over_a_window():
     samples = [(0.0, 0.0), (1.0, 0.5), (2.0, 1.0), (3.0, 1.9), (4.0, 2.0)]
     assert cpu_share(samples, 1.0, 3.0) == pytest.approx(0.7)

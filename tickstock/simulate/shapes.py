@@ -11,24 +11,25 @@ fire whatever bars the symbol had before -- none at all, or a primed history of 
     then the hammer: open ``b`` (< D/10) below that low, close == high at the prior low, a lower
     shadow of ``2D``. Every CDLHAMMER rule follows from the first bar alone, whatever came before:
     the prior body mean is >= D/10 > b, the upper shadow is 0 < 0.1 * (a mean range >= D/10), and
-    the body's bottom is below the prior low. Hammer on bar 2 (a Doji may show on bar 1 of others).
+    the body's bottom is below the prior low. Hammer on bar 2.
 ``head_shoulders`` (24 bars) closes through seven swing points three bars apart -- a lower peak
     and trough (Osler's prior trend), left shoulder, trough, head (+1.5 % over the shoulders), an
     equal trough, an equal right shoulder -- then a fall through the flat neckline. Every swing is
     >= 1 % (the zigzag confirms at 0.5 %); the first leg rises 1.5 % so that a history's unconfirmed
     extreme is either overtaken or confirmed before the pattern starts. HeadShoulders fires on bar
     23 (>= 20 bars, its min_bars_required, even with no history).
-``rsi_overbought`` (27 bars) a steady decline of 15 bars (0.3 % each) that seeds RSI(14) low --
-    and pulls an RSI left high by any ordinary history below 70 -- then a 12-bar rally of 0.9 % a
-    bar. During the rally RSI only rises, so it crosses 70 exactly once: RSI_OVERBOUGHT fires on
-    bar 22 with no history (the first RSI value needs 15 bars) and as early as the rally allows
-    with one.
+``rsi_overbought`` (36 bars) a sawtooth, four times over: 3 bars down 0.5 % each, then 6 bars up
+    0.7 % each. Each decline pulls RSI(14) down (below 70 from any ordinary history); during a
+    rally RSI only rises, and six such bars lift it over 70 from there. RSI_OVERBOUGHT fires in the
+    first rally (by bar 9) after a primed history of ordinary bars, and in the third (by bar 23)
+    with no history at all (RSI's first value needs 15 bars, so no alert is possible before bar 16).
+    A history ending far from the shape's price (a 5-10 % gap) delays it to a later rally.
 
 Guarantee (tested in tests/unit/simulate/test_shapes.py by folding the expanded ticks with the
 service's MinuteBarAggregator and running an AnalysisPipeline with the default definitions): each
-shape's detection appears by ``Shape.fires_by`` bars after it starts, without history and after a
-primed history of random-walk bars. "Ordinary" history means moves per minute well below the
-shape's own (a walk's ~0.1 %); a history with, say, a 20 % jump in its last 30 bars can delay RSI.
+shape's detection is published by bar ``Shape.fires_by`` with no history, and by
+``Shape.fires_by_primed`` after a primed history of random-walk bars ("ordinary": moves per minute
+well below the shape's own).
 
 Prices are rounded to cents; every bar has ``low <= open, close <= high``.
 """
@@ -48,7 +49,7 @@ from tickstock.simulate.expand import expand_bar
 from tickstock.simulate.tick import SimTick
 from tickstock.simulate.walk import RandomWalk
 
-__all__ = ["SHAPES", "Injection", "InjectedMarket", "Shape", "shape_bars"]
+__all__ = ["SHAPES", "Injection", "InjectedMarket", "Shape", "Started", "shape_bars"]
 
 # (open, high, low, close) as multiples of the start price.
 _Ohlc = tuple[float, float, float, float]
@@ -59,9 +60,10 @@ class Shape:
     """A shape's name, the detection it provokes and the bar (1-based) by which it appears."""
 
     name: str
-    expect: str      # what the engine publishes: a pattern name or an alert type
-    fires_by: int    # the detection is on or before this bar of the shape
-    bars: int        # length of the shape in bars
+    expect: str           # what the engine publishes: a pattern name or an alert type
+    fires_by: int         # the detection is on or before this bar of the shape, with no history
+    fires_by_primed: int  # ... and this one after a primed history of ordinary bars
+    bars: int             # length of the shape in bars
 
 
 def _wick(rng: np.random.Generator, size: float = 0.0006) -> float:
@@ -123,10 +125,10 @@ def _rsi_overbought(rng: np.random.Generator) -> list[_Ohlc]:
 
 
 SHAPES: dict[str, Shape] = {
-    "doji": Shape("doji", "Doji", 1, 1),
-    "hammer": Shape("hammer", "Hammer", 2, 2),
-    "head_shoulders": Shape("head_shoulders", "HeadShoulders", 23, len(_HS_PIVOTS) * 3 + len(_HS_BREAK)),
-    "rsi_overbought": Shape("rsi_overbought", "RSI_OVERBOUGHT", 23, _RSI_CYCLES * (_RSI_DOWN + _RSI_UP)),
+    "doji": Shape("doji", "Doji", 1, 1, 1),
+    "hammer": Shape("hammer", "Hammer", 2, 2, 2),
+    "head_shoulders": Shape("head_shoulders", "HeadShoulders", 23, 23, len(_HS_PIVOTS) * 3 + len(_HS_BREAK)),
+    "rsi_overbought": Shape("rsi_overbought", "RSI_OVERBOUGHT", 23, 9, _RSI_CYCLES * (_RSI_DOWN + _RSI_UP)),
 }
 
 _RELATIVE: dict[str, Callable[[np.random.Generator], list[_Ohlc]]] = {
@@ -194,6 +196,16 @@ class Injection:
         return cls(symbol, shape)
 
 
+@dataclass(frozen=True)
+class Started:
+    """A shape that began: its symbol, name, first minute and bars."""
+
+    symbol: str
+    shape: str
+    start: int
+    bars: tuple[Bar, ...]
+
+
 @dataclass
 class _Running:
     shape: Shape
@@ -246,7 +258,7 @@ class InjectedMarket:
         self._position = {s: 0 for s in self._plans}     # index of the next shape in the plan
         self._next_start: dict[str, int | None] = {s: first for s in self._plans}
         self._running: dict[str, _Running] = {}
-        self.started: list[tuple[str, str, int]] = []    # (symbol, shape, start) in start order
+        self.started: list[Started] = []                 # in start order
 
     def advance(self, until: float) -> list[SimTick]:
         """Every tick (walk and shapes) with ``timestamp < until`` not returned before, in time order."""
@@ -314,7 +326,7 @@ class InjectedMarket:
         ticks = [tick for bar, vols in zip(bars, sizes) for tick in expand_bar(bar, rng=rng, volumes=vols)]
         self._running[symbol] = _Running(shape, bars, ticks, 0, start + BAR_SECONDS * len(bars))
         self._next_start[symbol] = None
-        self.started.append((symbol, shape.name, start))
+        self.started.append(Started(symbol, shape.name, start, tuple(bars)))
         due = start + BAR_SECONDS * (shape.fires_by - 1)
         self.on_event(f"{symbol}: {shape.name} from {_hhmm(start)}; expect {shape.expect} "
                       f"by the {_hhmm(due)} bar ({shape.bars} bar{'s' if shape.bars > 1 else ''})")

@@ -10,8 +10,9 @@ Guarantees:
   (piecewise constant per second), so ``rate`` is the average ticks/s over a session (and the rate
   outside one). Symbols are drawn with fixed per-symbol weights (some names trade more than others).
 - Prices: each symbol's log price moves by a Student-t (4 degrees of freedom, unit variance) step
-  per trade, scaled so that its volatility is ``volatility`` a year (per session second) at its
-  average trading rate; published prices are rounded to cents. A price set with ``set_price``
+  per trade, scaled so that at its average trading rate its volatility is ``volatility(symbol)``
+  a year of session seconds -- ``volatility`` times a per-symbol factor drawn around 1
+  (lognormal, sigma 0.25). Published prices are rounded to cents. A price set with ``set_price``
   is where that symbol's next tick continues from.
 - Sizes: heavy-tailed (``TradeSizes``: Pareto, rounded to whole lots).
 """
@@ -88,6 +89,7 @@ class RandomWalk:
         weights = rng.lognormal(0.0, 0.5, k)
         self.weights = weights / weights.sum()
         vols = volatility * rng.lognormal(0.0, 0.25, k)
+        self._volatility = [float(v) for v in vols]
         start_prices = np.exp(rng.uniform(math.log(20.0), math.log(500.0), k))
         given = prices or {}
         self._price = [float(given.get(s, round(float(p), 2))) for s, p in zip(self.symbols, start_prices)]
@@ -111,6 +113,10 @@ class RandomWalk:
     def symbol_rate(self, symbol: str) -> float:
         """The symbol's average ticks/s."""
         return self.rate * float(self.weights[self._index[symbol]])
+
+    def volatility(self, symbol: str) -> float:
+        """The symbol's annual volatility (over session seconds, at its average rate)."""
+        return self._volatility[self._index[symbol]]
 
     def price(self, symbol: str) -> float:
         """The symbol's current price (rounded to cents), where its next tick continues from."""

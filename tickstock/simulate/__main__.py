@@ -177,8 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)}
 
     show = not args.quiet and sys.stderr.isatty()
     progress = ProgressLine(channel) if show else None
@@ -207,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
                 progress.final(stats)
     finally:
         sink.close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     print(summary(stats, channel), flush=True)
     return code
 

@@ -189,9 +189,11 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 if source is not None:
                     speed = "max" if args.speed is None else f"{args.speed:g}x"
-                    logger.info(f"replaying {source.rows} {source.kind} of {len(source.symbols)} symbols from "
-                                f"{source.origin} as {len(source.ticks)} ticks, event time "
-                                f"{_iso(source.first)} .. {_iso(source.last)}, speed {speed}, on {channel}")
+                    count = len(source.symbols)
+                    as_ticks = f" as {len(source.ticks)} ticks" if source.kind == "bars" else ""
+                    logger.info(f"replaying {source.rows} {source.kind} of {count} symbol{'s' if count != 1 else ''} "
+                                f"from {source.origin}{as_ticks}, event time {_iso(source.first)} .. "
+                                f"{_iso(source.last)}, speed {speed}, on {channel}")
                     stats = run_replay(source.ticks, sink, clock, speed=args.speed, stop=stop,
                                        seconds=args.seconds, on_progress=on_progress)
                 else:

@@ -5,7 +5,8 @@ Guarantee (``expand_bar``): folding the returned ticks into 1-minute bars (the s
 gives back the bar exactly -- the same open, high, low, close floats and the same volume:
 
 - every timestamp is strictly inside the bar's minute (``start < t < start + 60``) and the
-  timestamps strictly increase, so the minute is the bar's and the order is unambiguous;
+  timestamps strictly increase, so the minute is the bar's and the order is unambiguous; evenly
+  spaced (no generator), the open is at ``start + 0.05`` and the close at ``start + 59.95``;
 - the first tick is at the open, the last at the close, the high and the low are visited in between
   (the low first on an up bar, the high first on a down bar), and every other price lies within
   ``[low, high]``;
@@ -27,10 +28,14 @@ import numpy as np
 from tickstock.messages.bars import BAR_SECONDS, Bar
 from tickstock.simulate.tick import SimTick
 
-__all__ = ["MAX_TICKS_PER_BAR", "check_bar", "expand_bar", "path_of", "split_volume"]
+__all__ = ["EDGE_SECONDS", "MAX_TICKS_PER_BAR", "check_bar", "expand_bar", "path_of", "split_volume"]
 
-# Timestamps are start + 60*k/(n+1): far below the spacing a float near 2e9 still resolves.
+# At most this many ticks a bar: their spacing stays far above what a float near 2e9 resolves.
 MAX_TICKS_PER_BAR = 10_000
+# Without a generator the open is this long after the minute starts and the close this long before
+# it ends: a replay beginning with a bar's open begins inside any bar grace, so in event time its
+# first minute is not taken for a minute joined half-way (partial).
+EDGE_SECONDS = 0.05
 
 
 def check_bar(bar: Bar) -> None:
@@ -77,10 +82,13 @@ def _times(start: int, n: int, rng: np.random.Generator | None) -> list[float]:
     if rng is not None:
         # Random, sorted, strictly inside; a collision (probability ~n^2/2^53) falls back to even.
         u = np.sort(rng.random(n))
-        times = [start + BAR_SECONDS * (0.001 + 0.998 * float(x)) for x in u]
+        times = [start + EDGE_SECONDS + (BAR_SECONDS - 2 * EDGE_SECONDS) * float(x) for x in u]
         if all(a < b for a, b in zip(times, times[1:])):
             return times
-    return [start + BAR_SECONDS * (k + 1) / (n + 1) for k in range(n)]
+    if n == 1:
+        return [start + EDGE_SECONDS]
+    span = BAR_SECONDS - 2 * EDGE_SECONDS
+    return [start + EDGE_SECONDS + span * k / (n - 1) for k in range(n)]
 
 
 def expand_bar(

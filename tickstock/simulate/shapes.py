@@ -21,8 +21,9 @@ fire whatever bars the symbol had before -- none at all, or a primed history of 
 ``rsi_overbought`` (36 bars) a sawtooth, four times over: 3 bars down 0.5 % each, then 6 bars up
     0.7 % each. Each decline pulls RSI(14) down (below 70 from any ordinary history); during a
     rally RSI only rises, and six such bars lift it over 70 from there. RSI_OVERBOUGHT fires in the
-    first rally (by bar 9) after a primed history of ordinary bars, and in the third (by bar 23)
-    with no history at all (RSI's first value needs 15 bars, so no alert is possible before bar 16).
+    first rally (by bar 9) after a primed history of ordinary bars, and in the third (bar 23; 24
+    when cent rounding coarsens a price under ~$12) with no history at all (RSI's first value
+    needs 15 bars, so no alert is possible before bar 16).
     A history ending far from the shape's price (a 5-10 % gap) delays it to a later rally.
 
 Guarantee (tested in tests/unit/simulate/test_shapes.py by folding the expanded ticks with the
@@ -31,7 +32,8 @@ shape's detection is published by bar ``Shape.fires_by`` with no history, and by
 ``Shape.fires_by_primed`` after a primed history of random-walk bars ("ordinary": moves per minute
 well below the shape's own).
 
-Prices are rounded to cents; every bar has ``low <= open, close <= high``.
+Prices are rounded to cents (the guarantee is tested for start prices from $5 up; the walk starts
+at $20-500); every bar has ``low <= open, close <= high``.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tickstock.messages.bars import BAR_SECONDS, Bar
-from tickstock.simulate.expand import expand_bar
+from tickstock.simulate.expand import MAX_TICKS_PER_BAR, expand_bar
 from tickstock.simulate.tick import SimTick
 from tickstock.simulate.walk import RandomWalk
 
@@ -128,7 +130,7 @@ SHAPES: dict[str, Shape] = {
     "doji": Shape("doji", "Doji", 1, 1, 1),
     "hammer": Shape("hammer", "Hammer", 2, 2, 2),
     "head_shoulders": Shape("head_shoulders", "HeadShoulders", 23, 23, len(_HS_PIVOTS) * 3 + len(_HS_BREAK)),
-    "rsi_overbought": Shape("rsi_overbought", "RSI_OVERBOUGHT", 23, 9, _RSI_CYCLES * (_RSI_DOWN + _RSI_UP)),
+    "rsi_overbought": Shape("rsi_overbought", "RSI_OVERBOUGHT", 24, 9, _RSI_CYCLES * (_RSI_DOWN + _RSI_UP)),
 }
 
 _RELATIVE: dict[str, Callable[[np.random.Generator], list[_Ohlc]]] = {
@@ -224,8 +226,9 @@ class InjectedMarket:
       again that many minutes after it ended (else it runs once).
     - While a shape runs (from its first minute's start to its last minute's end) the symbol's
       walk ticks are replaced by ticks expanded from the shape's bars (``expand_bar``: they
-      re-aggregate exactly to those bars); afterwards the walk continues from the shape's last
-      close. Other symbols are untouched.
+      re-aggregate exactly to those bars), as many a minute as the walk gives the symbol on average
+      then (at least 6); afterwards the walk continues from the shape's last close. Other symbols
+      are untouched.
     - ``advance`` has the walk's contract (every tick before ``until`` once, in time order) and is
       as deterministic as the walk: the shapes draw from a generator of their own, seeded by the
       seed and the symbol.
@@ -320,8 +323,12 @@ class InjectedMarket:
     def _start(self, symbol: str, start: int) -> None:
         shape = self._plans[symbol][self._position[symbol]]
         rng = self._rngs[symbol]
-        per_bar = max(6, min(300, round(self.walk.symbol_rate(symbol) * BAR_SECONDS)))
-        sizes = [self.walk.sizes.sample(rng, per_bar).tolist() for _ in range(shape.bars)]
+        # As many ticks a minute as the walk would have given the symbol then (at least 6).
+        rate = self.walk.symbol_rate(symbol)
+        per_bar = [max(6, min(MAX_TICKS_PER_BAR, round(rate * self.walk.activity.at(start + BAR_SECONDS * (i + 0.5))
+                                                           * BAR_SECONDS)))
+                   for i in range(shape.bars)]
+        sizes = [self.walk.sizes.sample(rng, n).tolist() for n in per_bar]
         bars = shape_bars(shape.name, symbol, start, self.walk.price(symbol), rng, [sum(v) for v in sizes])
         ticks = [tick for bar, vols in zip(bars, sizes) for tick in expand_bar(bar, rng=rng, volumes=vols)]
         self._running[symbol] = _Running(shape, bars, ticks, 0, start + BAR_SECONDS * len(bars))

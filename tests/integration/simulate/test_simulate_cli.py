@@ -179,4 +179,4 @@ def test_database_replay_of_an_exchange_date(tmp_path: Path) -> None:
     got = sub.settle(sent(out))
     rebuilt = {(b.symbol, b.start): (b.open, b.high, b.low, b.close, b.volume) for b in fold(as_ticks([r for _, r in got]))}
     assert rebuilt == {(s, ts): (o, h, l, c, v) for s, ts, o, h, l, c, v in inside if s == "NVDA"}
-    assert "replaying 6 bars of 1 symbols from ohlcv_1min 2025-03-12" in err
+    assert "replaying 6 bars of 1 symbol from ohlcv_1min 2025-03-12 as 24 ticks" in err

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from tickstock.messages.bars import Bar
 from tickstock.messages.ticks import decode_tick
-from tickstock.simulate.expand import expand_bar, path_of, split_volume
+from tickstock.simulate.expand import EDGE_SECONDS, expand_bar, path_of, split_volume
 from tickstock.simulate.tick import encode
 
 from .engine import fold
@@ -53,6 +53,14 @@ def test_ticks_re_aggregate_to_exactly_the_bar(bar: Bar, n: int, seed: int | Non
     assert all(a < b for a, b in zip(times, times[1:]))
     assert ticks[0].price == bar.open and ticks[-1].price == bar.close
     assert all(bar.low <= t.price <= bar.high for t in ticks)
+
+
+def test_evenly_spaced_the_open_is_at_the_minutes_start_and_the_close_at_its_end() -> None:
+    """A replay that starts with a bar starts inside the bar grace (event time: not partial)."""
+    times = [t.timestamp for t in expand_bar(Bar("X", M, 10.0, 12.0, 9.0, 11.0, 4), 5)]
+    assert times[0] == M + EDGE_SECONDS and times[-1] == M + 60 - EDGE_SECONDS
+    assert EDGE_SECONDS < 0.5  # the smallest grace the tests use
+    assert [t.timestamp for t in expand_bar(Bar("X", M, 10.0, 10.0, 10.0, 10.0, 4), 1)] == [M + EDGE_SECONDS]
 
 
 def test_the_low_comes_first_on_an_up_bar_and_the_high_on_a_down_bar() -> None:

@@ -100,6 +100,16 @@ def test_the_shapes_ticks_re_aggregate_to_exactly_its_bars() -> None:
         assert all(b.volume > 0 for b in started.bars)
 
 
+def test_a_shape_trades_as_often_as_the_walk_would() -> None:
+    """The injected symbol keeps its rate (and the run its --rate): its walk average per minute."""
+    walk = RandomWalk(SYMBOLS, rate=30.0, seed=5, start=T0)
+    market = InjectedMarket(walk, [Injection("NVDA", "head_shoulders")], seed=5)
+    first = int(math.ceil(T0 / 60) * 60)
+    ticks = market.advance(first + 60 * 24)
+    per_minute = sum(1 for t in ticks if t.symbol == "NVDA" and t.timestamp >= first) / 24
+    assert per_minute == pytest.approx(walk.symbol_rate("NVDA") * 60, rel=0.02)
+
+
 def test_injections_of_one_symbol_run_in_order_from_the_next_minute_then_the_walk_resumes() -> None:
     events: list[str] = []
     walk = RandomWalk(SYMBOLS, rate=RATE, seed=5, start=T0)

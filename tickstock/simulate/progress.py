@@ -10,8 +10,6 @@ is the single line printed when a run ends, on a terminal or not: ``sent 1234 ti
 from __future__ import annotations
 
 import time
-from typing import TextIO
-
 from rich.console import Console
 from rich.live import Live
 from rich.text import Text
@@ -47,11 +45,11 @@ def summary(stats: RunStats, channel: str) -> str:
 
 
 class ProgressLine:
-    """A rich Live line on ``stream`` (default stderr)."""
+    """A rich Live line on ``console`` (default: one on stderr)."""
 
-    def __init__(self, channel: str, stream: TextIO | None = None, refresh_per_second: float = 4.0) -> None:
+    def __init__(self, channel: str, console: Console | None = None, refresh_per_second: float = 4.0) -> None:
         self.channel = channel
-        self._console = Console(file=stream, stderr=stream is None)
+        self._console = console or Console(stderr=True)
         self._live = Live(Text(""), console=self._console, refresh_per_second=refresh_per_second,
                           transient=False, redirect_stdout=False, redirect_stderr=True)
         self._min_gap = 1.0 / refresh_per_second

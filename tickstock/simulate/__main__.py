@@ -26,11 +26,14 @@ from loguru import logger
 from tickstock.clock import SystemClock
 from tickstock.config import ConfigError, load_settings
 from tickstock.logs import FORMAT
+from tickstock.market.calendar import MarketCalendar
+from tickstock.simulate.activity import IntradayActivity
 from tickstock.simulate.pacing import parse_speed
 from tickstock.simulate.progress import ProgressLine, summary
 from tickstock.simulate.publish import PublishFailed, RedisTickSink, RunStats, run_live, run_replay
 from tickstock.simulate.replay import ReplayError, ReplaySource, load_db_bars, read_csv, source_from_bars
-from tickstock.simulate.shapes import SHAPES, Injection
+from tickstock.simulate.shapes import SHAPES, InjectedMarket, Injection
+from tickstock.simulate.walk import RandomWalk
 
 DEFAULT_RATE_PER_SYMBOL = 2.0
 
@@ -214,12 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def _build_market(args: argparse.Namespace, symbols: list[str], now: float):
-    from tickstock.market.calendar import MarketCalendar
-    from tickstock.simulate.activity import IntradayActivity
-    from tickstock.simulate.shapes import InjectedMarket
-    from tickstock.simulate.walk import RandomWalk
-
+def _build_market(args: argparse.Namespace, symbols: list[str], now: float) -> tuple[InjectedMarket, float]:
     rate = args.rate if args.rate is not None else DEFAULT_RATE_PER_SYMBOL * len(symbols)
     walk = RandomWalk(symbols, rate=rate, seed=args.seed, start=now,
                       activity=IntradayActivity(MarketCalendar(now)))

@@ -162,7 +162,7 @@ class ServiceActor(pykka.ThreadingActor):
             except pykka.ActorDeadError:
                 pass
 
-        planner = functools.partial(make_plan, self.settings, self.store_factory, manual, session_id)
+        planner = functools.partial(make_plan, self.settings, self.store_factory, manual, session_id, clock=self.clock)
         ref = SessionActor.start(planner, self.factory, on_ended, self.health_monitor_factory, clock=self.clock,
                                  beacon=self.heartbeat, session_id=session_id, settings=self.settings)
         self.session = StartTicket("started", session_id, ref, ended)

@@ -267,6 +267,18 @@ def test_health_monitor_factory_gets_the_plan() -> None:
     assert len(plan.definitions.definitions) == 5 and plan.problems == ()
 
 
+def test_the_plan_reads_the_exchange_sessions_by_the_service_clock() -> None:
+    """A 60-minute definition makes the plan read the calendar around the service's clock (a
+    ManualClock here, a year before the wall clock), never around the host's time."""
+    plans: list[SessionPlan] = []
+    store = StoreFactory(definitions=([prow("Doji", applicable_timeframes=["60min"])], []))
+    svc = make_service(store=store, monitor_factory=lambda plan: plans.append(plan))
+    svc.start_session()
+    [plan] = plans
+    [(lo, hi)] = plan.sessions.covers
+    assert lo <= T0 < hi
+
+
 # -- universe ------------------------------------------------------------------------------------
 
 

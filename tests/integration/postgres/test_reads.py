@@ -53,6 +53,25 @@ def test_a_recent_bars_stream_left_early_leaves_the_store_usable(store: Postgres
     store.ping()
 
 
+def test_recent_bars_before_a_time_are_the_history_that_preceded_it(store: PostgresStore) -> None:
+    """A replay of a past day primes from the bars before it, even when later days are stored."""
+    aapl = [Bar("AAPL", T0 + 60 * i, 100 + i, 101 + i, 99 + i, 100.25 + i, i) for i in range(20)]
+    msft = [Bar("MSFT", T0 + 60 * i, 400.5, 401.0, 400.0, 400.75, 7) for i in range(12, 20)]  # none before
+    store.upsert_bars(list(reversed(aapl)) + msft)
+    day = T0 + 60 * 10  # the replayed day's first minute: bars 10.. are "after" it
+
+    assert store.load_recent_bars(["AAPL", "MSFT"], 4, before=day) == {"AAPL": aapl[6:10], "MSFT": []}
+    assert store.load_recent_bars(["AAPL"], 50, before=day) == {"AAPL": aapl[:10]}  # fewer than asked
+    assert store.load_recent_bars(["AAPL"], 4, before=day + 0.5)["AAPL"] == aapl[7:11]  # strictly before
+    assert store.load_recent_bars(["AAPL"], 4)["AAPL"] == aapl[-4:]  # no bound: the latest, as before
+    names = ["MSFT", "AAPL", "NVDA"]
+    streamed = list(store.iter_recent_bars(names, 3, symbols_per_query=1, before=T0 + 60 * 15))  # three queries
+    assert streamed == [("MSFT", msft[:3]), ("AAPL", aapl[12:15])]
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="before"):
+            store.load_recent_bars(["AAPL"], 4, before=bad)
+
+
 def test_load_definitions_returns_every_row(store: PostgresStore, sql) -> None:
     sql("UPDATE pattern_definitions SET enabled = false, confidence_threshold = 0.75 WHERE name = 'Hammer'")
     try:

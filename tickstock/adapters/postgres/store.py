@@ -131,6 +131,8 @@ INSERT_HEALTH = (
 # One row per bar, the symbol as its position in the list asked for, the minute as epoch seconds and
 # prices as float8: fixed-width columns, read by binary COPY straight into numpy (binary_copy.py).
 # The order of rows is not promised by SQL without a sort here; they are sorted in numpy instead.
+# ``{before}`` is empty or RECENT_BARS_BEFORE: a bound written into the statement only when asked, so
+# that it is an index condition of the backward walk (an ``IS NULL OR`` would be a filter instead).
 RECENT_BARS = """
 SELECT s.i::int4, extract(epoch FROM b.timestamp)::int8, b.open::float8, b.high::float8, b.low::float8,
        b.close::float8, b.volume::int8
@@ -138,11 +140,12 @@ FROM unnest(%(symbols)s::text[]) WITH ORDINALITY AS s(symbol, i)
 CROSS JOIN LATERAL (
     SELECT o.timestamp, o.open, o.high, o.low, o.close, o.volume
     FROM ohlcv_1min AS o
-    WHERE o.symbol = s.symbol
+    WHERE o.symbol = s.symbol{before}
     ORDER BY o.timestamp DESC
     LIMIT %(limit)s
 ) AS b
 """
+RECENT_BARS_BEFORE = " AND o.timestamp < to_timestamp(%(before)s)"
 RECENT_BAR_COLUMNS = (("i", "i4"), ("start", "i8"), ("open", "f8"), ("high", "f8"), ("low", "f8"),
                       ("close", "f8"), ("volume", "i8"))
 
@@ -381,31 +384,39 @@ class PostgresStore:
                 result.append([rows.plain_row(row) for row in cur.fetchall()])
             return result[0], result[1]
 
-    def load_recent_bars(self, symbols: Sequence[str], limit: int) -> dict[str, list[Bar]]:
-        """The most recent ``limit`` bars of each symbol, oldest first, in one query.
+    def load_recent_bars(self, symbols: Sequence[str], limit: int, *,
+                         before: float | None = None) -> dict[str, list[Bar]]:
+        """The most recent ``limit`` bars of each symbol (only those starting before ``before``,
+        epoch seconds, if given), oldest first, in one query.
 
         Every requested symbol is a key of the result (an empty list when it has no bars);
         duplicates in ``symbols`` are ignored. Prices are floats; ``tick_count`` is 0 (not stored).
-        ValueError if ``limit`` is negative.
+        ValueError if ``limit`` is negative or ``before`` not finite.
         """
         result: dict[str, list[Bar]] = {symbol: [] for symbol in symbols}
-        for symbol, bars in self.iter_recent_bars(list(result), limit):
+        for symbol, bars in self.iter_recent_bars(list(result), limit, before=before):
             result[symbol] = bars
         return result
 
-    def iter_recent_bars(self, symbols: Sequence[str], limit: int,
-                         symbols_per_query: int = 1_000) -> Iterator[tuple[str, list[Bar]]]:
+    def iter_recent_bars(self, symbols: Sequence[str], limit: int, symbols_per_query: int = 1_000, *,
+                         before: float | None = None) -> Iterator[tuple[str, list[Bar]]]:
         """``(symbol, bars)`` for each symbol that has bars, in the order asked, its most recent
         ``limit`` bars oldest first.
+
+        ``before`` (epoch seconds): only bars whose minute starts strictly before it, the most
+        recent of THOSE -- the history that preceded a bar, whatever the table holds after it (a
+        replay of a past day into a database that already has later days). None: the latest bars.
 
         Read by binary COPY into numpy, ``symbols_per_query`` symbols at a time: memory is bounded
         by two such chunks plus one symbol's bars, whatever the universe (10,000 symbols x 200 bars
         read as text rows once held 2.3 GB and took 20 s). Each chunk is its own transaction, the
         next one read on a helper thread while the caller consumes this one.
-        ValueError if ``limit`` < 0.
+        ValueError if ``limit`` < 0 or ``before`` is not finite.
         """
         if limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
+        if before is not None and not math.isfinite(before):
+            raise ValueError(f"before must be finite epoch seconds, got {before!r}")
         wanted = list(dict.fromkeys(symbols))
         if not wanted or limit == 0:
             return
@@ -413,21 +424,22 @@ class PostgresStore:
         # The next chunk's query runs (in PostgreSQL, on the other core) while this one's bars are
         # built and consumed: at 10,000 symbols the SQL is ~3-4 s that would otherwise be waited out.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recent-bars") as prefetch:
-            pending = prefetch.submit(self._recent_bar_rows, chunks[0], limit)
+            pending = prefetch.submit(self._recent_bar_rows, chunks[0], limit, before)
             try:
                 for n, chunk in enumerate(chunks):
                     found = pending.result()
                     if n + 1 < len(chunks):
-                        pending = prefetch.submit(self._recent_bar_rows, chunks[n + 1], limit)
+                        pending = prefetch.submit(self._recent_bar_rows, chunks[n + 1], limit, before)
                     yield from _bars_by_symbol(chunk, found)
             finally:
                 pending.cancel()
 
-    def _recent_bar_rows(self, symbols: list[str], limit: int) -> np.ndarray:
+    def _recent_bar_rows(self, symbols: list[str], limit: int, before: float | None = None) -> np.ndarray:
         """The chunk's rows sorted by (symbol position, minute)."""
         buffer = io.BytesIO()
+        sql = RECENT_BARS.format(before="" if before is None else RECENT_BARS_BEFORE)
         with self._transaction() as conn, conn.cursor() as cur:
-            query = cur.mogrify(RECENT_BARS, {"symbols": symbols, "limit": limit}).decode()
+            query = cur.mogrify(sql, {"symbols": symbols, "limit": limit, "before": before}).decode()
             cur.copy_expert(f"COPY ({query}) TO STDOUT (FORMAT binary)", buffer)
         found = decode_rows(buffer.getvalue(), RECENT_BAR_COLUMNS)
         return found[np.lexsort((found["start"], found["i"]))]

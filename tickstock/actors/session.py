@@ -61,11 +61,18 @@ class SessionOutcome:
     cause: str = ""              # 'universe' when the universe could not be resolved
 
 
+# How long what symbol actors tell persistence is gathered before it is handed over: a bar close's
+# events go out within ~50 ms; the rows wait this much longer for the database (they are in no hurry:
+# they are written every persistence.flush_interval_seconds anyway).
+PERSISTENCE_LINGER_SECONDS = 0.05
+
+
 class ChildFactory(Protocol):
     """Builds the session's children: started, not yet opened. Tests substitute mocks.
 
-    ``symbol(..., history=None)`` means: the actor loads its own history when it opens (restarts
-    and new symbols, so the session never reads the database from a handler)."""
+    ``symbol(..., history=None)`` means: the actor loads its own history (restarts and new
+    symbols when it opens; in event time every symbol actor, from the bars before its first bar),
+    so the session never reads the database from a handler."""
 
     def publisher(self, supervisor: pykka.ActorRef, plan: SessionPlan) -> pykka.ActorRef: ...
     def persistence(self, supervisor: pykka.ActorRef, plan: SessionPlan) -> pykka.ActorRef: ...
@@ -73,9 +80,11 @@ class ChildFactory(Protocol):
                publisher: ChildHandle, persistence: ChildHandle) -> pykka.ActorRef: ...
     def ingress(self, supervisor: pykka.ActorRef, plan: SessionPlan, routes: dict[str, ChildHandle],
                 persistence: ChildHandle, aggregator: MinuteBarAggregator) -> pykka.ActorRef: ...
-    def load_history(self, symbols: Sequence[str], limit: int) -> Iterable[tuple[str, list[Bar]]]:
-        """``(symbol, recent bars oldest first)`` for the symbols that have any, streamed one symbol at
-        a time, so a 10,000-symbol universe's history is never held at once."""
+    def load_history(self, symbols: Sequence[str], limit: int,
+                     before: float | None = None) -> Iterable[tuple[str, list[Bar]]]:
+        """``(symbol, recent bars oldest first)`` for the symbols that have any (only bars starting
+        before ``before``, if given), streamed one symbol at a time, so a 10,000-symbol universe's
+        history is never held at once."""
         ...
     def publish_directly(self, plan: SessionPlan, events: Sequence[Any]) -> None: ...
 
@@ -176,14 +185,18 @@ class SessionActor(pykka.ThreadingActor):
         self._open_blocking(self.publisher, self.factory.publisher(self.actor_ref, plan), timeout)
         self._open_blocking(self.persistence, self.factory.persistence(self.actor_ref, plan), timeout)
         self.persistence.tell(RecordSession(SessionRecord(plan.session_id, plan.universe, self.started_at, len(plan.symbols))))
-        # Each symbol's actor is built (and primes) as its history streams in; none is held afterwards.
+        # Wall clock: each symbol's actor is built (and primes) as its history streams in; none is
+        # held afterwards. Event time: the latest bars stored may come after the replayed ones, so
+        # each actor loads the bars before its first bar itself, when that arrives (history=None).
+        deferred = s.session.clock == "event" and s.analysis.prime_bars > 0
         wanted = set(plan.symbols)
-        for symbol, history in self._history(plan.symbols):
+        for symbol, history in () if deferred else self._history(plan.symbols):
             if symbol in wanted and symbol not in self.symbols:
                 self.symbols[symbol] = ChildHandle(f"symbol:{symbol}", self._new_symbol(symbol, history))
         for symbol in plan.symbols:
             if symbol not in self.symbols:
-                self.symbols[symbol] = ChildHandle(f"symbol:{symbol}", self._new_symbol(symbol, []))
+                self.symbols[symbol] = ChildHandle(f"symbol:{symbol}",
+                                                   self._new_symbol(symbol, None if deferred else []))
         self.symbols = {symbol: self.symbols[symbol] for symbol in plan.symbols}  # the plan's order
         # Confirm every symbol actor in parallel: 500 sequential asks would cost ~20 ms for nothing.
         pykka.get_all([h.ref.ask(Open(self._next_incarnation(h.name)), block=False) for h in self.symbols.values()],
@@ -221,7 +234,10 @@ class SessionActor(pykka.ThreadingActor):
 
     def _new_symbol(self, symbol: str, history: Sequence[Bar] | None) -> pykka.ActorRef:
         if self._outboxes is None:
-            self._outboxes = (Outbox(self.publisher, "publisher"), Outbox(self.persistence, "persistence"))
+            # Persistence lingers longer: its rows are derived from the events on its own thread, and
+            # on one GIL that work would otherwise interleave with the close's publishing.
+            self._outboxes = (Outbox(self.publisher, "publisher"),
+                              Outbox(self.persistence, "persistence", linger=PERSISTENCE_LINGER_SECONDS))
         publisher, persistence = self._outboxes
         return self.factory.symbol(self.actor_ref, self.plan, symbol, history, publisher, persistence)
 

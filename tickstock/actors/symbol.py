@@ -31,6 +31,20 @@ The stretch between the end of the history and the time the actor opened (or its
 if earlier: a replay in event time) was not seen by this actor: higher bars overlapping it are
 partial. A higher bar whose last minute had no ticks closes with the symbol's next 1-minute bar
 (``late``); none closes at the session's end without one (the next session's priming has it).
+
+Priming, and the one place the actor reads the database. Given ``history`` (wall clock: the session
+streams each symbol's latest bars at its start), it primes in the constructor. Built with
+``history=None`` it loads its own, through ``load_history`` (the factory's; one query per
+incarnation), in its own turn on its dispatcher worker -- never on the session actor's thread,
+which must stay free to supervise, and never again after that one read:
+- on ``open`` (a restart, a new symbol): ``load_history()``, the latest bars stored;
+- in event time (``prime_at_first_bar``, ``session.clock: event``): when its first bar arrives,
+  ``load_history(before=bar.start)``, the bars BEFORE that bar, then primes, then analyses the
+  bar. A replay of a past day is so primed with the day's real predecessors, even when the database
+  already holds later bars (replaying yesterday into today's database): primed with the latest, every
+  replayed bar would be older than the history, ignored by the pipeline as stale, and nothing found.
+A failed read is logged as a warning and the actor runs unprimed: priming is accuracy, not a
+reason to die (and be restarted into the same failure).
 """
 
 from __future__ import annotations
@@ -82,15 +96,18 @@ class SymbolActor(PooledSupervisedActor):
         clock: Callable[[], float] = time.time,
         on_detection: Callable[[str], None] | None = None,
         dispatcher: Dispatcher | None = None,
-        load_history: Callable[[], Sequence[Bar]] | None = None,
+        load_history: Callable[..., Sequence[Bar]] | None = None,
         analyse_partial_bars: bool = False,
         higher: Mapping[str, Any] | None = None,
         sessions: SessionTable | None = None,
+        prime_at_first_bar: bool = False,
     ) -> None:
         """``history=None``: prime from ``load_history()`` when the actor opens (a restart, a new
         symbol), so its supervisor never reads the database itself. ``higher``: the pipelines of
         the higher timeframes that have definitions (none: 1min only); ``sessions``: where the
-        60-minute bars start and end."""
+        60-minute bars start and end. ``prime_at_first_bar`` (event time; with ``history=None``):
+        load the history when the first bar arrives, ``load_history(before=<its start>)``, not on
+        open (see the module docstring)."""
         super().__init__(supervisor, f"symbol:{symbol}", session_id, dispatcher or default_dispatcher())
         self._on_detection = on_detection
         self.symbol = symbol
@@ -100,6 +117,8 @@ class SymbolActor(PooledSupervisedActor):
         self.bars_seen = len(history or ())
         self.last_bar_start: int | None = history[-1].start if history else None
         self._load_history = load_history if history is None else None
+        # Event time: the history is the bars before the first one received (unknown until then).
+        self._prime_at_first_bar = prime_at_first_bar and self._load_history is not None
         self._pattern_ttl = pattern_ttl
         self._indicator_ttl = indicator_ttl
         self._clock = clock
@@ -114,16 +133,24 @@ class SymbolActor(PooledSupervisedActor):
             self._prime(list(history))
 
     def open(self) -> None:
-        if self._load_history is None:
+        if self._load_history is None or self._prime_at_first_bar:
             self._opened_at = self._clock()
             return
+        history = self._read_history()
+        self._opened_at = self._clock()
+        self._prime_loaded(history)
+
+    def _read_history(self, before: int | None = None) -> list[Bar] | None:
+        """The history from ``load_history`` (the bars before ``before`` if given); None if it failed."""
         try:
-            history = list(self._load_history())
+            return list(self._load_history() if before is None else self._load_history(before=before))
         except Exception as exc:  # priming is accuracy, not a reason to die (and be restarted again)
             self.log.warning("{}: recent bars could not be loaded for priming: {!r}", self.symbol, exc)
-            self._opened_at = self._clock()
+            return None
+
+    def _prime_loaded(self, history: list[Bar] | None) -> None:
+        if history is None:  # the read failed: unprimed
             return
-        self._opened_at = self._clock()
         self._prime(history)
         self.bars_seen += len(history)
         if history:
@@ -146,6 +173,9 @@ class SymbolActor(PooledSupervisedActor):
     def _bar(self, message: BarClosed) -> None:
         maybe_fail(f"symbol:{self.symbol}:bar")
         bar = message.bar
+        if self._prime_at_first_bar:  # event time: primed with what preceded this bar, once
+            self._prime_at_first_bar = False
+            self._prime_loaded(self._read_history(before=bar.start))
         self.bars_seen += 1
         self.last_bar_start = bar.start
         resampler = self._resampler

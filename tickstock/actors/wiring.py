@@ -109,7 +109,8 @@ class ProductionFactory:
             supervisor, plan.session_id, symbol, pipeline, publisher, persistence, history,
             a.pattern_ttl_seconds, a.indicator_ttl_seconds,
             on_detection=self._hook("record_detection"), analyse_partial_bars=a.analyse_partial_bars,
-            load_history=lambda: self._history_of(symbol, a.prime_bars),
+            load_history=lambda before=None: self._history_of(symbol, a.prime_bars, before),
+            prime_at_first_bar=self.settings.session.clock == "event",
             dispatcher=self.dispatcher(plan, supervisor), higher=higher, sessions=plan.sessions,
         )
 
@@ -135,16 +136,19 @@ class ProductionFactory:
             event_time = self._event_times[aggregator] = EventTime()
         return event_time
 
-    def load_history(self, symbols: Sequence[str], limit: int) -> Iterator[tuple[str, list[Bar]]]:
+    def load_history(self, symbols: Sequence[str], limit: int,
+                     before: float | None = None) -> Iterator[tuple[str, list[Bar]]]:
+        """Each symbol's ``limit`` latest bars (starting before ``before``, if given), streamed."""
         store = self.store()
         try:
-            yield from store.iter_recent_bars(list(symbols), limit)
+            yield from store.iter_recent_bars(list(symbols), limit, before=before)
         finally:
             store.close()
 
-    def _history_of(self, symbol: str, limit: int) -> list[Bar]:
-        """One symbol's recent bars (a restarted or new symbol actor primes from these)."""
-        return dict(self.load_history([symbol], limit)).get(symbol, []) if limit else []
+    def _history_of(self, symbol: str, limit: int, before: float | None = None) -> list[Bar]:
+        """One symbol's recent bars (a restarted or new symbol actor primes from these; in event
+        time every symbol actor, from the bars before its first bar: ``before``)."""
+        return dict(self.load_history([symbol], limit, before)).get(symbol, []) if limit else []
 
     def publish_directly(self, plan: SessionPlan, events: Sequence[Any]) -> None:
         s = self.settings

@@ -3,13 +3,15 @@ a time from the factory; a failing or partial stream never stops the session."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from tickstock.messages.bars import Bar
 from tickstock.messages.commands import StopSession
 
 from .fakes import FakeChildFactory
-from .test_session import SYMBOLS, running, wait_ended
+from .test_session import SYMBOLS, make_plan, running, wait_ended
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -53,4 +55,29 @@ def test_no_history_is_read_when_priming_is_off():
     ref, ended = running(factory, prime_bars=0)
     assert factory.history_calls == []
     assert histories(factory) == {s: [] for s in SYMBOLS}
+    stop(ref, ended)
+
+
+def event_time_plan(prime_bars: int):
+    plan = make_plan(prime_bars=prime_bars)
+    s = plan.settings
+    return dataclasses.replace(plan, settings=s.replace(session=s.session.replace(clock="event")))
+
+
+def test_in_event_time_nothing_is_streamed_and_each_actor_reads_its_own_history_at_its_first_bar():
+    """The latest bars stored may come after a replayed day: the session cannot know what precedes
+    it, so it reads nothing and builds every symbol actor with history=None (it primes itself)."""
+    factory = FakeChildFactory()
+    factory.history = {s: bars(s, 2) for s in SYMBOLS}
+    ref, ended = running(factory, plan=event_time_plan(200))
+    assert factory.history_calls == []
+    assert histories(factory) == {s: None for s in SYMBOLS}
+    assert list(factory.ingress_calls[0]["routes"]) == list(SYMBOLS)
+    stop(ref, ended)
+
+
+def test_in_event_time_without_priming_the_actors_get_an_empty_history():
+    factory = FakeChildFactory()
+    ref, ended = running(factory, plan=event_time_plan(0))
+    assert factory.history_calls == [] and histories(factory) == {s: [] for s in SYMBOLS}
     stop(ref, ended)

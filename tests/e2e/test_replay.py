@@ -7,6 +7,11 @@ pacing. The "live" reference feeds the same ticks in real-time order through the
 and ``AnalysisPipeline`` in-process, a ManualClock standing in for the wall clock of a session that
 started at the open. Bar for bar (ohlcv_1min), detection for detection (intraday_patterns) and
 value for value (intraday_indicators) they must be identical.
+
+With history stored on both sides of the day (the day before, and the day after: replaying a past
+day into a database that already holds later ones), the service primes each symbol with the bars
+BEFORE the day, as the reference does; primed with the latest stored, every replayed bar would be
+older than its history and ignored as stale.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import psycopg2
+import psycopg2.extras
 import pytest
 import redis
 
@@ -94,12 +101,48 @@ class Expected:
     indicators: list[tuple]
 
 
-def live_reference(ticks: list[DayTick], grace: float, definitions, max_failures: int) -> Expected:
+def stored_history(seed: int = 20250311) -> tuple[list[Bar], list[Bar]]:
+    """Bars another producer stored around the day: the last 230 minutes of 2025-03-11 (before it)
+    and the first 120 of 2025-03-13 (after it), per symbol, as ``load_recent_bars`` reads them back
+    (no session, tick_count 0); prices a walk in cents."""
+    rng = random.Random(seed)
+    before: list[Bar] = []
+    after: list[Bar] = []
+    for symbol in SYMBOLS:
+        price = round(rng.uniform(80, 400), 2)
+        for into, first_minute, minutes in ((before, OPEN - 86_400 + 60 * 160, 230), (after, OPEN + 86_400, 120)):
+            for m in range(minutes):
+                o = price
+                price = round(max(1.0, price + rng.choice((-5, -3, -1, 0, 1, 3, 5)) * 0.01), 2)
+                h = round(max(o, price) + rng.randint(0, 4) * 0.01, 2)
+                lo = round(min(o, price) - rng.randint(0, 4) * 0.01, 2)
+                into.append(Bar(symbol, first_minute + 60 * m, o, h, lo, price, rng.randint(1, 90) * 100))
+    return before, after
+
+
+def store_bars(dsn: str, bars: list[Bar]) -> None:
+    """Straight into ohlcv_1min, as another producer would (no parts)."""
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            psycopg2.extras.execute_values(
+                cur, "INSERT INTO ohlcv_1min (symbol, timestamp, open, high, low, close, volume) VALUES %s",
+                [(b.symbol, datetime.fromtimestamp(b.start, timezone.utc), b.open, b.high, b.low, b.close, b.volume)
+                 for b in bars])
+    finally:
+        conn.close()
+
+
+def live_reference(ticks: list[DayTick], grace: float, definitions, max_failures: int,
+                   history: dict[str, list[Bar]] | None = None) -> Expected:
     """The day as a live session from the open would see it: ticks arriving in real time, bars
-    closed by the (manual) wall clock at minute end + grace, every closed bar through the pipeline."""
+    closed by the (manual) wall clock at minute end + grace, every closed bar through the pipeline
+    (primed with ``history``'s bars of its symbol, if given)."""
     clock = ManualClock(OPEN)
     agg = MinuteBarAggregator(grace, now=clock.now(), session_id="live")
     pipelines = {s: AnalysisPipeline(definitions, symbol=s, max_failures=max_failures) for s in SYMBOLS}
+    for symbol, bars in (history or {}).items():
+        pipelines[symbol].prime(bars)
     closed: list[Bar] = []
     for t in ticks:
         arrive = t.ts + LATENCY
@@ -133,9 +176,11 @@ def _canonical(value) -> str:
 
 
 def stored(dsn: str) -> Expected:
+    """What the service stored of the day (history stored around it left out)."""
     bars = {(s, int(ts.timestamp())): (float(o), float(h), float(lo), float(c), int(v))
             for s, ts, o, h, lo, c, v in query(dsn, "SELECT symbol, timestamp, open, high, low, close, volume "
-                                                    "FROM ohlcv_1min")}
+                                                    "FROM ohlcv_1min WHERE timestamp >= to_timestamp(%s) "
+                                                    "AND timestamp < to_timestamp(%s)", OPEN, OPEN + 60 * MINUTES)}
     patterns = sorted((s, name, float(conf), _canonical(data)) for s, name, conf, data in query(
         dsn, "SELECT symbol, pattern_type, confidence, pattern_data FROM intraday_patterns"))
     indicators = sorted((s, name, meta["bar_timestamp"], float(value), _canonical(values))
@@ -152,6 +197,19 @@ def counts(dsn: str) -> tuple[int, int, int]:
 
 
 def test_a_day_replayed_at_full_speed_in_event_time_is_bar_for_bar_what_live_gives(tmp_path, database):
+    replay_and_compare(tmp_path, database)
+
+
+def test_a_replayed_day_is_primed_with_the_bars_before_it_though_later_days_are_stored(tmp_path, database):
+    before, after = stored_history()
+    store_bars(database, before + after)
+    replay_and_compare(tmp_path, database, before, len(before) + len(after))
+
+
+def replay_and_compare(tmp_path, database, history: list[Bar] = (), stored_bars: int = 0) -> None:
+    """Replay the day into a service in event time; what it stores must be what the live reference
+    (primed with the last ``prime_bars`` of ``history`` per symbol) gives. ``stored_bars``: rows
+    already in ohlcv_1min."""
     path, cfg = e2e_config(tmp_path, database, **{"session.clock": "event"})
     cfg["universes"] = {"test:e2e": list(SYMBOLS)}
     config = write_config(tmp_path / "service", cfg)
@@ -161,8 +219,13 @@ def test_a_day_replayed_at_full_speed_in_event_time_is_bar_for_bar_what_live_giv
     ticks = generate_day()
     definitions, problems, _ = load_definitions(settings, lambda: store_for(settings))
     assert not problems
-    expected = live_reference(ticks, grace, definitions, settings.analysis.max_component_failures)
+    prime = settings.analysis.prime_bars
+    primed = {s: [b for b in history if b.symbol == s][-prime:] for s in SYMBOLS} if history else None
+    assert primed is None or all(len(bars) == prime for bars in primed.values())
+    expected = live_reference(ticks, grace, definitions, settings.analysis.max_component_failures, primed)
     assert len(expected.bars) == len(SYMBOLS) * MINUTES
+    if primed:  # primed: RSI has a value at the day's very first bar (unprimed, only at its 15th)
+        assert {(s, n, t) for s, n, t, *_ in expected.indicators} >= {(s, "RSI", iso_utc(OPEN)) for s in SYMBOLS}
     names = {(s, name) for s, name, *_ in expected.patterns}
     assert (DOJI[0], "Doji") in names and (HAMMER[0], "Hammer") in names  # the day has something to find
     hammer_at = iso_utc(OPEN + 60 * HAMMER[1])
@@ -181,7 +244,7 @@ def test_a_day_replayed_at_full_speed_in_event_time_is_bar_for_bar_what_live_giv
                 pipe.publish(cfg["channels"]["ticks"], payload)
             pipe.execute()
         published = time.time() - began
-        want = (len(expected.bars), len(expected.patterns), len(expected.indicators))
+        want = (stored_bars + len(expected.bars), len(expected.patterns), len(expected.indicators))
         # The last minute closes once the feed has been silent for the idle threshold.
         deadline = time.time() + 45
         while counts(database) != want and time.time() < deadline:
@@ -208,5 +271,5 @@ def test_a_day_replayed_at_full_speed_in_event_time_is_bar_for_bar_what_live_giv
     assert settled - published >= DEFAULT_IDLE_AFTER_SECONDS - 1  # the last minute waited for the silence
     log = service.log()
     assert "event time starts at 2025-03-12T13:29:59.700Z" in log
-    print(f"\nreplayed {len(ticks):,} ticks in {published:.2f}s; all {want[0]} bars, {want[1]} patterns, "
+    print(f"\nreplayed {len(ticks):,} ticks in {published:.2f}s; all {len(expected.bars)} bars, {want[1]} patterns, "
           f"{want[2]} indicator values stored {settled:.1f}s after the first tick was sent")

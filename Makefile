@@ -4,7 +4,7 @@
 PYTHON ?= python3
 EMBEDDED = $(PYTHON) -m tickstock.adapters.embedded
 
-.PHONY: setup services database run test bench
+.PHONY: setup services database run demo test bench
 
 setup:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test]'
@@ -26,6 +26,14 @@ run: setup
 	@PYTHON=$(PYTHON) bash tools/ensure_services.sh --no-embedded
 	@$(EMBEDDED) database
 	$(PYTHON) -m tickstock.actors $(ARGS)
+
+# The service, the market simulator (a Doji, a Hammer, an RSI alert within three minutes) and the
+# monitor; then var/demo/AAPL.png. Servers as for run; embedded ones where none answers, stopped
+# at the end. DEMO_MINUTES: minutes of bars to watch; DEMO_PREFIX: channels of the demo's own.
+DEMO_MINUTES ?= 4
+demo: setup
+	@PYTHON=$(PYTHON) bash tools/ensure_services.sh --no-embedded
+	$(PYTHON) -m tickstock.demo --minutes $(DEMO_MINUTES) $(ARGS)
 
 test: setup services
 	$(PYTHON) -m pytest -q

@@ -1,7 +1,9 @@
-"""The rule by which the parts of one minute (one bar per session) make the minute's bar.
+"""The rule by which the partial parts of one minute (one bar per session) make the minute's bar.
 
 The PostgreSQL adapter applies the same rule in SQL when it re-merges ``ohlcv_1min`` from
-``ohlcv_1min_parts``; this pure version states it once, for the tests and for any reader.
+``ohlcv_1min_parts``; this pure version states it once, for the tests and for any reader. It
+applies to PARTIAL parts (sessions that each saw part of the minute); a minute with a complete
+part is that part alone (the store's rule: tickstock/adapters/postgres/parts.py).
 
 - open: of the part whose first tick is earliest (``first_tick_at``; unknown counts as the
   minute's start), ties to the smallest session id;

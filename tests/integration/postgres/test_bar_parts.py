@@ -1,7 +1,9 @@
-"""A minute split across sessions ends as one bar holding every tick (issue 7, item 7).
+"""A minute split across sessions ends as one bar holding every tick (issue 7, item 7); a complete
+part is the whole truth of its minute (a replay of a stored day replaces it, never adds to it).
 
 Bars are written as parts keyed by (symbol, minute, session) and the minute's ``ohlcv_1min`` row is
-re-merged from all its parts in the same transaction.
+re-made from its parts in the same transaction: the complete part written last if any, else the
+merge of the partial parts (parts.py).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from dataclasses import replace
 from decimal import Decimal
 
 import psycopg2
@@ -122,7 +125,7 @@ def test_order_of_arrival_of_parts_does_not_matter(fresh_dsn: str, order) -> Non
     aggs = [MinuteBarAggregator(2.0, session_id=sid) for sid in (S1, "", S2)]
     for t in TICKS:
         aggs[0 if t.timestamp < cut1 else 1 if t.timestamp < cut2 else 2].add(t)
-    parts_ = [agg.close_all()[0] for agg in aggs]
+    parts_ = [replace(agg.close_all()[0], partial=True) for agg in aggs]  # each saw a third of the minute
     with PostgresStore(fresh_dsn) as store:
         for i in order:
             assert store.upsert_bars([parts_[i]]) == WriteResult(1, [])
@@ -132,13 +135,13 @@ def test_order_of_arrival_of_parts_does_not_matter(fresh_dsn: str, order) -> Non
 
 
 def test_a_bar_without_session_is_the_nil_part(store: PostgresStore, sql) -> None:
-    old = Bar("AAPL", T0, 1.0, 2.0, 0.5, 1.5, 10)  # a spill line written before session_id existed
+    old = Bar("AAPL", T0, 1.0, 2.0, 0.5, 1.5, 10, partial=True)  # a spill line written before session_id existed
     store.upsert_bars([old])
     assert sql("SELECT session_id::text, first_tick_at, last_tick_at FROM ohlcv_1min_parts") == [
         (rows.NIL_SESSION, None, None)]
     # A session id that is not a UUID still names one part of its own (never a refused bar).
     odd = Bar("AAPL", T0, 1.0, 3.0, 0.5, 2.5, 5, session_id="not-a-uuid", first_tick_at=T0 + 59.0,
-              last_tick_at=T0 + 59.5)
+              last_tick_at=T0 + 59.5, partial=True)
     assert store.upsert_bars([odd]) == WriteResult(1, [])
     assert store.upsert_bars([odd]) == WriteResult(1, [])
     # Unknown tick times count as the whole minute: the old part opens; odd's last tick is before
@@ -229,7 +232,7 @@ def test_stored_bar_is_the_merge_of_its_parts_whatever_the_split_and_order(store
         t = tick(start + ms / 1000, cents / 100, volume, "PROP")
         aggs[session].add(t)
         all_ticks.add(t)
-    parts_ = [bar for agg in aggs for bar in agg.close_all()]
+    parts_ = [replace(bar, partial=True) for agg in aggs for bar in agg.close_all()]  # sessions sharing the minute
     order.shuffle(parts_)
     for part in parts_:
         assert store.upsert_bars([part]).written == 1
@@ -244,7 +247,7 @@ def test_parts_table_has_the_designed_columns_and_key(migrated_dsn: str) -> None
         "symbol": "character varying", "timestamp": "timestamp with time zone", "session_id": "uuid",
         "open": "numeric", "high": "numeric", "low": "numeric", "close": "numeric", "volume": "bigint",
         "first_tick_at": "timestamp with time zone", "last_tick_at": "timestamp with time zone",
-        "written_at": "timestamp with time zone",
+        "written_at": "timestamp with time zone", "partial": "boolean",
     }
     pk = run_sql(migrated_dsn, """
         SELECT a.attname FROM pg_index i

@@ -155,5 +155,5 @@ def test_notional_survives_the_wal_line_and_is_not_a_database_column() -> None:
     assert decode_line(encode_row(b)) == b
     old_line = b'{"kind": "Bar", "row": {"symbol": "A", "start": 60, "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1}}\n'
     assert decode_line(old_line).notional is None
-    assert len(bar_part_row(b)) == 10 and 1000.5 not in bar_part_row(b)
+    assert len(bar_part_row(b)) == 11 and 1000.5 not in bar_part_row(b)
     assert Bar("AAPL", 60, 1.0, 2.0, 0.5, 1.5, 10).notional is None  # how the store builds a read-back bar

@@ -85,10 +85,10 @@ def session_uuid(session_id: str) -> str:
 
 def bar_part_row(bar: Bar) -> tuple[Any, ...]:
     """Parameters for ``ohlcv_1min_parts (symbol, timestamp, session_id,
-    open, high, low, close, volume, first_tick_at, last_tick_at)``.
+    open, high, low, close, volume, first_tick_at, last_tick_at, partial)``.
 
     Times are epoch seconds (the statement converts them): ``start`` an int, the tick times
-    finite floats or None."""
+    finite floats or None. ``partial`` decides how the part counts (see parts.py)."""
     return (
         bar.symbol,
         epoch(bar.start),
@@ -100,6 +100,7 @@ def bar_part_row(bar: Bar) -> tuple[Any, ...]:
         int(bar.volume),
         epoch_or_none(bar.first_tick_at),
         epoch_or_none(bar.last_tick_at),
+        bool(bar.partial),
     )
 
 

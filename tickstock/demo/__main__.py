@@ -94,16 +94,18 @@ class Stop:
 class Demo:
     """One run: the children it started and what it must undo."""
 
-    def __init__(self, options: DemoOptions, settings: Settings, config: Path, env: dict[str, str]) -> None:
+    def __init__(self, options: DemoOptions, settings: Settings, config: Path, env: dict[str, str],
+                 commands: Commands | None = None) -> None:
         self.options = options
         self.settings = settings
-        self.commands = Commands(config, options.out)
+        self.commands = commands or Commands(config, options.out)
         self.env = env
         self.stop = Stop()
         self.embedded_started: tuple[str, ...] = ()
         self.service: subprocess.Popen | None = None
         self.simulator: subprocess.Popen | None = None
         self.monitor: subprocess.Popen | None = None
+        self.logs = {"service": options.out / "service.log", "simulator": options.out / "simulate.log"}
         self.session_ran = False
 
     # -- steps ----------------------------------------------------------------------------------
@@ -157,7 +159,7 @@ class Demo:
                 f"channels of its own: make demo DEMO_PREFIX=demo:")
 
     def start_service(self) -> None:
-        log = self.options.out / "service.log"
+        log = self.logs["service"]
         self.service = spawn(self.commands.service(), log, detach=False, env=self.env)
         say(f"service started (pid {self.service.pid}, log {log}); waiting for its session")
         deadline = time.monotonic() + _ONLINE_TIMEOUT
@@ -183,7 +185,7 @@ class Demo:
         if delay and self.stop.event.wait(delay):
             raise DemoStopped(f"stopped ({self.stop.reason})")
         launched = time.time()
-        log = self.options.out / "simulate.log"
+        log = self.logs["simulator"]
         self.simulator = spawn(self.commands.simulator(), log, detach=False, env=self.env)
         first = plan.first_minute(launched)
         grace = self.settings.bars.grace_seconds
@@ -214,7 +216,7 @@ class Demo:
                     if name == "monitor" and proc.returncode == 0:
                         return  # the user ended it
                     raise DemoFailed(f"the {name} ended by itself (code {proc.returncode})"
-                                     + (f":\n{_tail(self.options.out / f'{name}.log')}" if name != "monitor" else ""))
+                                     + (f":\n{_tail(self.logs[name])}" if name in self.logs else ""))
 
     # -- the way out ------------------------------------------------------------------------------
 
@@ -227,7 +229,7 @@ class Demo:
                                          ("service", self.service, signal.SIGTERM, deadline)):
             code = _end(proc, sig, timeout)
             if code not in (None, 0):
-                problems.append(f"the {name} exited with code {code} (log {self.options.out / f'{name}.log'})")
+                problems.append(f"the {name} exited with code {code} (log {self.logs[name]})")
         if self.monitor is not None and self.monitor.poll() is None:
             time.sleep(1.5)  # one more screen: the session's stop
         _end(self.monitor, signal.SIGINT, 5.0)

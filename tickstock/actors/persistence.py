@@ -1,8 +1,8 @@
 """PersistenceActor: every row it is told goes to the write-ahead log first, then to PostgreSQL.
 
 Guarantees:
-- Logged first. Each row of ``PersistBars``, ``PersistResults``, ``RecordSession`` and
-  ``RecordHealth`` is appended to the write-ahead log in ``spill_dir`` (``adapters/disk/wal.py``)
+- Logged first. Each row of ``PersistBars``, ``PersistEvents`` (rows derived from the published
+  events here), ``PersistResults``, ``RecordSession`` and ``RecordHealth`` is appended to the write-ahead log in ``spill_dir`` (``adapters/disk/wal.py``)
   when the message is handled, before it is queued for the database. The log is fsynced every
   ``fsync_interval`` seconds and at stop, so a process killed (even -9) loses no row it handled and a
   machine crash at most ``fsync_interval`` seconds of rows. A row leaves the log only once committed,
@@ -48,9 +48,12 @@ from tickstock.adapters.disk.wal import Position, WriteAheadLog
 from tickstock.adapters.postgres.errors import ErrorKind, classify, connection_lost, describe
 from tickstock.messages.bars import Bar
 from tickstock.messages.commands import (
-    Drain, GetStats, PersistBars, PersistResults, RecordHealth, RecordSession, TimerTick,
+    Drain, GetStats, PersistBars, PersistEvents, PersistResults, RecordHealth, RecordSession, TimerTick,
 )
-from tickstock.messages.records import HealthRecord, IndicatorRecord, PatternRecord, SessionRecord
+from tickstock.messages.events import PatternDetected
+from tickstock.messages.records import (
+    HealthRecord, IndicatorRecord, PatternRecord, SessionRecord, indicator_record, pattern_record,
+)
 
 _QUIET_SECONDS = 0.1      # no new rows for this long: a good moment to write
 _MAX_DELAY_SECONDS = 1.0  # ...but no row waits longer than this while the database is up
@@ -183,6 +186,8 @@ class PersistenceActor(SupervisedActor):
         max_rows_in_memory: int = 100_000,
         wal_segment_rows: int = 20_000,
         wal_segment_age: float = 60.0,
+        pattern_ttl: float = 3600.0,
+        indicator_ttl: float = 3600.0,
     ) -> None:
         """``spill_dir`` is the write-ahead log's directory; None (tests only) keeps rows in memory
         only. ``connect()`` returns the store (``PostgresStore`` or a fake)."""
@@ -198,6 +203,8 @@ class PersistenceActor(SupervisedActor):
         self.table_retry_seconds = table_retry_seconds
         self.report_interval = report_interval
         self.max_rows_in_memory = max_rows_in_memory
+        self.pattern_ttl = pattern_ttl      # rows derived from events expire this long after them
+        self.indicator_ttl = indicator_ttl
         self._wal_segment_rows = wal_segment_rows
         self._wal_segment_age = wal_segment_age
         self._tables: dict[str, _Table] = {name: _Table(name, method, n) for name, method, n in _TABLES}
@@ -302,7 +309,7 @@ class PersistenceActor(SupervisedActor):
     # -- messages -------------------------------------------------------------------------------
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, (PersistBars, PersistResults, RecordSession, RecordHealth)):
+        if isinstance(message, (PersistBars, PersistEvents, PersistResults, RecordSession, RecordHealth)):
             self._last_message_at = time.time()
             if self._oldest_at is None:
                 self._oldest_at = self._last_message_at
@@ -316,6 +323,13 @@ class PersistenceActor(SupervisedActor):
     @handles(PersistResults)
     def _results(self, message: PersistResults) -> None:
         self._accept(message.patterns + message.indicators)
+        self._write_if_full()
+
+    @handles(PersistEvents)
+    def _events(self, message: PersistEvents) -> None:
+        rows = [pattern_record(e, self.pattern_ttl) if type(e) is PatternDetected else indicator_record(e, self.indicator_ttl)
+                for e in message.events]
+        self._accept(rows)
         self._write_if_full()
 
     @handles(RecordSession)

@@ -17,14 +17,17 @@ subscription gap) is counted but not analysed, unless ``analyse_partial_bars``;
 it is stored either way (the ingress sends bars to persistence, not this actor). Each skipped bar
 is counted in ``SymbolStats.partial_bars_skipped``.
 
-Every pattern and indicator record gets a deterministic ``row_id`` (session, symbol, type, bar
-start, timeframe), so the store writes a result at most once however often it is retried.
+Each result is built once, as its event: one ``Publish`` to the publisher, and the detections and
+indicator values (not the alerts) in one ``PersistEvents`` to persistence, which derives the rows
+there, each with a deterministic ``row_id`` (session, symbol, type, bar start, timeframe), so the
+store writes a result at most once however often it is retried. Nothing else stands between a
+bar's close and its events on Redis.
 
 Higher timeframes (``higher``: timeframe -> that timeframe's pipeline; none for a 1min-only set,
 whose path is then exactly the 1-minute one): every 1-minute bar, partial or not, is also folded by a
 ``Resampler`` (tickstock/bars/timeframes.py), and each 5/15/60-minute bar it closes runs through its
 timeframe's pipeline in the same turn, its results published and stored with that ``timeframe``
-(one ``Publish`` and one ``PersistResults`` per 1-minute bar for all timeframes together). A
+(one ``Publish`` and one ``PersistEvents`` per 1-minute bar for all timeframes together). A
 higher bar known to be partial is skipped like a partial 1-minute bar (and counted with them).
 Priming folds the history too, priming each timeframe's pipeline with the higher bars it closes.
 The stretch between the end of the history and the time the actor opened (or its first live bar,
@@ -60,14 +63,34 @@ from tickstock.actors.dispatch import Dispatcher, default_dispatcher
 from tickstock.actors.faults import maybe_fail
 from tickstock.bars.timeframes import BASE_TIMEFRAME, Resampler, SessionTable
 from tickstock.messages.bars import Bar
-from tickstock.messages.commands import BarClosed, GetStats, PersistResults, Publish
-from tickstock.messages.events import IndicatorAlertRaised, IndicatorCalculated, PatternDetected, bar_data
-from tickstock.messages.records import IndicatorRecord, PatternRecord, indicator_row_id, pattern_row_id
+from tickstock.messages.commands import BarClosed, GetStats, PersistEvents, Publish
+from tickstock.messages.events import IndicatorAlertRaised, IndicatorCalculated, PatternDetected
 from tickstock.messages.wire import iso_utc
 
 
 # The bars' timeframe, as the records name it.
 TIMEFRAME = BASE_TIMEFRAME
+
+
+def result_events(out: Any, symbol: str, session_id: str, timeframe: str, now: float, closed_at: float) -> list:
+    """The events of one pipeline output on a bar of ``timeframe``: its detections, indicator
+    values and alerts, in that order, stamped ``now`` and carrying the bar's ``closed_at``."""
+    events: list = [
+        PatternDetected(symbol, p.name, p.confidence, now, p.bar, session_id, dict(p.parameters), tuple(p.levels),
+                        closed_at, timeframe)
+        for p in out.patterns
+    ]
+    events += [
+        IndicatorCalculated(symbol, i.name, i.value, dict(i.values), now, i.bar, session_id, dict(i.metadata),
+                            closed_at, timeframe)
+        for i in out.indicators
+    ]
+    events += [
+        IndicatorAlertRaised(a.alert_type, symbol, a.indicator, a.value, a.threshold, a.direction, now, session_id,
+                             timeframe=timeframe)
+        for a in out.alerts
+    ]
+    return events
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +114,6 @@ class SymbolActor(PooledSupervisedActor):
         publisher: Any,
         persistence: Any,
         history: Sequence[Bar] | None = (),
-        pattern_ttl: float = 3600.0,
-        indicator_ttl: float = 3600.0,
         clock: Callable[[], float] = time.time,
         on_detection: Callable[[str], None] | None = None,
         dispatcher: Dispatcher | None = None,
@@ -119,8 +140,6 @@ class SymbolActor(PooledSupervisedActor):
         self._load_history = load_history if history is None else None
         # Event time: the history is the bars before the first one received (unknown until then).
         self._prime_at_first_bar = prime_at_first_bar and self._load_history is not None
-        self._pattern_ttl = pattern_ttl
-        self._indicator_ttl = indicator_ttl
         self._clock = clock
         self._analyse_partial_bars = analyse_partial_bars
         self.patterns = self.indicators = self.component_errors = self.partial_bars_skipped = 0
@@ -188,10 +207,8 @@ class SymbolActor(PooledSupervisedActor):
             out = self.pipeline.on_bar(bar)
         now = self._clock()
         events: list = []
-        patterns: list[PatternRecord] = []
-        indicators: list[IndicatorRecord] = []
         if out is not None:
-            self._collect(out, TIMEFRAME, now, message.closed_at, events, patterns, indicators)
+            self._collect(out, TIMEFRAME, now, message.closed_at, events)
         if resampler is not None:
             if self._awaiting_live:  # what lies between the history and now was not seen here
                 self._awaiting_live = False
@@ -202,53 +219,27 @@ class SymbolActor(PooledSupervisedActor):
                     self._skip(closed.bar, closed.timeframe)
                     continue
                 self._collect(self._higher[closed.timeframe].on_bar(closed.bar), closed.timeframe, now,
-                              message.closed_at, events, patterns, indicators)
-        self.patterns += len(patterns)
-        self.indicators += len(indicators)
+                              message.closed_at, events)
         if events:
-            self.publisher.tell(Publish(tuple(events)))
-        if patterns or indicators:
-            self.persistence.tell(PersistResults(tuple(patterns), tuple(indicators)))
+            events = tuple(events)
+            self.publisher.tell(Publish(events))
+            stored = tuple(e for e in events if type(e) is not IndicatorAlertRaised)
+            if stored:  # the rows are derived from the events by the persistence actor
+                self.persistence.tell(PersistEvents(stored))
 
     def _skip(self, bar: Bar, timeframe: str) -> None:
         self.partial_bars_skipped += 1
         self.log.debug("{} {} bar {} is partial: not analysed", self.symbol, timeframe, iso_utc(bar.start))
 
-    def _collect(self, out: Any, timeframe: str, now: float, closed_at: float, events: list,
-                 patterns: list[PatternRecord], indicators: list[IndicatorRecord]) -> None:
-        """Turn one pipeline output (on a bar of ``timeframe``) into events and records."""
-        symbol, session_id = self.symbol, self.session_id
-        for p in out.patterns:
-            if self._on_detection is not None:
+    def _collect(self, out: Any, timeframe: str, now: float, closed_at: float, events: list) -> None:
+        """Turn one pipeline output (on a bar of ``timeframe``) into events."""
+        if self._on_detection is not None:
+            for p in out.patterns:
                 self._on_detection(p.name)
-            events.append(PatternDetected(
-                symbol, p.name, p.confidence, now, p.bar, session_id,
-                dict(p.parameters), tuple(p.levels), closed_at, timeframe,
-            ))
-            patterns.append(PatternRecord(
-                symbol=symbol, pattern_type=p.name, confidence=p.confidence,
-                detection_timestamp=now, expiration_timestamp=now + self._pattern_ttl,
-                pattern_data={"bar_timestamp": iso_utc(p.bar.start), "bar_data": bar_data(p.bar), **p.parameters},
-                levels=tuple(p.levels), metadata={"session_id": session_id}, timeframe=timeframe,
-                row_id=pattern_row_id(session_id, symbol, p.name, p.bar.start, timeframe),
-            ))
-        for i in out.indicators:
-            events.append(IndicatorCalculated(
-                symbol, i.name, i.value, dict(i.values), now, i.bar, session_id,
-                dict(i.metadata), closed_at, timeframe,
-            ))
-            indicators.append(IndicatorRecord(
-                symbol=symbol, indicator_type=i.name, value=i.value, calculation_timestamp=now,
-                expiration_timestamp=now + self._indicator_ttl, value_data=dict(i.values),
-                metadata={**i.metadata, "session_id": session_id, "bar_timestamp": iso_utc(i.bar.start)},
-                timeframe=timeframe,
-                row_id=indicator_row_id(session_id, symbol, i.name, i.bar.start, timeframe),
-            ))
-        for a in out.alerts:
-            events.append(IndicatorAlertRaised(
-                a.alert_type, symbol, a.indicator, a.value, a.threshold, a.direction, now, session_id,
-                timeframe=timeframe,
-            ))
+        events.extend(result_events(out, self.symbol, self.session_id, timeframe, now, closed_at))
+        self.patterns += len(out.patterns)
+        self.indicators += len(out.indicators)
+        symbol = self.symbol
         for e in out.errors:
             self.component_errors += 1
             self.log.error(

@@ -99,6 +99,7 @@ class ProductionFactory:
             fsync_interval=s.persistence.fsync_interval_seconds,
             table_retry_seconds=s.persistence.table_retry_seconds,
             report_interval=s.session.report_interval_seconds,
+            pattern_ttl=s.analysis.pattern_ttl_seconds, indicator_ttl=s.analysis.indicator_ttl_seconds,
         )
 
     def symbol(self, supervisor: pykka.ActorRef, plan: SessionPlan, symbol: str, history: Sequence[Bar] | None,
@@ -107,7 +108,6 @@ class ProductionFactory:
         pipeline, higher = symbol_pipelines(plan, symbol, a.max_component_failures)
         return SymbolActor.start(
             supervisor, plan.session_id, symbol, pipeline, publisher, persistence, history,
-            a.pattern_ttl_seconds, a.indicator_ttl_seconds,
             on_detection=self._hook("record_detection"), analyse_partial_bars=a.analyse_partial_bars,
             load_history=lambda before=None: self._history_of(symbol, a.prime_bars, before),
             prime_at_first_bar=self.settings.session.clock == "event",

@@ -1,9 +1,9 @@
 """The inline floor: the per-close work of the service done in one plain loop, without actors.
 
 Per close, timed from the deadline: the aggregator closes every symbol's bar; for each bar the
-symbol's ``AnalysisPipeline`` (the baseline/fallback definitions) runs, its events and rows are built
-as ``SymbolActor`` builds them (``PatternDetected``/``IndicatorCalculated``/``IndicatorAlertRaised``,
-``PatternRecord``/``IndicatorRecord`` with their row ids); all events are encoded
+symbol's ``AnalysisPipeline`` (the baseline/fallback definitions) runs, its events are built by the
+``SymbolActor``'s own ``result_events`` and the rows derived from them as persistence derives them
+(``records.pattern_record``/``indicator_record``, row ids included); all events are encoded
 (``encode_for_redis``, the publisher's own) and published pipelined to Redis (``RedisPublisher``,
 2,000 per round trip like the publisher) on channels of the run's own. A raw subscription listens on
 those channels (drained between closes, untimed), so Redis does the same fan-out as for the service.
@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Sequence
 
 from tickstock.actors.publisher import encode_for_redis
+from tickstock.actors.symbol import result_events
 from tickstock.adapters.redis.publisher import RedisPublisher
 from tickstock.analysis import AnalysisPipeline, definitions_from_config
 from tickstock.bars.aggregator import MinuteBarAggregator
@@ -28,42 +29,21 @@ from tickstock.bench.stats import summary
 from tickstock.bench.universe import history
 from tickstock.config import ChannelSettings, Settings
 from tickstock.messages.bars import BAR_SECONDS
-from tickstock.messages.events import IndicatorAlertRaised, IndicatorCalculated, PatternDetected, bar_data
-from tickstock.messages.records import IndicatorRecord, PatternRecord, indicator_row_id, pattern_row_id
+from tickstock.messages.events import IndicatorAlertRaised, PatternDetected
+from tickstock.messages.records import indicator_record, pattern_record
 from tickstock.messages.ticks import Tick
-from tickstock.messages.wire import iso_utc
 
 TIMEFRAME = "1min"
 PIPELINE = 2000  # events per round trip, as the PublisherActor's _MAX_PIPELINE
 
 
 def _results(symbol: str, session_id: str, out, now: float, closed_at: float, pattern_ttl: float,
-             indicator_ttl: float) -> tuple[list, list, list]:
-    """Events and rows of one bar's analysis, exactly as ``SymbolActor._bar`` makes them."""
-    events: list = []
-    patterns: list = []
-    indicators: list = []
-    for p in out.patterns:
-        events.append(PatternDetected(symbol, p.name, p.confidence, now, p.bar, session_id,
-                                      dict(p.parameters), tuple(p.levels), closed_at))
-        patterns.append(PatternRecord(
-            symbol=symbol, pattern_type=p.name, confidence=p.confidence, detection_timestamp=now,
-            expiration_timestamp=now + pattern_ttl,
-            pattern_data={"bar_timestamp": iso_utc(p.bar.start), "bar_data": bar_data(p.bar), **p.parameters},
-            levels=tuple(p.levels), metadata={"session_id": session_id}, timeframe=TIMEFRAME,
-            row_id=pattern_row_id(session_id, symbol, p.name, p.bar.start, TIMEFRAME)))
-    for i in out.indicators:
-        events.append(IndicatorCalculated(symbol, i.name, i.value, dict(i.values), now, i.bar, session_id,
-                                          dict(i.metadata), closed_at))
-        indicators.append(IndicatorRecord(
-            symbol=symbol, indicator_type=i.name, value=i.value, calculation_timestamp=now,
-            expiration_timestamp=now + indicator_ttl, value_data=dict(i.values),
-            metadata={**i.metadata, "session_id": session_id, "bar_timestamp": iso_utc(i.bar.start)},
-            timeframe=TIMEFRAME, row_id=indicator_row_id(session_id, symbol, i.name, i.bar.start, TIMEFRAME)))
-    for a in out.alerts:
-        events.append(IndicatorAlertRaised(a.alert_type, symbol, a.indicator, a.value, a.threshold, a.direction,
-                                           now, session_id))
-    return events, patterns, indicators
+             indicator_ttl: float) -> tuple[list, list]:
+    """Events of one bar's analysis, as ``SymbolActor`` builds them, and the rows persistence derives."""
+    events = result_events(out, symbol, session_id, TIMEFRAME, now, closed_at)
+    rows = [pattern_record(e, pattern_ttl) if type(e) is PatternDetected else indicator_record(e, indicator_ttl)
+            for e in events if type(e) is not IndicatorAlertRaised]
+    return events, rows
 
 
 def run_floor(symbols: Sequence[str], settings: Settings, redis_url: str, channels: ChannelSettings,
@@ -114,10 +94,10 @@ def run_floor(symbols: Sequence[str], settings: Settings, redis_url: str, channe
                 ta = time.perf_counter()
                 out = pipelines[bar.symbol].on_bar(bar)
                 tb = time.perf_counter()
-                ev, pats, inds = _results(bar.symbol, session_id, out, time.time(), closed_at,
-                                          a.pattern_ttl_seconds, a.indicator_ttl_seconds)
+                ev, derived = _results(bar.symbol, session_id, out, time.time(), closed_at,
+                                       a.pattern_ttl_seconds, a.indicator_ttl_seconds)
                 events.extend(ev)
-                rows += len(pats) + len(inds)
+                rows += len(derived)
                 analysis += tb - ta
                 build += time.perf_counter() - tb
             t2 = time.perf_counter()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tickstock.messages.bars import Bar
-from tickstock.messages.events import Event
+from tickstock.messages.events import Event, IndicatorCalculated, PatternDetected
 from tickstock.messages.records import HealthRecord, IndicatorRecord, PatternRecord, SessionRecord
 
 # --- any actor -----------------------------------------------------------------------------------
@@ -190,6 +190,19 @@ class PersistResults:
     def merge(cls, messages: list["PersistResults"]) -> "PersistResults":
         """One message holding every row of ``messages``, in order."""
         return cls(tuple(r for m in messages for r in m.patterns), tuple(r for m in messages for r in m.indicators))
+
+
+@dataclass(frozen=True, slots=True)
+class PersistEvents:
+    """PersistenceActor: store these published detections and indicator values; their rows are
+    derived there (``records.pattern_record``/``indicator_record``), off the bar-close path."""
+
+    events: tuple[PatternDetected | IndicatorCalculated, ...] = ()
+
+    @classmethod
+    def merge(cls, messages: list["PersistEvents"]) -> "PersistEvents":
+        """One message holding every event of ``messages``, in order."""
+        return cls(tuple(e for m in messages for e in m.events))
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,11 +16,26 @@ def _second_prefix(second: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
 
 
+# Whole results by instant: a bar close formats the same few instants (the bar's start, the close,
+# each symbol's "now") for every result of every symbol. Bounded: cleared when full.
+_ISO_BY_INSTANT: dict[float, str] = {}
+_ISO_CACHE_SIZE = 8192
+
+
 def iso_utc(epoch_seconds: float) -> str:
     """Format epoch seconds as ``2025-10-07T13:41:30.000Z`` (always UTC, millisecond precision).
 
-    On the bar-close path this runs thousands of times within the same few seconds, so the
-    formatted second is cached (8 us -> well under 1 us a call)."""
+    On the bar-close path this runs thousands of times for a few distinct instants, so results
+    are cached by instant, and the formatted second besides (8 us -> ~0.1 us a call)."""
+    text = _ISO_BY_INSTANT.get(epoch_seconds)
+    if text is None:
+        if len(_ISO_BY_INSTANT) >= _ISO_CACHE_SIZE:
+            _ISO_BY_INSTANT.clear()
+        text = _ISO_BY_INSTANT[epoch_seconds] = _format_iso_utc(epoch_seconds)
+    return text
+
+
+def _format_iso_utc(epoch_seconds: float) -> str:
     second = math.floor(epoch_seconds)
     # Round to microseconds first, as datetime.fromtimestamp does, then truncate to millis.
     micros = round((epoch_seconds - second) * 1_000_000)

@@ -19,9 +19,13 @@ import tickstock.actors.persistence as persistence_module
 from tickstock.actors.persistence import PersistenceActor, PersistenceStats
 from tickstock.messages.bars import Bar
 from tickstock.messages.commands import (
-    ChildReport, Drain, GetStats, Open, PersistBars, PersistResults, RecordHealth, RecordSession, TimerTick,
+    ChildReport, Drain, GetStats, Open, PersistBars, PersistEvents, PersistResults, RecordHealth, RecordSession,
+    TimerTick,
 )
-from tickstock.messages.records import HealthRecord, IndicatorRecord, PatternRecord, SessionRecord
+from tickstock.messages.events import IndicatorCalculated, PatternDetected
+from tickstock.messages.records import (
+    HealthRecord, IndicatorRecord, PatternRecord, SessionRecord, indicator_row_id, pattern_row_id,
+)
 from tickstock.messages.spill import decode_rows, encode_rows
 
 from .fakes import M, FakeClock, FakeStore, Recorder
@@ -148,6 +152,28 @@ def test_timer_flushes_a_partial_batch(clock):
     assert store.methods() == ["insert_patterns", "insert_indicators"]
     s = stats(actor)
     assert s.patterns_written == 1 and s.indicators_written == 2 and s.backlog == 0
+
+
+def test_published_events_become_rows_here_logged_first_with_their_ttls_and_row_ids(clock):
+    store = FakeStore()
+    actor = opened(store, pattern_ttl=1800.0, indicator_ttl=900.0)
+    b = bars(1)[0]
+    doji = PatternDetected("AAPL", "Doji", 0.8, T0, b, "sid", {"body": 0.01}, (1.0,), T0 - 0.5, "5min")
+    rsi = IndicatorCalculated("AAPL", "RSI", 61.0, {"value": 61.0}, T0, b, "sid", {"period": 14}, T0 - 0.5)
+    actor.on_receive(PersistEvents((doji, rsi)))
+    logged = segment_rows(_SPILL)  # in the write-ahead log before any database call
+    assert [type(r) for r in logged] == [PatternRecord, IndicatorRecord] and store.calls == []
+    clock.advance(QUIET)
+    actor.on_receive(TimerTick(clock()))
+    [(_, [p])], [(_, [i])] = ([c for c in store.calls if c[0] == "insert_patterns"],
+                               [c for c in store.calls if c[0] == "insert_indicators"])
+    assert (p.pattern_type, p.confidence, p.timeframe, p.levels) == ("Doji", 0.8, "5min", (1.0,))
+    assert p.expiration_timestamp == T0 + 1800.0 and p.pattern_data["body"] == 0.01
+    assert p.row_id == pattern_row_id("sid", "AAPL", "Doji", b.start, "5min")
+    assert (i.indicator_type, i.value, i.value_data, i.timeframe) == ("RSI", 61.0, {"value": 61.0}, "1min")
+    assert i.expiration_timestamp == T0 + 900.0 and i.metadata["period"] == 14
+    assert i.row_id == indicator_row_id("sid", "AAPL", "RSI", b.start, "1min")
+    assert logged == [p, i]
 
 
 def test_outage_keeps_the_rows_and_a_later_timer_tick_writes_them_in_order(clock):

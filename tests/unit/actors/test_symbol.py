@@ -1,4 +1,4 @@
-"""SymbolActor: one bar in, one Publish and one PersistResults out, with a fake analysis pipeline."""
+"""SymbolActor: one bar in, one Publish and one PersistEvents out, with a fake analysis pipeline."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 
 from tickstock.actors.symbol import SymbolActor
 from tickstock.messages.bars import Bar
-from tickstock.messages.commands import BarClosed, GetStats, PersistResults, Publish
+from tickstock.messages.commands import BarClosed, GetStats, PersistEvents, Publish
 from tickstock.messages.events import IndicatorAlertRaised, IndicatorCalculated, PatternDetected
-from tickstock.messages.records import IndicatorRecord, PatternRecord
+from tickstock.messages.records import IndicatorRecord, PatternRecord, indicator_record, pattern_record
 from tickstock.messages.wire import dumps, iso_utc
 
 from .fakes import (
@@ -48,6 +48,13 @@ def make(outputs=None, history=(), clock=None, **kwargs):
     return actor, pipeline, publisher, persistence
 
 
+def rows(persist: PersistEvents, pattern_ttl: float = 3600.0, indicator_ttl: float = 3600.0):
+    """The rows persistence derives from a ``PersistEvents`` (records.pattern_record/indicator_record)."""
+    assert isinstance(persist, PersistEvents)
+    return ([pattern_record(e, pattern_ttl) for e in persist.events if isinstance(e, PatternDetected)],
+            [indicator_record(e, indicator_ttl) for e in persist.events if isinstance(e, IndicatorCalculated)])
+
+
 def strict_json(payload: bytes):
     def no_constants(name):
         raise AssertionError(f"non-JSON constant {name} on the wire")
@@ -61,10 +68,10 @@ def test_one_bar_with_results_gives_exactly_one_publish_and_one_persist():
     assert pipeline.seen == [b]
     [publish] = publisher.messages
     [persist] = persistence.messages
-    assert isinstance(publish, Publish) and isinstance(persist, PersistResults)
+    assert isinstance(publish, Publish) and isinstance(persist, PersistEvents)
     kinds = [type(e) for e in publish.events]
     assert kinds == [PatternDetected, IndicatorCalculated, IndicatorCalculated, IndicatorAlertRaised]
-    assert len(persist.patterns) == 1 and len(persist.indicators) == 2
+    assert persist.events == publish.events[:3]  # the very same objects, built once; alerts are not stored
 
 
 def test_pattern_event_wire_fields_follow_the_interface():
@@ -119,11 +126,11 @@ def test_indicator_and_alert_wire_fields_follow_the_interface():
 
 def test_persisted_records_use_the_table_columns():
     clock = FakeClock(time.time())
-    actor, _, _, persistence = make(rich_output, clock=clock, pattern_ttl=1800.0, indicator_ttl=900.0)
+    actor, _, _, persistence = make(rich_output, clock=clock)
     b = bar()
     actor.on_receive(BarClosed(b, M + 62.0))
     [persist] = persistence.messages
-    [p] = persist.patterns
+    [p], (rsi, sma) = rows(persist, pattern_ttl=1800.0, indicator_ttl=900.0)
     assert isinstance(p, PatternRecord)
     assert p.symbol == "AAPL" and p.pattern_type == "Doji" and p.confidence == 0.85
     assert p.detection_timestamp == clock()
@@ -134,7 +141,6 @@ def test_persisted_records_use_the_table_columns():
     assert p.levels == (125.5, 125.6)
     assert p.metadata == {"session_id": SID}
     assert p.timeframe == "1min"
-    rsi, sma = persist.indicators
     assert isinstance(rsi, IndicatorRecord)
     assert (rsi.indicator_type, sma.indicator_type) == ("RSI", "SMA")
     assert rsi.value == 72.5 and rsi.value_data == {"value": 72.5}
@@ -258,7 +264,7 @@ def test_records_carry_deterministic_row_ids():
         actor, _, _, persistence = make(rich_output)
         actor.on_receive(BarClosed(bar(M), M + 62.0))
         actor.on_receive(BarClosed(bar(M + 60), M + 122.0))
-        return [r for m in persistence.messages for r in (*m.patterns, *m.indicators)]
+        return [r for m in persistence.messages for kind in rows(m) for r in kind]
 
     first, again = results(), results()  # e.g. a restarted actor re-analysing the same bars
     assert [r.row_id for r in first] == [r.row_id for r in again]

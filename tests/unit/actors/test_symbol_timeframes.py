@@ -14,8 +14,10 @@ from tickstock.actors.plan import SessionPlan, symbol_pipelines
 from tickstock.actors.symbol import SymbolActor
 from tickstock.analysis import select_definitions
 from tickstock.messages.bars import Bar
-from tickstock.messages.commands import BarClosed, GetStats, Open, PersistResults, Publish
+from tickstock.messages.commands import BarClosed, GetStats, Open, PersistEvents, Publish
 from tickstock.messages.records import indicator_row_id, pattern_row_id
+
+from .test_symbol import rows
 from tickstock.messages.wire import dumps, iso_utc
 
 from .fakes import FakeClock, FakePipeline, PipelineOutput, Recorder, alert_result, indicator_result, pattern_result
@@ -69,8 +71,7 @@ def test_a_5min_definition_produces_5min_results_only_when_a_5_minute_bar_closes
     assert pattern["detection"]["metadata"]["bar_closed_at"] == iso_utc(T0 + 4 * 60 + 62.0)
     assert sma["calculation"]["metadata"]["bar_timestamp"] == iso_utc(T0)
     [persist, _] = persistence.messages
-    assert isinstance(persist, PersistResults)
-    [p], [i] = persist.patterns, persist.indicators
+    [p], [i] = rows(persist)
     assert (p.timeframe, i.timeframe) == ("5min", "5min")
     assert p.row_id == pattern_row_id(SID, "AAPL", "Doji", T0, "5min")
     assert i.row_id == indicator_row_id(SID, "AAPL", "SMA", T0, "5min")
@@ -86,7 +87,7 @@ def test_every_timeframe_closing_on_one_minute_goes_out_in_one_publish_and_one_p
         actor.on_receive(closed(m))
     last_publish, last_persist = publisher.messages[-1], persistence.messages[-1]
     assert [e.timeframe for e in last_publish.events] == ["1min"] * 2 + ["5min"] * 2 + ["15min"] * 2 + ["60min"] * 2
-    assert [r.timeframe for r in last_persist.patterns] == ["1min", "5min", "15min", "60min"]
+    assert [r.timeframe for r in rows(last_persist)[0]] == ["1min", "5min", "15min", "60min"]
     assert len(publisher.messages) == len(persistence.messages) == 60  # one of each per 1-minute bar
     assert [len(p.seen) for p in pipelines.values()] == [12, 4, 1]
 

@@ -39,9 +39,11 @@ class Outbox:
     def tell(self, message: Any) -> None:
         with self._lock:
             if not self._closed:
-                self._pending.append(message)
+                pending = self._pending
+                pending.append(message)
                 self.told += 1
-                self._wake.set()
+                if len(pending) == 1:  # the first of a batch wakes the thread; it takes them all
+                    self._wake.set()
                 return
         self.target.tell(message)  # closed: no merging any more, but never dropped
 

@@ -21,6 +21,7 @@ FROM (VALUES
      'Three troughs, the middle lowest: bullish reversal', 'chart', 4, 20)
 ) AS v(name, display_name, short_description, category, display_order, min_bars_required)
 WHERE NOT EXISTS (SELECT 1 FROM pattern_definitions p WHERE lower(p.name) = lower(v.name))
+ORDER BY v.display_order  -- ids follow display order on every PostgreSQL version
 ON CONFLICT (name) DO NOTHING;
 
 INSERT INTO indicator_definitions
@@ -36,4 +37,5 @@ FROM (VALUES
 ) AS v(name, display_name, short_description, category, display_order, min_bars_required,
        period, parameters)
 WHERE NOT EXISTS (SELECT 1 FROM indicator_definitions i WHERE lower(i.name) = lower(v.name))
+ORDER BY v.display_order  -- ids follow display order on every PostgreSQL version
 ON CONFLICT (name) DO NOTHING;

@@ -25,6 +25,7 @@ FROM (VALUES
     ('ThreeBlackCrows', 'Three Black Crows', 'Three long falling black candles: bearish (CDL3BLACKCROWS)', 16)
 ) AS v(name, display_name, short_description, display_order)
 WHERE NOT EXISTS (SELECT 1 FROM pattern_definitions p WHERE lower(p.name) = lower(v.name))
+ORDER BY v.display_order  -- ids follow display order on every PostgreSQL version
 ON CONFLICT (name) DO NOTHING;
 
 INSERT INTO indicator_definitions
@@ -45,4 +46,5 @@ FROM (VALUES
     ('STOCH', 'Stochastic', 'TA-Lib STOCH: values slowk, slowd', 'momentum', 16, NULL, '{}')
 ) AS v(name, display_name, short_description, category, display_order, period, parameters)
 WHERE NOT EXISTS (SELECT 1 FROM indicator_definitions i WHERE lower(i.name) = lower(v.name))
+ORDER BY v.display_order  -- ids follow display order on every PostgreSQL version
 ON CONFLICT (name) DO NOTHING;

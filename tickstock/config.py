@@ -242,6 +242,16 @@ def _host_problem(host: str) -> str | None:
         return None if _HOSTNAME.match(host) else f"not a host name or IP address: {host!r}"
 
 
+def safe_url(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***``: what logs, errors and screens show."""
+    try:
+        parsed = urlparse(url)
+        password = parsed.password
+    except ValueError:  # not a URL at all: nothing to hide that can be found
+        return url
+    return url.replace(f":{password}@", ":***@", 1) if password else url
+
+
 def _url_problem(url: str, schemes: tuple[str, ...], database: bool = False) -> str | None:
     """None for a URL with one of ``schemes``, a host that parses (a database URL may leave it to
     libpq's socket), a port within 1..65535 if any, and for a database its name."""
@@ -249,8 +259,7 @@ def _url_problem(url: str, schemes: tuple[str, ...], database: bool = False) -> 
         parsed = urlparse(url)
     except ValueError as exc:  # an unclosed [ipv6 bracket
         return f"not a URL: {exc}"
-    if parsed.password:  # a config error goes to logs: never with the password
-        url = url.replace(f":{parsed.password}@", ":***@", 1)
+    url = safe_url(url)  # a config error goes to logs: never with the password
     if parsed.scheme not in schemes or "://" not in url:
         return f"scheme must be {' or '.join(s + '://' for s in schemes)}, got {url!r}"
     if parsed.scheme == "unix":

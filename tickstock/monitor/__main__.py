@@ -16,7 +16,8 @@ import sys
 
 from tickstock.clock import Clock, SystemClock
 from tickstock.config import ConfigError, Settings, load_settings
-from tickstock.monitor.source import MonitorRedisError, RedisReader, safe_url
+from tickstock.config import safe_url
+from tickstock.monitor.source import MonitorRedisError, RedisReader
 from tickstock.monitor.state import ConnectionChanged, MonitorState
 
 _RECONNECT_MAX_SECONDS = 5.0

@@ -13,11 +13,11 @@ Guarantees:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
 from tickstock.clock import Clock
+from tickstock.config import safe_url
 from tickstock.monitor.state import ChannelMessage, KeysRead
 
 _DRAIN_LIMIT = 5000  # messages taken per ``messages`` call after the first arrives
@@ -26,15 +26,6 @@ _DRAIN_LIMIT = 5000  # messages taken per ``messages`` call after the first arri
 class MonitorRedisError(RuntimeError):
     """Redis could not be reached or the connection was lost."""
 
-
-def safe_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``, fit for a message."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class RedisReader:

@@ -17,6 +17,7 @@ from typing import Protocol
 from tickstock.adapters.redis import PublishIncomplete, RedisPublisher
 from tickstock.adapters.redis.resp import RedisReplyError, RedisUnavailable
 from tickstock.clock import Clock
+from tickstock.config import safe_url
 from tickstock.simulate.pacing import ReplayPace
 from tickstock.simulate.tick import SimTick, encode
 
@@ -53,26 +54,19 @@ class RedisTickSink:
         try:
             self._publisher.ping()
         except (RedisUnavailable, RedisReplyError) as exc:
-            raise PublishFailed(f"redis at {_safe(self.url)} does not answer: {exc}") from None
+            raise PublishFailed(f"redis at {safe_url(self.url)} does not answer: {exc}") from None
 
     def publish(self, payloads: Sequence[bytes]) -> int:
         try:
             return self._publisher.publish_many((self.channel, p) for p in payloads)
         except PublishIncomplete as exc:
-            raise PublishFailed(f"publishing to {_safe(self.url)} failed: {exc}", exc.acknowledged) from None
+            raise PublishFailed(f"publishing to {safe_url(self.url)} failed: {exc}", exc.acknowledged) from None
         except (RedisUnavailable, RedisReplyError) as exc:
-            raise PublishFailed(f"publishing to {_safe(self.url)} failed: {exc}") from None
+            raise PublishFailed(f"publishing to {safe_url(self.url)} failed: {exc}") from None
 
     def close(self) -> None:
         self._publisher.close()
 
-
-def _safe(url: str) -> str:
-    """The URL without a password."""
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
 
 
 @dataclass

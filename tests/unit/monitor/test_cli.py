@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from tickstock.monitor.__main__ import main, parse_args
-from tickstock.monitor.source import safe_url
+from tickstock.config import safe_url
 
 MINIMAL = "session: {universe: 'test:x'}\nuniverses: {'test:x': [AAPL]}\n"
 

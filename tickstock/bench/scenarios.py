@@ -277,7 +277,9 @@ def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
             last_deadline = last_close_wall(sent.ended_at, sent.last_stamp, spec.event_until, grace,
                                             DEFAULT_IDLE_AFTER_SECONDS)
         else:
-            first_minute = int(sent.started_at // 60) * 60
+            # The minute of the first tick's own stamp: a batch stamped just before the first batch's
+            # wall time would otherwise fall outside the count.
+            first_minute = int(min(sent.started_at, sent.first_stamp or sent.started_at) // 60) * 60
             last_deadline = int(sent.ended_at // 60) * 60 + 60 + grace
         in_bars, rows = _wait_for_bars(sb.dsn, first_minute, sent.sent, last_deadline, service.alive)
         wait_until = time.time() + 20
@@ -303,6 +305,14 @@ def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
         recorder.close()
     if out["exit_code"] not in (0, None):
         result["notes"].append(f"the service exited with {out['exit_code']}: {service.log_tail(5)}")
+    if sent is not None and in_bars < sent.sent:
+        # Ticks stamped past the last whole minute sit in a bar still forming when the volume is read;
+        # the service's stop drains every forming bar into the database: count those too.
+        drained, drained_rows = volume_since(sb.dsn, first_minute)
+        if drained > in_bars:
+            result["notes"].append(f"{drained - in_bars:,} ticks were in a minute still forming when the bars were "
+                                   "read; counted once the service's stop had stored it")
+            in_bars, rows = drained, drained_rows
     out.update(sent=sent.sent, in_bars=in_bars, rows=rows, first_minute=first_minute)
     out["generator"] = {"rate": sent.rate, "cpu_share": sent.cpu_seconds / sent.seconds, "max_behind": sent.max_behind,
                         "unheard": sent.unheard, "seconds": sent.seconds, "error": sent.error}

@@ -4,6 +4,7 @@ process that records what happens to it: the order things are stopped in, on eac
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -161,3 +162,23 @@ def test_the_settings_file_is_private_and_valid(tmp_path) -> None:
     assert path.stat().st_mode & 0o777 == 0o600
     assert load_settings(path, environ={}) == settings
     assert settings.channels.ticks == "demo:tickstock:market:ticks" and "secret" not in path.read_text()
+
+
+def test_the_service_gets_sigterm_when_the_demo_is_killed_9(tmp_path) -> None:
+    """The children it spawns are tied to it (parent-death signal): kill -9 leaves none running."""
+    script = f'''
+import os, signal, sys, time
+sys.path.insert(0, {str(Path(__file__).resolve().parents[3])!r})
+from pathlib import Path
+from tests.unit.demo.test_orchestration import _demo
+demo = _demo(Path({str(tmp_path)!r}), probe=("print", '{{"online": true, "session": {{"session_id": "s", "symbol_count": 8, "universe": "demo"}}}}'))
+demo.start_service()
+time.sleep(0.5)
+os.kill(os.getpid(), signal.SIGKILL)
+'''
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == -9, done.stderr
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and "service SIGTERM" not in _events(tmp_path):
+        time.sleep(0.1)
+    assert "service SIGTERM" in _events(tmp_path)

@@ -8,6 +8,7 @@ Takes 2-3.5 minutes: the shapes start at the first minute boundary after the ses
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -45,7 +46,8 @@ def test_make_demo_shows_a_doji_a_hammer_and_an_rsi_alert_then_writes_the_chart(
         chart = out / f"{plan.CHART_SYMBOL}.png"
         data = chart.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
-        assert f"demo: wrote {chart}: AAPL," in done.stdout and "1 detections" in done.stdout
+        wrote = re.search(rf"demo: wrote {re.escape(str(chart))}: AAPL, .*?(\d+) bars, (\d+) detections", done.stdout)
+        assert wrote and int(wrote[1]) >= plan.HISTORY_MINUTES + 2 and int(wrote[2]) >= 1, done.stdout[-500:]
         assert "Hammer" in done.stdout and "RSI_OVERSOLD" in done.stdout  # the monitor's last screen
         assert took < 300
     finally:

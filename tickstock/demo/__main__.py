@@ -336,5 +336,6 @@ def main(argv: list[str] | None = None) -> int:
             f"python -m tickstock.chart NVDA --config {config} -o nvda.png")
     return 1 if failure or problems else 0
 
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -135,8 +135,8 @@ class SymbolActor(PooledSupervisedActor):
         self.pipeline = pipeline
         self.publisher = publisher
         self.persistence = persistence
-        self.bars_seen = len(history or ())
-        self.last_bar_start: int | None = history[-1].start if history else None
+        self.bars_seen = 0
+        self.last_bar_start: int | None = None
         self._load_history = load_history if history is None else None
         # Event time: the history is the bars before the first one received (unknown until then).
         self._prime_at_first_bar = prime_at_first_bar and self._load_history is not None
@@ -149,7 +149,7 @@ class SymbolActor(PooledSupervisedActor):
         self._awaiting_live = True
         # Priming publishes nothing: it only brings indicators and candle averages up to date.
         if history:
-            self._prime(list(history))
+            self._prime_loaded(list(history))
 
     def open(self) -> None:
         if self._load_history is None or self._prime_at_first_bar:

@@ -154,7 +154,7 @@ class AnalysisPipeline:
         if self._pending:
             out.errors.extend(self._pending)
             self._pending.clear()
-        self._step(bar, out, live=True)
+        self._step(bar, out)
         return out
 
     # -- internals --------------------------------------------------------------------------------
@@ -164,14 +164,19 @@ class AnalysisPipeline:
         fresh: list[Bar] = []
         last = self._last_start
         for bar in bars:
-            if bar.symbol != self.symbol:  # a routing bug: mixing symbols would corrupt every state
-                raise ValueError(f"pipeline for {self.symbol!r} got a bar for {bar.symbol!r}")
-            if last is not None and bar.start <= last:
-                self.stale_bars += 1
-                continue
-            fresh.append(bar)
-            last = bar.start
+            if self._is_fresh(bar, last):
+                fresh.append(bar)
+                last = bar.start
         return fresh
+
+    def _is_fresh(self, bar: Bar, last: int | None) -> bool:
+        """Whether ``bar`` comes after the bar that started at ``last``; a stale one is counted."""
+        if bar.symbol != self.symbol:  # a routing bug: mixing symbols would corrupt every state
+            raise ValueError(f"pipeline for {self.symbol!r} got a bar for {bar.symbol!r}")
+        if last is not None and bar.start <= last:
+            self.stale_bars += 1
+            return False
+        return True
 
     def _prime_slot(self, slot: _Slot, bars: list[Bar]) -> None:
         advance = slot.component.advance  # state only: no results are built for history
@@ -191,12 +196,9 @@ class AnalysisPipeline:
         if slot.is_rsi:  # the crossing state: the last primed RSI
             slot.last_rsi = slot.component.value
 
-    def _step(self, bar: Bar, out: PipelineOutput, *, live: bool) -> None:
-        if bar.symbol != self.symbol:  # a routing bug: mixing symbols would corrupt every state
-            raise ValueError(f"pipeline for {self.symbol!r} got a bar for {bar.symbol!r}")
-        if self._last_start is not None and bar.start <= self._last_start:
+    def _step(self, bar: Bar, out: PipelineOutput) -> None:
+        if not self._is_fresh(bar, self._last_start):
             out.stale = True
-            self.stale_bars += 1
             return
         self._last_start = bar.start
         self.bars_seen += 1
@@ -213,7 +215,7 @@ class AnalysisPipeline:
                                                  _short_repr(exc), slot.disabled))
                 continue
             slot.failures = 0
-            publish = live and self.bars_seen >= slot.required
+            publish = self.bars_seen >= slot.required
             for result in results:
                 if isinstance(result, PatternResult):
                     if publish and (slot.threshold is None or result.confidence >= slot.threshold):

@@ -38,7 +38,7 @@ from tickstock.config import ChannelSettings, KeySettings
 from tickstock.messages.commands import (
     ClearSession, GetStats, Heartbeat, Publish, PublishConfirmed, RetainSession, TimerTick,
 )
-from tickstock.messages.events import Event, IndicatorCalculated, PatternDetected
+from tickstock.messages.events import IndicatorCalculated, PatternDetected
 from tickstock.messages.wire import dumps
 
 
@@ -60,17 +60,9 @@ class PublisherStats:
     last_error: str
 
 
-def channels_for(event: Event, channels: ChannelSettings, high_confidence: float) -> list[str]:
-    """Where an event goes: its own channel; a detection at or above ``high_confidence`` also
-    goes to ``patterns_high_confidence``."""
-    channel = getattr(channels, event.channel)
-    if isinstance(event, PatternDetected) and event.confidence >= high_confidence:
-        return [channel, channels.patterns_high_confidence]
-    return [channel]
-
-
 def encode_for_redis(events, channels: ChannelSettings, high_confidence: float) -> list[tuple[str, bytes]]:
-    """(channel, JSON) pairs for ``events``, one per PUBLISH, in order (``channels_for`` per event).
+    """(channel, JSON) pairs for ``events``, one per PUBLISH, in order: each event on its own channel,
+    and a detection at or above ``high_confidence`` also on ``patterns_high_confidence``.
 
     One pass, the channel of each event type looked up once: at a bar close this runs for every
     result of every symbol (~5 us an event was half channel lookup)."""

@@ -10,7 +10,7 @@ import threading
 from tickstock.adapters.redis.resp import RedisUnavailable
 import pytest
 
-from tickstock.actors.publisher import PublisherActor, channels_for, encode_for_redis
+from tickstock.actors.publisher import PublisherActor, encode_for_redis
 from tickstock.config import ChannelSettings, KeySettings
 from tickstock.messages.bars import Bar
 from tickstock.actors.publisher import PublisherStats
@@ -302,8 +302,8 @@ def test_key_operations_never_raise_on_a_redis_outage():
 
 
 def test_pure_helpers_match_the_actor():
-    assert channels_for(pattern(0.95), CH, 0.8) == [STREAMING, DETECTED]
-    assert channels_for(indicator(), CH, 0.0) == [CH.indicators]
+    assert [c for c, _ in encode_for_redis([pattern(0.95)], CH, 0.8)] == [STREAMING, DETECTED]
+    assert [c for c, _ in encode_for_redis([indicator()], CH, 0.0)] == [CH.indicators]
     pairs = encode_for_redis([pattern(0.5), indicator()], CH, 0.8)
     assert [c for c, _ in pairs] == [STREAMING, CH.indicators]
 

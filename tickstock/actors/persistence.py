@@ -2,7 +2,8 @@
 
 Guarantees:
 - Logged first. Each row of ``PersistBars``, ``PersistEvents`` (rows derived from the published
-  events here), ``PersistResults``, ``RecordSession`` and ``RecordHealth`` is appended to the write-ahead log in ``spill_dir`` (``adapters/disk/wal.py``)
+  events here), ``PersistResults``, ``RecordSession`` and ``RecordHealth`` is appended to the
+  write-ahead log in ``spill_dir`` (``adapters/disk/wal.py``)
   when the message is handled, before it is queued for the database. The log is fsynced every
   ``fsync_interval`` seconds and at stop, so a process killed (even -9) loses no row it handled and a
   machine crash at most ``fsync_interval`` seconds of rows. A row leaves the log only once committed,

@@ -387,7 +387,7 @@ class PostgresStore:
     def load_recent_bars(self, symbols: Sequence[str], limit: int, *,
                          before: float | None = None) -> dict[str, list[Bar]]:
         """The most recent ``limit`` bars of each symbol (only those starting before ``before``,
-        epoch seconds, if given), oldest first, in one query.
+        epoch seconds, if given), oldest first (read as ``iter_recent_bars`` streams them).
 
         Every requested symbol is a key of the result (an empty list when it has no bars);
         duplicates in ``symbols`` are ignored. Prices are floats; ``tick_count`` is 0 (not stored).
@@ -421,6 +421,9 @@ class PostgresStore:
         if not wanted or limit == 0:
             return
         chunks = [wanted[i:i + symbols_per_query] for i in range(0, len(wanted), symbols_per_query)]
+        if len(chunks) == 1:  # one symbol's history (a restart, event time's first bar): no thread
+            yield from _bars_by_symbol(chunks[0], self._recent_bar_rows(chunks[0], limit, before))
+            return
         # The next chunk's query runs (in PostgreSQL, on the other core) while this one's bars are
         # built and consumed: at 10,000 symbols the SQL is ~3-4 s that would otherwise be waited out.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recent-bars") as prefetch:

@@ -27,3 +27,16 @@ def temporary_database(
     """A fresh ``tickstock_test_<hex>`` database's DSN; dropped ``WITH (FORCE)`` afterwards."""
     with _temporary_database(admin_dsn, "tickstock_test") as dsn:
         yield dsn
+
+
+def query(dsn: str, sql: str, *args):
+    """Every row ``sql`` (with ``args``) returns, on a connection of its own."""
+    import psycopg2
+
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.fetchall()
+    finally:
+        conn.close()

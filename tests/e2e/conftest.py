@@ -1,7 +1,6 @@
-import psycopg2
 import pytest
 
-from tests.pg import temporary_database
+from tests.pg import query, temporary_database  # noqa: F401 (query: the e2e tests import it from here)
 
 
 @pytest.fixture
@@ -12,13 +11,3 @@ def database():
 
         migrate(dsn)
         yield dsn
-
-
-def query(dsn: str, sql: str, *args):
-    conn = psycopg2.connect(dsn)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, args)
-            return cur.fetchall()
-    finally:
-        conn.close()

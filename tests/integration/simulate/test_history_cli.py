@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from tests.pg import temporary_database
+from tests.pg import query, temporary_database
 from tickstock.adapters.postgres import PostgresStore
 from tickstock.demo import plan
 from tickstock.simulate import history
@@ -22,16 +22,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 REPO = Path(__file__).resolve().parents[3]
 NOW = 1_760_000_017.5
 END = int(NOW // 60) * 60  # the minute NOW is in
-
-
-def _query(dsn: str, sql: str, *args):
-    conn = psycopg2.connect(dsn)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, args)
-            return cur.fetchall()
-    finally:
-        conn.close()
 
 
 @pytest.fixture
@@ -46,7 +36,7 @@ def test_writes_each_symbols_past_where_a_session_primes_from_ending_at_the_walk
     assert history.main(["--symbols", symbols, "--minutes", "30", "--calm", "AAPL", "--seed", "4"], now=NOW) == 0
     out = capsys.readouterr().out
     assert out.startswith("wrote 90 bars into tickstock_test_") and "calm: AAPL" in out
-    rows = _query(dsn, "SELECT symbol, count(*), min(extract(epoch FROM timestamp)), max(extract(epoch FROM timestamp)) "
+    rows = query(dsn, "SELECT symbol, count(*), min(extract(epoch FROM timestamp)), max(extract(epoch FROM timestamp)) "
                        "FROM ohlcv_1min GROUP BY symbol ORDER BY symbol")
     assert [(s, n, float(lo), float(hi)) for s, n, lo, hi in rows] == \
         [(s, 30, END - 30 * 60, END - 60) for s in ("AAPL", "MSFT", "NVDA")]
@@ -67,11 +57,11 @@ def test_replace_leaves_the_history_as_the_symbols_only_past(dsn, capsys) -> Non
     conn.close()
     assert history.main(["--symbols", "AAPL,NVDA", "--minutes", "20", "--replace"], now=NOW) == 0
     assert "after deleting their earlier rows" in capsys.readouterr().out
-    counts = dict(_query(dsn, "SELECT symbol, count(*) FROM ohlcv_1min GROUP BY symbol"))
+    counts = dict(query(dsn, "SELECT symbol, count(*) FROM ohlcv_1min GROUP BY symbol"))
     assert counts == {"AAPL": 20, "NVDA": 20, "TSLA": 1}  # an hour-old run's bars are gone, TSLA untouched
-    assert _query(dsn, "SELECT count(*) FROM ohlcv_1min_parts WHERE symbol IN ('AAPL', 'NVDA')") == [(40,)]
-    assert _query(dsn, "SELECT count(*) FROM intraday_patterns") == [(0,)]
-    assert _query(dsn, "SELECT count(*) FROM intraday_indicators") == [(0,)]
+    assert query(dsn, "SELECT count(*) FROM ohlcv_1min_parts WHERE symbol IN ('AAPL', 'NVDA')") == [(40,)]
+    assert query(dsn, "SELECT count(*) FROM intraday_patterns") == [(0,)]
+    assert query(dsn, "SELECT count(*) FROM intraday_indicators") == [(0,)]
 
 
 def test_a_database_not_named_demo_or_test_is_refused_untouched(monkeypatch, capsys) -> None:
@@ -105,5 +95,5 @@ def test_the_demo_universe_with_the_demos_arguments(dsn, tmp_path) -> None:
     argv = plan.Commands(config, tmp_path).history()
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert _query(dsn, "SELECT count(DISTINCT symbol), count(*) FROM ohlcv_1min") == \
+    assert query(dsn, "SELECT count(DISTINCT symbol), count(*) FROM ohlcv_1min") == \
         [(len(plan.SYMBOLS), len(plan.SYMBOLS) * plan.HISTORY_MINUTES)]

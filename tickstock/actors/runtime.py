@@ -16,6 +16,7 @@ from tickstock.actors.supervision import ShutdownBudget
 from tickstock.actors.wiring import ProductionFactory
 from tickstock.clock import SystemClock
 from tickstock.config import Settings
+from tickstock.heap import HeapKeeper
 from tickstock.market.calendar import MarketCalendar
 from tickstock.market.schedule import SessionScheduler
 
@@ -78,7 +79,7 @@ def build_runtime(settings: Settings, store_factory: Callable[[], Any]) -> Runti
                                     s.session.heartbeat_interval_seconds, s.session.session_key_ttl_seconds)
 
     ref = ServiceActor.start(settings, ProductionFactory(settings, metrics), store_factory, scheduler, monitor_for,
-                             heartbeat)
+                             heartbeat, heap=HeapKeeper())
     runtime = Runtime(StreamingService(ref, settings), metrics, None, monitors)
     if settings.http.enabled:
         runtime.http = AdminServer(runtime.service, metrics, settings.http, runtime.ready)

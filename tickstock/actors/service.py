@@ -34,6 +34,7 @@ from tickstock.actors.session import SessionActor, SessionOutcome
 from tickstock.actors.supervision import RetryBackoff
 from tickstock.actors.timer import Ticker
 from tickstock.config import Settings
+from tickstock.heap import HeapKeeper
 from tickstock.market.schedule import Action
 from tickstock.messages.commands import (
     GetStats, SessionEnded, Shutdown, StartRequest, StopRequest, StopSession, TimerTick,
@@ -63,8 +64,10 @@ class ServiceActor(pykka.ThreadingActor):
         heartbeat_factory: Callable[[], pykka.ActorRef] | None = None,
         clock: Callable[[], float] = time.time,
         timer_interval: float = 1.0,
+        heap: HeapKeeper | None = None,
     ) -> None:
         super().__init__()
+        self.heap = heap  # the process's collector schedule, handed to each session (tickstock/heap.py)
         self.settings = settings
         self.factory = factory
         self.store_factory = store_factory
@@ -164,7 +167,8 @@ class ServiceActor(pykka.ThreadingActor):
 
         planner = functools.partial(make_plan, self.settings, self.store_factory, manual, session_id, clock=self.clock)
         ref = SessionActor.start(planner, self.factory, on_ended, self.health_monitor_factory, clock=self.clock,
-                                 beacon=self.heartbeat, session_id=session_id, settings=self.settings)
+                                 beacon=self.heartbeat, session_id=session_id, settings=self.settings,
+                                 heap=self.heap)
         self.session = StartTicket("started", session_id, ref, ended)
         self.manual = manual
         return self.session

@@ -32,6 +32,7 @@ from loguru import logger
 
 from tickstock.actors.handle import ChildHandle
 from tickstock.actors.outbox import Outbox
+from tickstock.heap import Collection, HeapKeeper
 from tickstock.actors.plan import SessionPlan, UniverseError
 from tickstock.actors.supervision import (
     Action, RestartPolicy, SessionState, ShutdownBudget, child_kind,
@@ -101,11 +102,14 @@ class SessionActor(pykka.ThreadingActor):
         beacon: Any = None,
         session_id: str | None = None,
         settings: Settings | None = None,
+        heap: HeapKeeper | None = None,
     ) -> None:
         """``plan``: a ready plan, or a planner called in ``on_start`` (it may raise, e.g. an
         unresolvable universe: the session then ends 'failed' like any start-up failure).
         ``health_monitor``: a monitor, or a callable building one from the plan. ``beacon``: where
-        the retained session key is kept (the process's HeartbeatActor); the publisher if None."""
+        the retained session key is kept (the process's HeartbeatActor); the publisher if None.
+        ``heap``: the process's garbage-collector schedule (tickstock/heap.py), told when the session
+        is live, on every timer tick and when it has ended; None leaves the collector alone."""
         super().__init__()
         self._planner = plan if callable(plan) else None
         self.plan: SessionPlan | None = None if callable(plan) else plan
@@ -117,6 +121,7 @@ class SessionActor(pykka.ThreadingActor):
         self.health_monitor: Any = None
         self.clock = clock
         self.timer_interval = timer_interval
+        self.heap = heap
         self.log = logger.bind(session_id=self.session_id, actor="session")
         self.state = SessionState.STARTING
         self.policy: RestartPolicy | None = None
@@ -178,6 +183,8 @@ class SessionActor(pykka.ThreadingActor):
         self._next_health = now + s.session.health_interval_seconds
         self._ticker = Ticker(self.actor_ref, self.timer_interval, TimerTick, "session", clock=self.clock).start()
         self.log.info("session started: {} symbols live", len(self.symbols))
+        if self.heap is not None:  # what start-up built (the primed symbols) is out of the collector's way
+            self._log_collection(self.heap.session_live(now))
 
     def _start_children(self) -> None:
         plan, s = self.plan, self.settings
@@ -319,6 +326,8 @@ class SessionActor(pykka.ThreadingActor):
         if self.state is not SessionState.RUNNING:
             return
         s = self.settings.session
+        if self.heap is not None:
+            self._log_collection(self.heap.tick(now), debug=True)
         if now >= self._next_announce:
             self._announce(now)
             self._next_announce = now + s.reannounce_interval_seconds
@@ -476,6 +485,17 @@ class SessionActor(pykka.ThreadingActor):
                 "session {}: {:.0f}s, {} patterns, {} indicators{}", final_status, stopped_at - self.started_at,
                 totals[0], totals[1], f" ({reason})" if reason else "")
             self.on_ended(self.outcome)
+            if self.heap is not None:
+                try:
+                    self._log_collection(self.heap.session_ended())
+                except Exception as exc:
+                    self.log.error("garbage collection after the session failed: {!r}", exc)
+
+    def _log_collection(self, done: Collection | None, debug: bool = False) -> None:
+        if done is not None:
+            self.log.log("DEBUG" if debug else "INFO",
+                         "garbage collector ({}): {} unreachable objects collected in {:.1f} ms, {} objects frozen",
+                         done.reason, done.collected, done.seconds * 1000, done.frozen)
 
     def _stop_ingress(self, budget: ShutdownBudget) -> None:
         """Stage 1: stop receiving, close and deliver every forming bar."""

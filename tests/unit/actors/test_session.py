@@ -456,3 +456,47 @@ def test_symbols_tell_the_shared_children_through_outboxes_flushed_before_the_en
         "a symbol's last events",))
     confirmed = next(i for i, m in enumerate(received) if isinstance(m, PublishConfirmed))
     assert last_results < confirmed
+
+
+# -- the garbage collector's schedule (tickstock/heap.py) ------------------------------------------
+
+
+class RecordingHeap:
+    """A HeapKeeper stand-in: records when the session calls it, with what was live by then."""
+
+    def __init__(self, factory) -> None:
+        self.factory = factory
+        self.calls: list[tuple[str, object]] = []
+
+    def session_live(self, now):
+        self.calls.append(("live", list(self.factory.calls)))
+
+    def tick(self, now):
+        self.calls.append(("tick", now))
+
+    def session_ended(self):
+        self.calls.append(("ended", None))
+
+
+def test_the_heap_is_frozen_once_every_child_is_up_ticked_by_the_timer_and_released_after_the_end():
+    factory = FakeChildFactory()
+    heap = RecordingHeap(factory)
+    ended = Ended()
+    ref = SessionActor.start(make_plan(), factory, on_ended=ended, timer_interval=0.05,
+                             settings=make_settings(), heap=heap)
+    assert wait_until(lambda: sum(1 for c in heap.calls if c[0] == "tick") >= 2)
+    assert heap.calls[0] == ("live", START)  # after the last child (ingress) was built and opened
+    assert [c[0] for c in heap.calls].count("live") == 1
+    ref.tell(StopSession("stopped"))
+    wait_ended(ref, ended)
+    assert heap.calls[-1] == ("ended", None) and [c[0] for c in heap.calls].count("ended") == 1
+    assert len(ended.outcomes) == 1
+
+
+def test_a_session_that_fails_to_start_still_releases_the_heap():
+    factory = FakeChildFactory(fail_open={"ingress"})
+    heap = RecordingHeap(factory)
+    ended = Ended()
+    ref = SessionActor.start(make_plan(), factory, on_ended=ended, settings=make_settings(), heap=heap)
+    wait_ended(ref, ended)
+    assert [c[0] for c in heap.calls] == ["ended"]

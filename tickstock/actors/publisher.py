@@ -44,7 +44,6 @@ from tickstock.messages.wire import dumps
 
 _REDIS_ERRORS = (RedisUnavailable, RedisReplyError, OSError)
 _MAX_PIPELINE = 2000  # events per round trip at most when coalescing
-_COALESCE_WAIT = 0.002  # seconds a lone Publish waits for company before it is sent
 _CONFIRM_BACKOFF = (0.05, 1.0)  # first and longest pause between PublishConfirmed attempts
 _STOP_FLUSH_TIMEOUT = 1.0  # the last flush in on_stop waits no longer than this per round trip
 
@@ -179,10 +178,11 @@ class PublisherActor(SupervisedActor):
             self.log.error("publish buffer full: dropped {} oldest events", overflow)
         if not self._retry_due():
             return  # Redis failed recently: keep it, the timer retries (no cost per message)
-        # Coalesce: at a bar close 500 symbol actors each send a Publish within a few ms. One
-        # round trip per message made the last symbol wait ~400 ms; flushing only when no further
-        # Publish is queued (or the batch is large) sends them in a handful of pipelines.
-        if len(self._buffer) >= _MAX_PIPELINE or not self._more_queued(_COALESCE_WAIT):
+        # Coalesce: at a bar close 500 symbol actors each send a Publish within a few ms (merged by
+        # the session's outbox). Flushing only when no further Publish is queued (or the batch is
+        # large) sends them in a handful of pipelines. No waiting for company here: the outbox
+        # already lingered, and a wait at the end of a close's burst was pure latency (2 ms).
+        if len(self._buffer) >= _MAX_PIPELINE or not self._more_queued():
             self._flush()
 
     @handles(PublishConfirmed)
@@ -256,7 +256,7 @@ class PublisherActor(SupervisedActor):
         # The other retry point for buffered events: after a message that is not itself about
         # publishing, when nothing else is queued and the back-off is over.
         if (self._buffer and type(message) not in (Publish, PublishConfirmed, TimerTick)
-                and self._retry_due() and not self._more_queued(0)):
+                and self._retry_due() and not self._more_queued()):
             self._flush()
         return result
 
@@ -278,14 +278,8 @@ class PublisherActor(SupervisedActor):
     def _retry_due(self) -> bool:
         return self._monotonic() >= self._retry_at
 
-    def _more_queued(self, wait: float) -> bool:
-        """Whether another message is queued, waiting up to ``wait`` for one to arrive: symbol
-        actors finish a bar close within a few ms of each other, so a short wait turns hundreds
-        of round trips into a few."""
-        if self.actor_inbox.qsize() > 0:
-            return True
-        if wait > 0:
-            self._sleep(wait)
+    def _more_queued(self) -> bool:
+        """Whether another message is queued behind this one (then the flush waits for it)."""
         return self.actor_inbox.qsize() > 0
 
     def _call(self, operation: Callable[[], object]) -> bool:

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import Any, ClassVar, Union
+
+import msgspec
 
 from tickstock.messages.bars import Bar
 
@@ -34,9 +35,9 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class PatternResult:
-    """One detection. ``parameters`` is JSON-safe (str/int/bool/finite float, nested dicts/lists)."""
+class PatternResult(msgspec.Struct, frozen=True):
+    """One detection (a frozen Struct, not a dataclass: one is built per result of every bar close,
+    ~0.2 us against ~1.5 us). ``parameters`` is JSON-safe (str/int/bool/finite float, nested dicts/lists)."""
 
     name: str                     # canonical component name, e.g. "Doji"
     confidence: float             # 0..1, never NaN
@@ -45,8 +46,7 @@ class PatternResult:
     levels: tuple[float, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class IndicatorResult:
+class IndicatorResult(msgspec.Struct, frozen=True):
     """One indicator value for one bar: ``values`` is what the dashboard shows, e.g. {"value": 72.5}."""
 
     name: str                     # canonical component name, e.g. "RSI"

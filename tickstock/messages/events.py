@@ -5,6 +5,10 @@ wire form (``to_wire``). Field names follow ``shared/docs/interface.md`` exactly
 dashboard has read two spellings, both are sent. Times are epoch seconds inside and ISO-8601 UTC
 on the wire.
 
+The per-result events (``PatternDetected``, ``IndicatorCalculated``, ``IndicatorAlertRaised``) are
+frozen ``msgspec.Struct``s, the others frozen dataclasses: a bar close builds one per result of every
+symbol, and a Struct is built in ~0.3 us where a frozen dataclass took ~2.3 us (this machine).
+
 Patterns and indicators carry the ``timeframe`` of the bar they were computed on ("1min", "5min",
 "15min", "60min"; tickstock/bars/timeframes.py). An indicator alert from a higher timeframe says
 which in ``data.timeframe``; a 1-minute alert is sent exactly as before (no such field).
@@ -14,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+import msgspec
 
 from tickstock.messages.bars import Bar
 from tickstock.messages.wire import finite_or_none, iso_utc
@@ -81,8 +87,7 @@ class SessionStopped:
         return {"type": "streaming_session_stopped", "session": session, "timestamp": iso_utc(self.stopped_at)}
 
 
-@dataclass(frozen=True, slots=True)
-class PatternDetected:
+class PatternDetected(msgspec.Struct, frozen=True):
     channel: ClassVar[str] = "patterns"
     symbol: str
     pattern: str
@@ -90,7 +95,7 @@ class PatternDetected:
     detected_at: float
     bar: Bar
     session_id: str
-    parameters: dict[str, Any] = field(default_factory=dict)
+    parameters: dict[str, Any] = {}
     levels: tuple[float, ...] = ()
     bar_closed_at: float | None = None
     timeframe: str = "1min"
@@ -118,8 +123,7 @@ class PatternDetected:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class IndicatorCalculated:
+class IndicatorCalculated(msgspec.Struct, frozen=True):
     channel: ClassVar[str] = "indicators"
     symbol: str
     indicator: str
@@ -128,7 +132,7 @@ class IndicatorCalculated:
     calculated_at: float
     bar: Bar
     session_id: str
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = {}
     bar_closed_at: float | None = None
     timeframe: str = "1min"
 
@@ -151,8 +155,7 @@ class IndicatorCalculated:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class IndicatorAlertRaised:
+class IndicatorAlertRaised(msgspec.Struct, frozen=True):
     channel: ClassVar[str] = "indicator_alerts"
     alert_type: str  # RSI_OVERBOUGHT | RSI_OVERSOLD
     symbol: str

@@ -62,10 +62,12 @@ class SessionOutcome:
     cause: str = ""              # 'universe' when the universe could not be resolved
 
 
-# How long what symbol actors tell persistence is gathered before it is handed over: a bar close's
-# events go out within ~50 ms; the rows wait this much longer for the database (they are in no hurry:
-# they are written every persistence.flush_interval_seconds anyway).
-PERSISTENCE_LINGER_SECONDS = 0.05
+# How long what symbol actors and the ingress tell persistence is gathered before it is handed over.
+# The rows are in no hurry (they are written every persistence.flush_interval_seconds anyway), while
+# on one GIL the persistence thread's work (deriving rows, the write-ahead log) would take turns with
+# the close's analysis and publishing: so its batch is handed over after the close's burst (~40 ms
+# for 500 symbols, longer for thousands), not in the middle of it.
+PERSISTENCE_LINGER_SECONDS = 0.25
 
 
 class ChildFactory(Protocol):
@@ -239,17 +241,24 @@ class SessionActor(pykka.ThreadingActor):
         except Exception as exc:
             self.log.warning("could not load recent bars for priming ({} symbols served): {!r}", served, exc)
 
-    def _new_symbol(self, symbol: str, history: Sequence[Bar] | None) -> pykka.ActorRef:
+    def _outbox_pair(self) -> tuple[Outbox, Outbox]:
+        """The session's outboxes to the publisher and to persistence (made once, closed at the end
+        after the ingress and the symbols have stopped, so nothing told through them is lost)."""
         if self._outboxes is None:
-            # Persistence lingers longer: its rows are derived from the events on its own thread, and
-            # on one GIL that work would otherwise interleave with the close's publishing.
+            # Persistence lingers longer: see PERSISTENCE_LINGER_SECONDS.
             self._outboxes = (Outbox(self.publisher, "publisher"),
                               Outbox(self.persistence, "persistence", linger=PERSISTENCE_LINGER_SECONDS))
-        publisher, persistence = self._outboxes
+        return self._outboxes
+
+    def _new_symbol(self, symbol: str, history: Sequence[Bar] | None) -> pykka.ActorRef:
+        publisher, persistence = self._outbox_pair()
         return self.factory.symbol(self.actor_ref, self.plan, symbol, history, publisher, persistence)
 
     def _new_ingress(self) -> pykka.ActorRef:
-        return self.factory.ingress(self.actor_ref, self.plan, dict(self.symbols), self.persistence, self.aggregator)
+        # Its closed bars reach persistence through the outbox too: at a close they would otherwise be
+        # logged and queued by the persistence thread in the middle of the analysis burst.
+        return self.factory.ingress(self.actor_ref, self.plan, dict(self.symbols), self._outbox_pair()[1],
+                                    self.aggregator)
 
     # -- running --------------------------------------------------------------------------------
 

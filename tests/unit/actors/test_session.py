@@ -447,6 +447,7 @@ def test_symbols_tell_the_shared_children_through_outboxes_flushed_before_the_en
     call = factory.symbol_calls[0]
     assert isinstance(call["publisher"], Outbox) and isinstance(call["persistence"], Outbox)
     assert all(c["publisher"] is call["publisher"] for c in factory.symbol_calls)  # one per session
+    assert factory.ingress_calls[0]["persistence"] is call["persistence"]  # the ingress's bars too
     call["publisher"].linger = 30.0  # this result would wait far longer than the test
     call["publisher"].tell(Publish(("a symbol's last events",)))
     ref.tell(StopSession("stopped"))

@@ -649,3 +649,35 @@ def test_the_heartbeat_lives_as_long_as_the_service_and_keeps_the_sessions_key()
     assert beacons[0].is_alive()  # no session, still beating
     ref.stop(timeout=5)
     assert not beacons[0].is_alive()
+
+
+def test_each_session_is_given_the_process_heap_keeper() -> None:
+    """The runtime's HeapKeeper reaches every session the service starts (tickstock/heap.py)."""
+
+    class Heap:
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        def session_live(self, now):
+            self.calls.append("live")
+
+        def tick(self, now):
+            return None
+
+        def session_ended(self):
+            self.calls.append("ended")
+
+    heap = Heap()
+    ref = ServiceActor.start(make_settings(), FakeChildFactory(), StoreFactory(), None, None, None,
+                             ManualClock(T0).now, timer_interval=3600.0, heap=heap)
+    svc = Service.__new__(Service)
+    StreamingService.__init__(svc, ref, make_settings())
+    try:
+        svc.start_session()
+        [session] = session_actors()
+        assert session.proxy().heap.get(timeout=5) is heap
+        assert wait_until(lambda: heap.calls == ["live"])
+        svc.stop_session()
+        assert wait_until(lambda: heap.calls == ["live", "ended"], timeout=10)
+    finally:
+        ref.stop()

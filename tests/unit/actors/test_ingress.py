@@ -686,3 +686,49 @@ def test_started_ingress_reports_a_slow_reader_gap_to_the_supervisor():
     assert report.stats.feed_gaps_by_reason == {"output_buffer_limit": 1}
     assert report.stats.redis_connected is True  # reconnected at once
     ref.stop()
+
+
+# -- read pacing: a slow feed is read in batches, never past a close -------------------------------
+
+
+class RecordingStop:
+    """Stands in for the receive loop's stop event: records each wait instead of waiting."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def wait(self, timeout=None) -> bool:
+        self.waits.append(timeout)
+        return False
+
+    def is_set(self) -> bool:
+        return False
+
+
+def test_a_read_that_brought_few_ticks_is_followed_by_a_pause_of_read_pace():
+    env = make()
+    env.actor._read_pace = 0.01
+    env.actor._stopping = stop = RecordingStop()
+    step_at(env, M + 20, [tick("AAPL", 100.0, M + 19)])
+    assert stop.waits == [pytest.approx(0.01)] and env.actor.paced_reads == 1
+    step_at(env, M + 21)  # nothing came: the loop had waited on the socket itself, no pause
+    assert stop.waits == [pytest.approx(0.01)]
+
+
+def test_a_read_that_brought_many_ticks_is_not_paced():
+    env = make()
+    env.actor._read_pace = 0.01
+    env.actor._stopping = stop = RecordingStop()
+    step_at(env, M + 20, [tick("AAPL", 100.0 + i / 100, M + 19) for i in range(256)])
+    assert stop.waits == [] and env.actor.paced_reads == 0
+
+
+def test_the_pause_never_runs_past_the_next_close():
+    env = make(grace=2.0)
+    env.actor._read_pace = 0.01
+    env.actor._stopping = stop = RecordingStop()
+    step_at(env, M + 30, [tick("AAPL", 100.0, M + 29)])  # the minute's deadline is M + 62
+    env.clock.set(M + 61.996)
+    env.feed.script.append([tick("AAPL", 100.5, M + 59)])
+    env.actor._step()
+    assert stop.waits[-1] == pytest.approx(0.004, abs=1e-6)  # cut to the deadline, not the full 10 ms

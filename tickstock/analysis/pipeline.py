@@ -197,27 +197,33 @@ class AnalysisPipeline:
             slot.last_rsi = slot.component.value
 
     def _step(self, bar: Bar, out: PipelineOutput) -> None:
+        # The hottest loop of a bar close (every component of every symbol): locals, and no work
+        # for the common case of a component that found nothing.
         if not self._is_fresh(bar, self._last_start):
             out.stale = True
             return
         self._last_start = bar.start
-        self.bars_seen += 1
+        self.bars_seen = bars_seen = self.bars_seen + 1
         for slot in self._slots:
             if slot.disabled:
                 continue
             try:
                 results = slot.component.update(bar)
-                _check_results(results)
+                if type(results) is not list or results:
+                    _check_results(results)
             except Exception as exc:  # isolation: one component's bug costs only its own result
                 slot.failures += 1
                 slot.disabled = slot.failures >= self.max_failures
                 out.errors.append(ComponentError(slot.definition.name, self.symbol, bar.start,
                                                  _short_repr(exc), slot.disabled))
                 continue
-            slot.failures = 0
-            publish = self.bars_seen >= slot.required
+            if slot.failures:
+                slot.failures = 0
+            if not results:
+                continue
+            publish = bars_seen >= slot.required
             for result in results:
-                if isinstance(result, PatternResult):
+                if type(result) is PatternResult or isinstance(result, PatternResult):
                     if publish and (slot.threshold is None or result.confidence >= slot.threshold):
                         out.patterns.append(result)
                     continue

@@ -5,6 +5,13 @@ receive ceiling measured in the same run.
     python -m tickstock.bench --scenario throughput --rate 200000 --seconds 60
     python -m tickstock.bench --scenario scale                   # 10,000 primed symbols, 100,000 ticks/s
     python -m tickstock.bench --scenario day                     # 2025-03-12 replayed in event time, 60x: RSS 30 min vs end
+    python -m tickstock.bench --scenario latency --extended --minutes 60  # issue 10 item 4: + 10 TA-Lib on 1/5/15/60min
+
+``--extended`` (latency, throughput, scale): the run's own database also runs ten common TA-Lib
+functions (Engulfing, MorningStar, EveningStar, ShootingStar, Harami, ThreeAdvancingWhiteSoldiers,
+EMA 20, MACD, BBANDS 20, ATR 14) on every timeframe (1, 5, 15, 60 minutes), beside the unchanged
+baseline; the inline floor runs the same set. Higher bars close only at 5/15/60-minute boundaries
+(60: :30 UTC), so close -> last event is also split by what closed; 60 minutes hold every close.
 
 Prints a table (figure, value, floor/ceiling beside it, ratio, target), ``--json FILE`` writes every
 figure, ``--plot FILE.png`` draws the latency distribution and throughput over time (matplotlib:
@@ -27,7 +34,7 @@ from tickstock.bench.scenarios import SCENARIOS, make_plan, run
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m tickstock.bench", description="The streaming service measured from outside, beside the inline floor and the receive ceiling.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="\n".join(__doc__.splitlines()[2:8]))
+                                epilog="\n".join(__doc__.splitlines()[2:15]))
     p.add_argument("--scenario", choices=(*SCENARIOS, "components"), default="latency",
                    help="components: per-bar cost of each analysis component, in-process (bench/components.py)")
     p.add_argument("--symbols", type=int, help="universe size (500 / 3000 / 10000; names generated past config.yaml's)")
@@ -49,6 +56,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-floor", dest="floor", action="store_false", default=None)
     p.add_argument("--ceiling-seconds", type=float, default=None, help="seconds per receive-ceiling attempt (8)")
     p.add_argument("--no-ceiling", dest="ceiling", action="store_false", default=None)
+    p.add_argument("--extended", action="store_true", default=None,
+                   help="latency/throughput/scale: also ten common TA-Lib functions (Engulfing, MorningStar, "
+                        "EveningStar, ShootingStar, Harami, ThreeAdvancingWhiteSoldiers, EMA, MACD, BBANDS, ATR) on "
+                        "every timeframe (1/5/15/60min), in the run's own database and in the inline floor "
+                        "(issue 10 item 4)")
     p.add_argument("--keep-dir", help="keep the config and the service's log in this directory")
     p.add_argument("--json", help="write every figure to this file")
     p.add_argument("--plot", help="write a PNG: latency distribution and throughput over time")
@@ -69,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                          burst=args.burst, prime_bars=args.prime_bars, floor_closes=args.floor_closes,
                          floor=args.floor, ceiling_seconds=args.ceiling_seconds, ceiling=args.ceiling,
                          keep_dir=args.keep_dir, rate_of_ceiling=args.rate_of_ceiling, date=args.date,
-                         speed=args.speed)
+                         speed=args.speed, extended=args.extended)
     except ValueError as exc:
         print(f"tickstock.bench: {exc}", file=sys.stderr)
         return 2

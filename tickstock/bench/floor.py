@@ -1,7 +1,8 @@
 """The inline floor: the per-close work of the service done in one plain loop, without actors.
 
 Per close, timed from the deadline: the aggregator closes every symbol's bar; for each bar the
-symbol's ``AnalysisPipeline`` (the baseline/fallback definitions) runs, its events are built by the
+symbol's ``AnalysisPipeline`` (``definitions``: by default config.yaml's fallback, the baseline;
+``--extended`` passes the set the service loads from the run's database) runs, its events are built by the
 ``SymbolActor``'s own ``result_events`` and the rows derived from them as persistence derives them
 (``records.pattern_record``/``indicator_record``, row ids included); all events are encoded
 (``encode_for_redis``, the publisher's own) and published pipelined to Redis (``RedisPublisher``,
@@ -10,6 +11,13 @@ those channels (drained between closes, untimed), so Redis does the same fan-out
 
 The ticks of each minute are folded before the clock starts: folding is the receive path's work,
 not the close's.
+
+Higher timeframes (a set with definitions on 5/15/60 minutes): as the ``SymbolActor`` does, each
+symbol's closed 1-minute bar is folded by a ``Resampler`` (no session table: 60-minute bars on the
+:30 grid) and every higher bar it closes, unless partial, runs through that timeframe's pipeline in
+the same close (timed); priming folds the history too. ``per_close_timeframes`` says which
+timeframes were analysed at each close, ``per_close_ms_by_closing`` splits the figure into closes of
+1-minute bars only and closes where a higher timeframe closed too.
 """
 
 from __future__ import annotations
@@ -22,8 +30,9 @@ from collections.abc import Sequence
 from tickstock.actors.publisher import encode_for_redis
 from tickstock.actors.symbol import result_events
 from tickstock.adapters.redis.publisher import RedisPublisher
-from tickstock.analysis import AnalysisPipeline, definitions_from_config
+from tickstock.analysis import AnalysisPipeline, DefinitionSet, definitions_from_config
 from tickstock.bars.aggregator import MinuteBarAggregator
+from tickstock.bars.timeframes import BASE_TIMEFRAME, TIMEFRAMES, Resampler
 from tickstock.bench.observe import RawSubscriber
 from tickstock.bench.stats import summary
 from tickstock.bench.universe import history
@@ -33,33 +42,49 @@ from tickstock.messages.events import IndicatorAlertRaised, PatternDetected
 from tickstock.messages.records import indicator_record, pattern_record
 from tickstock.messages.ticks import Tick
 
-TIMEFRAME = "1min"
+TIMEFRAME = BASE_TIMEFRAME
 PIPELINE = 2000  # events per round trip, as the PublisherActor's _MAX_PIPELINE
 
 
 def _results(symbol: str, session_id: str, out, now: float, closed_at: float, pattern_ttl: float,
-             indicator_ttl: float) -> tuple[list, list]:
+             indicator_ttl: float, timeframe: str = TIMEFRAME) -> tuple[list, list]:
     """Events of one bar's analysis, as ``SymbolActor`` builds them, and the rows persistence derives."""
-    events = result_events(out, symbol, session_id, TIMEFRAME, now, closed_at)
+    events = result_events(out, symbol, session_id, timeframe, now, closed_at)
     rows = [pattern_record(e, pattern_ttl) if type(e) is PatternDetected else indicator_record(e, indicator_ttl)
             for e in events if type(e) is not IndicatorAlertRaised]
     return events, rows
 
 
 def run_floor(symbols: Sequence[str], settings: Settings, redis_url: str, channels: ChannelSettings,
-              closes: int = 20, prime_bars: int = 0, ticks_per_bar: int = 4, seed: int = 11, log=print) -> dict:
-    """Time ``closes`` closes of ``len(symbols)`` bars; returns per-close figures in ms."""
+              closes: int = 20, prime_bars: int = 0, ticks_per_bar: int = 4, seed: int = 11, log=print,
+              definitions: DefinitionSet | None = None) -> dict:
+    """Time ``closes`` closes of ``len(symbols)`` bars; returns per-close figures in ms.
+    ``definitions``: what runs (None: config.yaml's fallback definitions, the baseline)."""
     a = settings.analysis
-    definitions = definitions_from_config(a.fallback_definitions, a.timeframe)
+    if definitions is None:
+        definitions = definitions_from_config(a.fallback_definitions, a.timeframe)
+    higher_timeframes = tuple(tf for tf in definitions.timeframes if tf != BASE_TIMEFRAME)
     now_minute = int(time.time() // BAR_SECONDS) * BAR_SECONDS
     first_minute = now_minute - BAR_SECONDS * closes
-    pipelines = {s: AnalysisPipeline(definitions, symbol=s, max_failures=a.max_component_failures) for s in symbols}
+    base = definitions.for_timeframe(BASE_TIMEFRAME)
+    pipelines = {s: AnalysisPipeline(base, symbol=s, max_failures=a.max_component_failures) for s in symbols}
+    higher = {s: {tf: AnalysisPipeline(definitions.for_timeframe(tf), symbol=s, max_failures=a.max_component_failures)
+                  for tf in higher_timeframes} for s in symbols} if higher_timeframes else {}
+    resamplers = {s: Resampler(s, higher_timeframes) for s in symbols} if higher_timeframes else {}
     last_close: dict[str, float] = {}
     if prime_bars:
         started = time.perf_counter()
         for symbol, series in history(symbols, prime_bars, first_minute - BAR_SECONDS):
             pipelines[symbol].prime(series)
             last_close[symbol] = series[-1].close
+            if higher_timeframes:  # as SymbolActor._prime: the history folded, each timeframe primed
+                folded: dict[str, list] = {tf: [] for tf in higher_timeframes}
+                for bar in series:
+                    for c in resamplers[symbol].on_bar(bar):
+                        folded[c.timeframe].append(c.bar)
+                for tf, bars in folded.items():
+                    if bars:
+                        higher[symbol][tf].prime(bars)
         log(f"  floor: {len(symbols):,} pipelines primed with {prime_bars} bars in {time.perf_counter() - started:.1f}s")
     rng = random.Random(seed)
     prices = {s: last_close.get(s, rng.uniform(20, 400)) for s in symbols}
@@ -73,6 +98,7 @@ def run_floor(symbols: Sequence[str], settings: Settings, redis_url: str, channe
     phases: dict[str, list[float]] = {"close_bars": [], "analysis": [], "events_rows": [], "encode": [], "publish": []}
     events_per_close: list[int] = []
     rows_per_close: list[int] = []
+    timeframes_per_close: list[list[str]] = []
     received = 0
     try:
         for k in range(closes):
@@ -90,6 +116,7 @@ def run_floor(symbols: Sequence[str], settings: Settings, redis_url: str, channe
             analysis = build = 0.0
             events: list = []
             rows = 0
+            analysed = {TIMEFRAME} if bars else set()
             for bar in bars:
                 ta = time.perf_counter()
                 out = pipelines[bar.symbol].on_bar(bar)
@@ -100,6 +127,20 @@ def run_floor(symbols: Sequence[str], settings: Settings, redis_url: str, channe
                 rows += len(derived)
                 analysis += tb - ta
                 build += time.perf_counter() - tb
+                if higher_timeframes:
+                    for c in resamplers[bar.symbol].on_bar(bar):
+                        if c.bar.partial:  # not analysed, as in the SymbolActor
+                            continue
+                        ta = time.perf_counter()
+                        out = higher[bar.symbol][c.timeframe].on_bar(c.bar)
+                        tb = time.perf_counter()
+                        ev, derived = _results(bar.symbol, session_id, out, time.time(), closed_at,
+                                               a.pattern_ttl_seconds, a.indicator_ttl_seconds, c.timeframe)
+                        events.extend(ev)
+                        rows += len(derived)
+                        analysed.add(c.timeframe)
+                        analysis += tb - ta
+                        build += time.perf_counter() - tb
             t2 = time.perf_counter()
             encoded = encode_for_redis(events, channels, a.high_confidence)
             t3 = time.perf_counter()
@@ -111,6 +152,7 @@ def run_floor(symbols: Sequence[str], settings: Settings, redis_url: str, channe
                                 ("encode", t3 - t2), ("publish", t4 - t3)):
                 phases[name].append(value * 1000)
             events_per_close.append(len(events))
+            timeframes_per_close.append(sorted(analysed, key=TIMEFRAMES.index))
             rows_per_close.append(rows + len(bars))
             received += len(listener.drain())
     finally:
@@ -124,4 +166,17 @@ def run_floor(symbols: Sequence[str], settings: Settings, redis_url: str, channe
         "events_per_close": summary(events_per_close)["p50"], "rows_per_close": summary(rows_per_close)["p50"],
         "events_received": received, "events_published": sum(events_per_close),
         "definitions": list(definitions.names()),
+        "timeframes": [TIMEFRAME, *higher_timeframes],
+        "per_close_timeframes": timeframes_per_close,
+        "per_close_ms_by_closing": split_by_closing(per_close, timeframes_per_close),
     }
+
+
+def split_by_closing(values: Sequence[float], timeframes: Sequence[Sequence[str]]) -> dict:
+    """``values`` (one per close) summarised apart: ``1min_only`` (closes where only 1-minute bars
+    were analysed) and ``with_higher`` (a 5, 15 or 60-minute bar too), and in how many closes each
+    higher timeframe was analysed (``minutes_closing``: a close is a minute's)."""
+    only = [v for v, tfs in zip(values, timeframes) if all(tf == TIMEFRAME for tf in tfs)]
+    with_higher = [v for v, tfs in zip(values, timeframes) if any(tf != TIMEFRAME for tf in tfs)]
+    return {"1min_only": summary(only), "with_higher": summary(with_higher),
+            "minutes_closing": {tf: sum(1 for tfs in timeframes if tf in tfs) for tf in TIMEFRAMES[1:]}}

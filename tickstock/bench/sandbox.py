@@ -3,12 +3,18 @@ a prefix of their own, a generated configuration, and the service as a subproces
 
 Nothing here touches the shared Redis's or PostgreSQL's other data: every name carries the run's
 prefix (``bench<8 hex>:``) and the database is ``tickstock_bench_<hex>``, dropped ``WITH (FORCE)``.
+
+``--extended`` (issue 10 item 4): after migrating, ``apply_extended`` switches on, in that database
+only, ten common TA-Lib functions on every timeframe (``EXTENDED_PATTERNS``/``EXTENDED_INDICATORS``,
+migration 005's rows with 005's parameters, ``applicable_timeframes`` = ``EXTENDED_TIMEFRAMES``); the
+baseline rows are not touched. ``load_definition_set`` reads the rows back as the service does.
 """
 
 from __future__ import annotations
 
 import copy
 import io
+import json
 import os
 import secrets
 import signal
@@ -25,12 +31,83 @@ import psycopg2
 import yaml
 
 from tickstock.adapters.postgres import scratch
+from tickstock.analysis import DefinitionSet, select_definitions
+from tickstock.bars.timeframes import TIMEFRAMES
 from tickstock.bench.universe import history
 from tickstock.config import DEFAULT_CONFIG_PATH, validate
 
 REDIS_URL = os.environ.get("TICKSTOCK_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 ADMIN_DSN = os.environ.get("TICKSTOCK_BENCH_ADMIN_DSN", "postgresql://root@127.0.0.1:5432/postgres")
 UNIVERSE_KEY = "bench:generated"
+
+#: ``--extended``: where the ten run (``intraday`` is the 1-minute bars), and the ten: migration
+#: 005's rows (the names the service publishes; TA-Lib's function in the comment), 005's parameters.
+EXTENDED_TIMEFRAMES: tuple[str, ...] = ("intraday", "5min", "15min", "60min")
+EXTENDED_PATTERNS: tuple[dict, ...] = (
+    {"name": "Engulfing", "instantiation_params": {}},                    # CDLENGULFING
+    {"name": "MorningStar", "instantiation_params": {}},                  # CDLMORNINGSTAR
+    {"name": "EveningStar", "instantiation_params": {}},                  # CDLEVENINGSTAR
+    {"name": "ShootingStar", "instantiation_params": {}},                 # CDLSHOOTINGSTAR
+    {"name": "Harami", "instantiation_params": {}},                       # CDLHARAMI
+    {"name": "ThreeAdvancingWhiteSoldiers", "instantiation_params": {}},  # CDL3WHITESOLDIERS
+)
+EXTENDED_INDICATORS: tuple[dict, ...] = (
+    {"name": "EMA", "period": 20, "parameters": {}},
+    {"name": "MACD", "period": None, "parameters": {"fastperiod": 12, "slowperiod": 26, "signalperiod": 9}},
+    {"name": "BBANDS", "period": 20, "parameters": {"nbdevup": 2.0, "nbdevdn": 2.0}},
+    {"name": "ATR", "period": 14, "parameters": {}},
+)
+EXTENDED_NAMES: tuple[str, ...] = tuple(r["name"] for r in (*EXTENDED_PATTERNS, *EXTENDED_INDICATORS))
+
+_UPSERT_PATTERN = (
+    "INSERT INTO pattern_definitions (name, display_name, category, enabled, applicable_timeframes,"
+    " min_bars_required, confidence_threshold, instantiation_params)"
+    " VALUES (%s, %s, 'candlestick', true, %s::VARCHAR(20)[], NULL, NULL, %s::JSONB)"
+    " ON CONFLICT (name) DO UPDATE SET enabled = true, applicable_timeframes = EXCLUDED.applicable_timeframes,"
+    " min_bars_required = NULL, confidence_threshold = NULL, instantiation_params = EXCLUDED.instantiation_params")
+_UPSERT_INDICATOR = (
+    "INSERT INTO indicator_definitions (name, display_name, enabled, applicable_timeframes, min_bars_required,"
+    " confidence_threshold, period, parameters, output_type)"
+    " VALUES (%s, %s, true, %s::VARCHAR(20)[], NULL, NULL, %s, %s::JSONB, 'value')"
+    " ON CONFLICT (name) DO UPDATE SET enabled = true, applicable_timeframes = EXCLUDED.applicable_timeframes,"
+    " min_bars_required = NULL, confidence_threshold = NULL, period = EXCLUDED.period,"
+    " parameters = EXCLUDED.parameters")
+
+
+def extended_rows() -> tuple[list[dict], list[dict]]:
+    """(pattern rows, indicator rows) of ``--extended`` as the service reads them from the database."""
+    common = {"enabled": True, "applicable_timeframes": list(EXTENDED_TIMEFRAMES), "min_bars_required": None,
+              "confidence_threshold": None}
+    return ([{**common, **copy.deepcopy(r)} for r in EXTENDED_PATTERNS],
+            [{**common, **copy.deepcopy(r)} for r in EXTENDED_INDICATORS])
+
+
+def extended_statements() -> list[tuple[str, tuple]]:
+    """The SQL (statement, parameters) that writes ``extended_rows()``: each row inserted, or, if
+    a row of that name exists (migration 005 seeds them disabled), enabled on every timeframe with
+    these parameters. Only these ten names are written."""
+    patterns, indicators = extended_rows()
+    out = [(_UPSERT_PATTERN, (r["name"], r["name"], r["applicable_timeframes"], json.dumps(r["instantiation_params"])))
+           for r in patterns]
+    out += [(_UPSERT_INDICATOR, (r["name"], r["name"], r["applicable_timeframes"], r["period"],
+                                 json.dumps(r["parameters"]))) for r in indicators]
+    return out
+
+
+def check_extended(definitions: DefinitionSet) -> None:
+    """RuntimeError unless every one of the ten runs on every timeframe and nothing is reported
+    (unknown or invalid rows): a benchmark of a set that did not load would measure something else."""
+    problems = [f"unknown {n}" for n in definitions.unknown] + [f"{n}: {why}" for n, why in definitions.invalid]
+    on = {d.name: d.timeframes for d in definitions}
+    problems += [f"{name} runs on {', '.join(on.get(name, ())) or 'nothing'}" for name in EXTENDED_NAMES
+                 if on.get(name) != TIMEFRAMES]
+    if problems:
+        raise RuntimeError("--extended: the definitions did not load as meant: " + "; ".join(problems))
+
+
+def describe_definitions(definitions: DefinitionSet) -> list[dict]:
+    """[{name, kind, timeframes}] of a loaded set, for the JSON."""
+    return [{"name": d.name, "kind": d.kind, "timeframes": list(d.timeframes)} for d in definitions]
 
 
 def new_prefix() -> str:
@@ -100,6 +177,32 @@ def seed_history(dsn: str, symbols: Sequence[str], bars: int, last_minute: int, 
     finally:
         conn.close()
     return rows
+
+
+def apply_extended(dsn: str) -> None:
+    """``extended_statements()`` in the run's own (migrated) database, one transaction."""
+    if "tickstock_bench_" not in dsn:  # never the shared or the default database
+        raise ValueError(f"--extended writes definitions only into a benchmark's own database, not {dsn!r}")
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            for statement, params in extended_statements():
+                cur.execute(statement, params)
+    finally:
+        conn.close()
+
+
+def load_definition_set(dsn: str, timeframe: str = "intraday") -> DefinitionSet:
+    """The definitions a session started now would run: every row read by the service's own store,
+    selected by the service's own ``select_definitions``."""
+    from tickstock.adapters.postgres.store import PostgresStore
+
+    store = PostgresStore(dsn)
+    try:
+        pattern_rows, indicator_rows = store.load_definitions()
+    finally:
+        store.close()
+    return select_definitions(pattern_rows, indicator_rows, timeframe)
 
 
 def _child_env() -> dict[str, str]:
@@ -174,6 +277,13 @@ class Sandbox:
         self.admin_dsn = admin_dsn
         self.keep_dir = keep_dir
         self.prefix = new_prefix()
+        self.migrated = False
+
+    def migrate(self) -> None:
+        """The service's own ``--migrate`` on this run's database, once."""
+        if not self.migrated:
+            migrate(self.config_path)
+            self.migrated = True
 
     def __enter__(self) -> Sandbox:
         if self.keep_dir:

@@ -12,6 +12,13 @@
   latency from each minute's deadline mapped to the wall clock (bench/eventtime.py), the last
   minute (closed by the feed's silence) left out.
 
+``--extended`` (latency, throughput, scale; issue 10 item 4): the run's own database gets ten common
+TA-Lib functions enabled on every timeframe beside the baseline (bench/sandbox.py ``EXTENDED_*``),
+before the floor, which then runs the set the service loads, on all four timeframes. A 5/15/60-minute
+bar closes with the 1-minute bar that ends its interval: its events are timed from that minute's end
++ grace (``closing_minute``), and the close -> last event figure is split into minutes that closed
+1-minute bars only and minutes where a higher timeframe closed too (``closing_timeframes``).
+
 The floor and the ceiling run first, while the machine is otherwise quiet, then the service.
 """
 
@@ -21,7 +28,8 @@ import math
 import subprocess
 import time
 import urllib.request
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import orjson
@@ -37,15 +45,20 @@ from tickstock.bench.loadgen import LoadGenerator, LoadSpec
 from tickstock.bench.observe import BarPoller, EventRecorder, Sampler, volume_since
 from tickstock.bench.pacing import Burst
 from tickstock.bench.report import machine_info
-from tickstock.bench.sandbox import REDIS_URL, Sandbox, base_config, migrate, seed_history
+from tickstock.bars.timeframes import BASE_TIMEFRAME, HIGHER_TIMEFRAMES, TIMEFRAMES, timeframe_seconds
+from tickstock.bench.sandbox import (
+    EXTENDED_NAMES, EXTENDED_TIMEFRAMES, REDIS_URL, Sandbox, apply_extended, base_config, check_extended,
+    describe_definitions, load_definition_set, seed_history,
+)
 from tickstock.bench.stats import (
-    cpu_share, event_latencies, parse_event, per_interval_rates, summary, value_at,
+    EventTimes, cpu_share, event_latencies, parse_event, per_interval_rates, summary, value_at,
 )
 from tickstock.bench.universe import bench_symbols
 from tickstock.clock import DEFAULT_IDLE_AFTER_SECONDS
 from tickstock.config import ChannelSettings, validate
 
 SCENARIOS = ("latency", "throughput", "scale", "day")
+EXTENDED_SCENARIOS = ("latency", "throughput", "scale")  # --extended: wall-clock runs
 LAST_MINUTE_MARGIN = 2.0  # wall seconds after the last minute can close before the service is stopped
 
 
@@ -82,6 +95,7 @@ class Plan:
     date: str | None = None          # day: the replayed session (YYYY-MM-DD)
     speed: float | None = None       # day: event seconds per wall second
     day_open: float | None = None    # day: its open, epoch seconds (from the calendar)
+    extended: bool = False           # ten TA-Lib functions on every timeframe beside the baseline
 
 
 def make_plan(scenario: str, symbols: int | None = None, rate: float | None = None, minutes: int | None = None,
@@ -106,6 +120,8 @@ def make_plan(scenario: str, symbols: int | None = None, rate: float | None = No
     )
     if plan.rate <= 0:
         raise ValueError("the service is fed at a rate: give --rate > 0")
+    if plan.extended and scenario not in EXTENDED_SCENARIOS:
+        raise ValueError(f"--extended is for --scenario {', '.join(EXTENDED_SCENARIOS)}")
     if scenario == "day":
         _plan_day(plan)
     elif plan.speed is not None or plan.date is not None:
@@ -113,6 +129,68 @@ def make_plan(scenario: str, symbols: int | None = None, rate: float | None = No
     if plan.rate_of_ceiling is not None and (plan.rate_of_ceiling <= 0 or not plan.ceiling):
         raise ValueError("--rate-of-ceiling needs a share > 0 and the ceiling measured")
     return plan
+
+
+def extended_note(definitions: list[dict], baseline: Iterable[str]) -> str:
+    """What ``--extended`` ran, for the printed notes."""
+    on = {d["name"]: d["timeframes"] for d in definitions}
+    ten = [n for n in EXTENDED_NAMES if n in on]
+    return (f"extended definitions on (--extended, issue 10 item 4): {', '.join(ten)} enabled on "
+            f"{', '.join(TIMEFRAMES)} (applicable_timeframes {{{','.join(EXTENDED_TIMEFRAMES)}}}, in the run's own "
+            f"database), beside the baseline {', '.join(baseline)} on 1min: {len(definitions)} definitions, "
+            f"{sum(len(t) for t in on.values())} per symbol over the timeframes")
+
+
+def event_timeframe(payload: bytes) -> str:
+    """The ``timeframe`` of a pattern/indicator event (1min when absent or unknown)."""
+    try:
+        message = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return BASE_TIMEFRAME
+    body = (message.get("detection") or message.get("calculation")) if isinstance(message, dict) else None
+    timeframe = body.get("timeframe") if isinstance(body, dict) else None
+    return timeframe if timeframe in TIMEFRAMES else BASE_TIMEFRAME
+
+
+def closing_minute(event: EventTimes, timeframe: str, grace: float, wall_clock: bool = True) -> int:
+    """The start of the 1-minute bar whose close closed ``event``'s bar. A higher timeframe's event
+    carries its interval's start: its bar closes with the interval's last minute (start + length -
+    60), or, on the wall clock, the earlier minute its ``bar_closed_at`` says (an hour cut short by
+    the session's close)."""
+    start = int(event.bar_start)
+    if timeframe == BASE_TIMEFRAME:
+        return start
+    minute = start + timeframe_seconds(timeframe) - 60
+    if wall_clock and event.bar_closed_at is not None:
+        by_stamp = int((event.bar_closed_at - grace) // 60) * 60 - 60
+        if start <= by_stamp < minute:
+            minute = by_stamp
+    return minute
+
+
+def closing_timeframes(minute: int, timeframes: Iterable[str] = HIGHER_TIMEFRAMES, seen: Iterable[str] = ()) -> list[str]:
+    """The timeframes (of ``timeframes`` beside 1min) whose bars close with the 1-minute bar starting
+    at ``minute`` (epoch seconds): 5 and 15 minutes on the clock's grid, 60 minutes at :30 UTC (the
+    session's hours; :30 ET is :30 UTC), plus any seen in that minute's events (an hour cut short)."""
+    end = minute + 60
+    found = {BASE_TIMEFRAME, *seen}
+    if end % 300 == 0:
+        found.add("5min")
+    if end % 900 == 0:
+        found.add("15min")
+    if end % 3600 == 1800:
+        found.add("60min")
+    wanted = {BASE_TIMEFRAME, *timeframes}
+    return [tf for tf in TIMEFRAMES if tf in found and tf in wanted]
+
+
+def split_last_by_closing(last: dict[int, float], closing: dict[int, list[str]]) -> dict:
+    """The minutes' last-event latencies summarised apart: ``1min_only`` and ``with_higher`` (a 5,
+    15 or 60-minute bar closed in that minute too), plus how many minutes each timeframe closed in."""
+    only = [v for m, v in last.items() if closing.get(m, [BASE_TIMEFRAME]) == [BASE_TIMEFRAME]]
+    higher = [v for m, v in last.items() if closing.get(m, [BASE_TIMEFRAME]) != [BASE_TIMEFRAME]]
+    return {"1min_only": summary(only), "with_higher": summary(higher),
+            "minutes_closing": {tf: sum(1 for m in last if tf in closing.get(m, ())) for tf in HIGHER_TIMEFRAMES}}
 
 
 def _plan_day(plan: Plan) -> None:
@@ -172,11 +250,32 @@ def run(plan: Plan, log=print) -> dict:
     clock = "event" if plan.scenario == "day" else None
     with Sandbox(symbols, plan.redis_url, keep_dir=plan.keep_dir, clock=clock) as sb:
         settings = validate(sb.cfg)
+        definitions = None
+        if plan.extended:  # written before the floor, so the floor runs what the service will load
+            sb.migrate()
+            apply_extended(sb.dsn)
+            definitions = load_definition_set(sb.dsn, settings.analysis.timeframe)
+            check_extended(definitions)
+            loaded = describe_definitions(definitions)
+            result["definitions"] = {"extended": list(EXTENDED_NAMES), "timeframes": list(TIMEFRAMES),
+                                     "applicable_timeframes": list(EXTENDED_TIMEFRAMES), "loaded": loaded}
+            baseline = [d["name"] for d in loaded if d["name"] not in EXTENDED_NAMES]
+            result["notes"].append(extended_note(loaded, baseline))
+            log(f"extended: {len(loaded)} definitions in {sb.dsn.rsplit('/', 1)[-1]}")
         if plan.floor:
+            # Extended: primed like the service, so the higher timeframes' indicators warm up alike.
+            floor_prime = (plan.prime_bars if plan.extended else min(plan.prime_bars, 50)) if plan.prime else 0
             log(f"inline floor: {len(symbols):,} symbols, {plan.floor_closes} closes")
             floor_channels = ChannelSettings(**{k: f"{sb.prefix}floor:{v}" for k, v in sb.cfg["channels"].items()})
             result["floor"] = run_floor(symbols, settings, plan.redis_url, floor_channels, plan.floor_closes,
-                                        prime_bars=min(plan.prime_bars, 50) if plan.prime else 0, log=log)
+                                        prime_bars=floor_prime, log=log, definitions=definitions)
+            if plan.extended:
+                split = result["floor"]["per_close_ms_by_closing"]["with_higher"]
+                result["notes"].append(
+                    f"the inline floor ran the same {len(definitions)} definitions on all four timeframes (higher bars "
+                    f"folded per symbol as the symbol actor does, 60-minute on the :30 grid, partial ones skipped), "
+                    f"primed with {floor_prime} bars; {split['n']} of its {plan.floor_closes} closes analysed a "
+                    "5/15/60-minute bar too")
         if plan.ceiling:
             log(f"receive ceiling: {len(symbols):,} symbols, {plan.ceiling_seconds:g} s per attempt")
             result["ceiling"] = measure_ceiling(plan.redis_url, f"{sb.prefix}ceiling:ticks", symbols,
@@ -205,7 +304,7 @@ def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
     day = plan.scenario == "day"
     out: dict = {}
     if plan.prime:
-        migrate(sb.config_path)  # the service's own --migrate, so the history has its table
+        sb.migrate()  # the service's own --migrate, so the history has its table
         # Day: the history ends before the replayed open (bars after it would make every replayed
         # bar stale to the symbol actors, which take bars in time order).
         last = int(plan.day_open) - 60 if day else (int(time.time() // 60) - 3) * 60
@@ -317,9 +416,19 @@ def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
     out["generator"] = {"rate": sent.rate, "cpu_share": sent.cpu_seconds / sent.seconds, "max_behind": sent.max_behind,
                         "unheard": sent.unheard, "seconds": sent.seconds, "error": sent.error}
     # Latency, from the events recorded.
-    events = [e for channel in (ch["patterns"], ch["indicators"]) for t, p in recorder.on(channel)
-              if (e := parse_event(p, t)) is not None]
     wall_of = emap.wall_at if emap is not None else None
+    events: list[EventTimes] = []
+    seen: dict[int, set[str]] = {}  # minute -> higher timeframes whose events it closed
+    for channel in (ch["patterns"], ch["indicators"]):
+        for t, p in recorder.on(channel):
+            e = parse_event(p, t)
+            if e is None:
+                continue
+            timeframe = event_timeframe(p) if plan.extended else BASE_TIMEFRAME
+            if timeframe != BASE_TIMEFRAME:  # timed from the end + grace of the minute that closed it
+                e = replace(e, bar_start=float(closing_minute(e, timeframe, grace, wall_of is None)))
+                seen.setdefault(int(e.bar_start), set()).add(timeframe)
+            events.append(e)
     if emap is not None:
         # Every replayed minute but the last, which closes by the feed's silence (reported alone).
         minutes = day_minutes(plan)
@@ -336,6 +445,17 @@ def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
                          "close_lag": summary(lat["close_lag"]), "last_per_minute": {str(m): v for m, v in last.items()},
                          "last_per_minute_summary": summary(list(last.values())), "closed_early": lat["closed_early"],
                          "events_outside_full_minutes": len(events) - len(measured)}
+    if plan.extended:
+        closing = {m: closing_timeframes(m, HIGHER_TIMEFRAMES, seen.get(m, ())) for m in last}
+        split = split_last_by_closing(last, closing)
+        out["latency_ms"]["closing"] = {str(m): tfs for m, tfs in closing.items()}
+        out["latency_ms"]["last_per_minute_by_closing"] = split
+        closed_in = ", ".join(f"{tf} in {k}" for tf, k in split["minutes_closing"].items())
+        result["notes"].append(
+            f"5/15/60-minute bars close only with the 1-minute bar ending at a 5/15/60-minute boundary (60: at :30 UTC, "
+            f"the session's hours): {split['with_higher']['n']} of the {len(last)} measured minutes closed a higher "
+            f"timeframe too ({closed_in}); a higher bar's events are timed from the end + grace of that minute; a run "
+            "of --minutes 60 holds every timeframe's close")
     counts = list(lat["events_per_minute"].values())
     out["events"] = len(measured)
     out["events_per_minute"] = sum(counts) / len(counts) if counts else None

@@ -5,13 +5,14 @@ receive ceiling measured in the same run.
     python -m tickstock.bench --scenario throughput --rate 200000 --seconds 60
     python -m tickstock.bench --scenario scale                   # 10,000 primed symbols, 100,000 ticks/s
     python -m tickstock.bench --scenario day                     # 2025-03-12 replayed in event time, 60x: RSS 30 min vs end
-    python -m tickstock.bench --scenario latency --extended --minutes 60  # issue 10 item 4: + 10 TA-Lib on 1/5/15/60min
+    python -m tickstock.bench --scenario latency --extended --minutes 120  # issue 10 item 4: + 10 TA-Lib on 1/5/15/60min
 
 ``--extended`` (latency, throughput, scale): the run's own database also runs ten common TA-Lib
 functions (Engulfing, MorningStar, EveningStar, ShootingStar, Harami, ThreeAdvancingWhiteSoldiers,
 EMA 20, MACD, BBANDS 20, ATR 14) on every timeframe (1, 5, 15, 60 minutes), beside the unchanged
 baseline; the inline floor runs the same set. Higher bars close only at 5/15/60-minute boundaries
-(60: :30 UTC), so close -> last event is also split by what closed; 60 minutes hold every close.
+(60: :30 UTC), and the interval the feed starts in is partial (not analysed), so close -> last
+event is also split by what closed; 120 minutes hold an analysed close of every timeframe.
 
 Prints a table (figure, value, floor/ceiling beside it, ratio, target), ``--json FILE`` writes every
 figure, ``--plot FILE.png`` draws the latency distribution and throughput over time (matplotlib:

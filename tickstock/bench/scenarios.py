@@ -168,18 +168,18 @@ def closing_minute(event: EventTimes, timeframe: str, grace: float, wall_clock: 
     return minute
 
 
-def closing_timeframes(minute: int, timeframes: Iterable[str] = HIGHER_TIMEFRAMES, seen: Iterable[str] = ()) -> list[str]:
-    """The timeframes (of ``timeframes`` beside 1min) whose bars close with the 1-minute bar starting
-    at ``minute`` (epoch seconds): 5 and 15 minutes on the clock's grid, 60 minutes at :30 UTC (the
-    session's hours; :30 ET is :30 UTC), plus any seen in that minute's events (an hour cut short)."""
+def closing_timeframes(minute: int, timeframes: Iterable[str] = HIGHER_TIMEFRAMES, seen: Iterable[str] = (),
+                       observed_from: float | None = None) -> list[str]:
+    """The timeframes (of ``timeframes`` beside 1min) whose bars close, and are analysed, with the
+    1-minute bar starting at ``minute`` (epoch seconds): 5 and 15 minutes on the clock's grid, 60
+    minutes at :30 UTC (the session's hours; :30 ET is :30 UTC), each only when its interval starts
+    at or after ``observed_from`` (the first whole minute fed: an interval overlapping the time before
+    it is partial, not analysed), plus any seen in that minute's events (an hour cut short)."""
     end = minute + 60
     found = {BASE_TIMEFRAME, *seen}
-    if end % 300 == 0:
-        found.add("5min")
-    if end % 900 == 0:
-        found.add("15min")
-    if end % 3600 == 1800:
-        found.add("60min")
+    for tf, grid, phase in (("5min", 300, 0), ("15min", 900, 0), ("60min", 3600, 1800)):
+        if end % grid == phase and (observed_from is None or end - grid >= observed_from):
+            found.add(tf)
     wanted = {BASE_TIMEFRAME, *timeframes}
     return [tf for tf in TIMEFRAMES if tf in found and tf in wanted]
 
@@ -446,7 +446,8 @@ def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
                          "last_per_minute_summary": summary(list(last.values())), "closed_early": lat["closed_early"],
                          "events_outside_full_minutes": len(events) - len(measured)}
     if plan.extended:
-        closing = {m: closing_timeframes(m, HIGHER_TIMEFRAMES, seen.get(m, ())) for m in last}
+        closing = {m: closing_timeframes(m, HIGHER_TIMEFRAMES, seen.get(m, ()), observed_from=first_minute + 60)
+                   for m in last}
         split = split_last_by_closing(last, closing)
         out["latency_ms"]["closing"] = {str(m): tfs for m, tfs in closing.items()}
         out["latency_ms"]["last_per_minute_by_closing"] = split
@@ -454,8 +455,9 @@ def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
         result["notes"].append(
             f"5/15/60-minute bars close only with the 1-minute bar ending at a 5/15/60-minute boundary (60: at :30 UTC, "
             f"the session's hours): {split['with_higher']['n']} of the {len(last)} measured minutes closed a higher "
-            f"timeframe too ({closed_in}); a higher bar's events are timed from the end + grace of that minute; a run "
-            "of --minutes 60 holds every timeframe's close")
+            f"timeframe too ({closed_in}); a higher bar's events are timed from the end + grace of that minute; the "
+            "interval in which the feed starts is partial (history ends 3 minutes before it), not analysed: every "
+            "timeframe's close is analysed within --minutes 120 (60 when started just before :30 UTC)")
     counts = list(lat["events_per_minute"].values())
     out["events"] = len(measured)
     out["events_per_minute"] = sum(counts) / len(counts) if counts else None

@@ -180,6 +180,16 @@ def test_which_timeframes_close_with_a_minute():
     assert closing_timeframes(HOUR + 3540, seen=["60min"]) == ["1min", "5min", "15min", "60min"]
 
 
+def test_an_interval_the_feed_started_in_is_partial_and_not_counted_as_closing():
+    # Fed from HOUR + 120 (the first whole minute): 10:00-10:05 and the hour from 9:30 are partial.
+    assert closing_timeframes(HOUR + 240, observed_from=HOUR + 120) == ["1min"]
+    assert closing_timeframes(HOUR + 540, observed_from=HOUR + 120) == ["1min", "5min"]
+    assert closing_timeframes(HOUR + 840, observed_from=HOUR + 120) == ["1min", "5min"]    # 10:00-10:15 partial
+    assert closing_timeframes(HOUR + 1740, observed_from=HOUR + 120) == ["1min", "5min", "15min"]
+    assert closing_timeframes(HOUR + 5340, observed_from=HOUR + 120) == ["1min", "5min", "15min", "60min"]
+    assert closing_timeframes(HOUR + 240, observed_from=HOUR) == ["1min", "5min"]          # fed from its start
+
+
 def test_the_timeframe_is_read_from_the_event():
     assert event_timeframe(orjson.dumps({"calculation": {"indicator": "EMA", "timeframe": "15min"}})) == "15min"
     assert event_timeframe(orjson.dumps({"detection": {"pattern": "Harami", "timeframe": "60min"}})) == "60min"

@@ -6,6 +6,10 @@ holds: with 500 primed symbols it paused a close for ~110 ms (in-process, this m
 10,000 symbols for seconds -- far beyond the close -> event budget (tens of ms).
 
 Policy (``HeapKeeper``):
+- While a session starts (its actors built, each primed with its history), the automatic collector
+  is paused: it would walk the growing heap again and again (a quarter of the priming time of
+  5,000 symbols, this machine). Start-up allocates little that is cyclic; what it does is collected
+  when the session is live.
 - When a session is live (its symbols primed: the heap start-up built is in place), collect once and
   ``gc.freeze()`` everything that survived: frozen objects are never walked again by the automatic
   collector (they are still freed by reference counting as usual).
@@ -51,8 +55,14 @@ class HeapKeeper:
         self._last_minute: int | None = None
         self.collections: list[Collection] = []  # the latest few, for logs and tests
 
+    def session_starting(self) -> None:
+        """Pause the automatic collector until ``session_live`` or ``session_ended``."""
+        self._gc.disable()
+
     def session_live(self, now: float) -> Collection:
-        """Collect and freeze what start-up built; the next quiet moment is next minute's."""
+        """Resume the collector; collect and freeze what start-up built; the next quiet moment is
+        next minute's."""
+        self._gc.enable()
         self._last_minute = int(now // 60)
         return self._collect("session live", unfreeze=False)
 
@@ -66,7 +76,9 @@ class HeapKeeper:
         return self._collect("quiet moment", unfreeze=False)
 
     def session_ended(self) -> Collection:
-        """Unfreeze and collect everything: between sessions nothing waits on a pause."""
+        """Resume the collector (a start-up that failed paused it), unfreeze and collect everything:
+        between sessions nothing waits on a pause."""
+        self._gc.enable()
         self._last_minute = None
         return self._collect("session ended", unfreeze=True)
 

@@ -10,7 +10,7 @@ from tickstock.heap import HeapKeeper
 
 
 class RecordingGC:
-    """The three gc calls the keeper makes, recorded in order."""
+    """The gc calls the keeper makes, recorded in order."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
@@ -31,14 +31,23 @@ class RecordingGC:
     def get_freeze_count(self) -> int:
         return self.frozen
 
+    def disable(self) -> None:
+        self.calls.append("disable")
+
+    def enable(self) -> None:
+        self.calls.append("enable")
+
 
 MINUTE = 1_764_500_000 // 60 * 60  # a minute start, epoch seconds
 
 
-def test_session_live_collects_then_freezes_the_survivors():
+def test_the_collector_pauses_while_a_session_starts_and_resumes_when_it_is_live_then_freezes_the_survivors():
     fake = RecordingGC()
-    done = HeapKeeper(fake).session_live(MINUTE + 5)
-    assert fake.calls == ["collect", "freeze"]
+    keeper = HeapKeeper(fake)
+    keeper.session_starting()
+    assert fake.calls == ["disable"]
+    done = keeper.session_live(MINUTE + 5)
+    assert fake.calls == ["disable", "enable", "collect", "freeze"]
     assert (done.reason, done.collected, done.frozen) == ("session live", 7, 100)
 
 
@@ -65,7 +74,7 @@ def test_session_ended_unfreezes_and_collects_everything():
     keeper.session_live(MINUTE)
     fake.calls.clear()
     done = keeper.session_ended()
-    assert fake.calls == ["unfreeze", "collect"] and done.frozen == 0
+    assert fake.calls == ["enable", "unfreeze", "collect"] and done.frozen == 0
     # and the next session starts afresh: its first tick is not skipped as "already done"
     assert keeper.tick(MINUTE + 30) is not None
 
@@ -89,3 +98,23 @@ def test_with_the_real_collector_start_up_objects_leave_its_sight_and_come_back_
     assert gc.get_freeze_count() == 0
     walked = {id(o) for g in range(3) for o in gc.get_objects(generation=g)}
     assert all(id(k) in walked for k in kept)  # unfrozen: the collector sees them again
+
+
+def test_a_start_up_that_failed_resumes_the_collector_at_the_end():
+    fake = RecordingGC()
+    keeper = HeapKeeper(fake)
+    keeper.session_starting()
+    keeper.session_ended()  # never live
+    assert fake.calls[:2] == ["disable", "enable"]
+
+
+def test_with_the_real_collector_a_start_up_pauses_it_and_live_resumes_it():
+    keeper = HeapKeeper()
+    try:
+        keeper.session_starting()
+        assert not gc.isenabled()
+        keeper.session_live(MINUTE)
+        assert gc.isenabled()
+    finally:
+        keeper.session_ended()
+    assert gc.isenabled() and gc.get_freeze_count() == 0

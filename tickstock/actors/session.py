@@ -111,7 +111,8 @@ class SessionActor(pykka.ThreadingActor):
         ``health_monitor``: a monitor, or a callable building one from the plan. ``beacon``: where
         the retained session key is kept (the process's HeartbeatActor); the publisher if None.
         ``heap``: the process's garbage-collector schedule (tickstock/heap.py), told when the session
-        is live, on every timer tick and when it has ended; None leaves the collector alone."""
+        starts, when it is live, on every timer tick and when it has ended; None leaves the
+        collector alone."""
         super().__init__()
         self._planner = plan if callable(plan) else None
         self.plan: SessionPlan | None = None if callable(plan) else plan
@@ -172,6 +173,8 @@ class SessionActor(pykka.ThreadingActor):
         source = self._monitor_source
         self.health_monitor = source(plan) if callable(source) and not hasattr(source, "check") else source
         self.log.info("session starting: universe {} with {} symbols", plan.universe, len(plan.symbols))
+        if self.heap is not None:  # start-up builds the heap the session keeps: no collector walks meanwhile
+            self.heap.session_starting()
         self._start_children()
         self.state = SessionState.RUNNING
         now = self.live_at = self.clock()

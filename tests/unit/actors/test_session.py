@@ -469,6 +469,9 @@ class RecordingHeap:
         self.factory = factory
         self.calls: list[tuple[str, object]] = []
 
+    def session_starting(self):
+        self.calls.append(("starting", list(self.factory.calls)))
+
     def session_live(self, now):
         self.calls.append(("live", list(self.factory.calls)))
 
@@ -486,7 +489,8 @@ def test_the_heap_is_frozen_once_every_child_is_up_ticked_by_the_timer_and_relea
     ref = SessionActor.start(make_plan(), factory, on_ended=ended, timer_interval=0.05,
                              settings=make_settings(), heap=heap)
     assert wait_until(lambda: sum(1 for c in heap.calls if c[0] == "tick") >= 2)
-    assert heap.calls[0] == ("live", START)  # after the last child (ingress) was built and opened
+    assert heap.calls[0] == ("starting", [])  # before the first child is built
+    assert heap.calls[1] == ("live", START)  # after the last child (ingress) was built and opened
     assert [c[0] for c in heap.calls].count("live") == 1
     ref.tell(StopSession("stopped"))
     wait_ended(ref, ended)
@@ -500,4 +504,4 @@ def test_a_session_that_fails_to_start_still_releases_the_heap():
     ended = Ended()
     ref = SessionActor.start(make_plan(), factory, on_ended=ended, settings=make_settings(), heap=heap)
     wait_ended(ref, ended)
-    assert [c[0] for c in heap.calls] == ["ended"]
+    assert [c[0] for c in heap.calls] == ["starting", "ended"]  # never live; the collector resumed

@@ -658,6 +658,9 @@ def test_each_session_is_given_the_process_heap_keeper() -> None:
         def __init__(self) -> None:
             self.calls: list[str] = []
 
+        def session_starting(self):
+            self.calls.append("starting")
+
         def session_live(self, now):
             self.calls.append("live")
 
@@ -676,8 +679,8 @@ def test_each_session_is_given_the_process_heap_keeper() -> None:
         svc.start_session()
         [session] = session_actors()
         assert session.proxy().heap.get(timeout=5) is heap
-        assert wait_until(lambda: heap.calls == ["live"])
+        assert wait_until(lambda: heap.calls == ["starting", "live"])
         svc.stop_session()
-        assert wait_until(lambda: heap.calls == ["live", "ended"], timeout=10)
+        assert wait_until(lambda: heap.calls == ["starting", "live", "ended"], timeout=10)
     finally:
         ref.stop()

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
+
+import msgspec
 
 BAR_SECONDS = 60
 
 
-@dataclass(frozen=True, slots=True)
-class Bar:
-    """One closed OHLCV bar.
+class Bar(msgspec.Struct, frozen=True):
+    """One closed OHLCV bar (immutable).
 
     ``start`` is the minute's start in epoch seconds, UTC (a multiple of 60): the label
     ``ohlcv_1min.timestamp`` uses. ``volume`` is the sum of the ticks' volumes.
@@ -23,6 +23,10 @@ class Bar:
     had already begun when the session started receiving, or the subscription had a gap inside it.
     ``notional`` is the traded value, sum(price * volume) over the folded ticks (what an exact VWAP
     needs); None when unknown, e.g. a bar read back from ``ohlcv_1min``, which has no such column.
+
+    A frozen ``msgspec.Struct``, not a dataclass: a session's start builds one per stored bar of
+    history (2,000,000 for 10,000 symbols), ~0.35 us each against ~2.6 us for a frozen dataclass.
+    Copy with a change: ``msgspec.structs.replace(bar, partial=True)``.
     """
 
     symbol: str

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from dataclasses import replace
+from msgspec.structs import replace  # Bar is a frozen Struct
 from decimal import Decimal
 
 import psycopg2

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from datetime import datetime, timezone
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -500,7 +500,7 @@ def test_bar_independent_of_arrival_order(specs, data):
         bars.append(only(a.close_due(M + 60 + GRACE)))
     # notional is a running float sum in arrival order: equal up to rounding, everything else exactly
     assert bars[0].notional == pytest.approx(bars[1].notional, rel=1e-12, abs=1e-9)
-    assert replace(bars[0], notional=None) == replace(bars[1], notional=None)
+    assert msgspec.structs.replace(bars[0], notional=None) == msgspec.structs.replace(bars[1], notional=None)
     bar = bars[0]
     assert bar.notional == pytest.approx(math.fsum(t.price * t.volume for t in ticks), rel=1e-12, abs=1e-9)
     by_ts = sorted(ticks, key=lambda t: t.timestamp)

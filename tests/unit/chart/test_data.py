@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import msgspec
+
 from tests.unit.chart.synthetic import bars, indicator, indicators, pattern
 from tickstock.chart.data import Marker, assemble
 
 
 def test_bars_ordered_and_one_per_minute():
     series = bars(n=5)
-    again = replace(series[2], close=999.0)
+    again = msgspec.structs.replace(series[2], close=999.0)
     data = assemble("AAPL", "x", [series[4], series[0], series[2], series[1], series[3], again], [], [])
     assert [b.start for b in data.bars] == [b.start for b in series]
     assert data.bars[2].close == 999.0  # a repeated start keeps the last given

@@ -54,6 +54,7 @@ def test_a_line_cut_short_is_refused_not_misread():
 def test_a_line_is_the_json_of_the_records_fields_exactly_as_asdict_gives_them():
     import dataclasses
 
+    import msgspec
     import orjson
 
     from tickstock.messages.spill import encode_row
@@ -67,5 +68,6 @@ def test_a_line_is_the_json_of_the_records_fields_exactly_as_asdict_gives_them()
         HealthRecord("s", 3.0, "warning", 2, 18.5, 60.0, None, 1, 2, {"issues": ["x"]}),
     ]
     for row in rows:
-        expected = orjson.dumps({"kind": type(row).__name__, "row": dataclasses.asdict(row)}) + b"\n"
+        fields = msgspec.structs.asdict(row) if isinstance(row, msgspec.Struct) else dataclasses.asdict(row)
+        expected = orjson.dumps({"kind": type(row).__name__, "row": fields}) + b"\n"
         assert encode_row(row) == expected

@@ -180,11 +180,7 @@ class SymbolActor(PooledSupervisedActor):
         resampler = self._resampler
         if resampler is None or not history:
             return
-        closed: dict[str, list[Bar]] = {tf: [] for tf in self._higher}
-        for bar in history:
-            for c in resampler.on_bar(bar):
-                closed[c.timeframe].append(c.bar)
-        for tf, bars in closed.items():
+        for tf, bars in resampler.fold(history).items():
             if bars:
                 self._higher[tf].prime(bars)
 

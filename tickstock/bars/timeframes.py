@@ -293,6 +293,15 @@ class Resampler:
             if f.start is not None and f.start < t and f.end > lo:
                 f.partial = True
 
+    def fold(self, bars: Iterable[Bar]) -> dict[str, list[Bar]]:
+        """Fold a run of 1-minute bars (history, when priming) and return the higher bars they
+        close, per timeframe (every one of ``timeframes``, possibly empty), oldest first."""
+        closed: dict[str, list[Bar]] = {tf: [] for tf in self.timeframes}
+        for bar in bars:
+            for c in self.on_bar(bar):
+                closed[c.timeframe].append(c.bar)
+        return closed
+
     def on_bar(self, bar: Bar) -> Sequence[TimeframeBar]:
         """Fold the next closed 1-minute bar; return the higher bars it closes (often none)."""
         if bar.symbol != self.symbol:

@@ -78,11 +78,7 @@ def run_floor(symbols: Sequence[str], settings: Settings, redis_url: str, channe
             pipelines[symbol].prime(series)
             last_close[symbol] = series[-1].close
             if higher_timeframes:  # as SymbolActor._prime: the history folded, each timeframe primed
-                folded: dict[str, list] = {tf: [] for tf in higher_timeframes}
-                for bar in series:
-                    for c in resamplers[symbol].on_bar(bar):
-                        folded[c.timeframe].append(c.bar)
-                for tf, bars in folded.items():
+                for tf, bars in resamplers[symbol].fold(series).items():
                     if bars:
                         higher[symbol][tf].prime(bars)
         log(f"  floor: {len(symbols):,} pipelines primed with {prime_bars} bars in {time.perf_counter() - started:.1f}s")
@@ -116,31 +112,23 @@ def run_floor(symbols: Sequence[str], settings: Settings, redis_url: str, channe
             analysis = build = 0.0
             events: list = []
             rows = 0
-            analysed = {TIMEFRAME} if bars else set()
+            analysed: set[str] = set()
             for bar in bars:
-                ta = time.perf_counter()
-                out = pipelines[bar.symbol].on_bar(bar)
-                tb = time.perf_counter()
-                ev, derived = _results(bar.symbol, session_id, out, time.time(), closed_at,
-                                       a.pattern_ttl_seconds, a.indicator_ttl_seconds)
-                events.extend(ev)
-                rows += len(derived)
-                analysis += tb - ta
-                build += time.perf_counter() - tb
-                if higher_timeframes:
-                    for c in resamplers[bar.symbol].on_bar(bar):
-                        if c.bar.partial:  # not analysed, as in the SymbolActor
-                            continue
-                        ta = time.perf_counter()
-                        out = higher[bar.symbol][c.timeframe].on_bar(c.bar)
-                        tb = time.perf_counter()
-                        ev, derived = _results(bar.symbol, session_id, out, time.time(), closed_at,
-                                               a.pattern_ttl_seconds, a.indicator_ttl_seconds, c.timeframe)
-                        events.extend(ev)
-                        rows += len(derived)
-                        analysed.add(c.timeframe)
-                        analysis += tb - ta
-                        build += time.perf_counter() - tb
+                steps = [(pipelines[bar.symbol], bar, TIMEFRAME)]
+                if higher_timeframes:  # the higher bars it closes, unless partial (as in the SymbolActor)
+                    steps += [(higher[bar.symbol][c.timeframe], c.bar, c.timeframe)
+                              for c in resamplers[bar.symbol].on_bar(bar) if not c.bar.partial]
+                for pipeline, analysed_bar, timeframe in steps:
+                    ta = time.perf_counter()
+                    out = pipeline.on_bar(analysed_bar)
+                    tb = time.perf_counter()
+                    ev, derived = _results(bar.symbol, session_id, out, time.time(), closed_at,
+                                           a.pattern_ttl_seconds, a.indicator_ttl_seconds, timeframe)
+                    events.extend(ev)
+                    rows += len(derived)
+                    analysed.add(timeframe)
+                    analysis += tb - ta
+                    build += time.perf_counter() - tb
             t2 = time.perf_counter()
             encoded = encode_for_redis(events, channels, a.high_confidence)
             t3 = time.perf_counter()

@@ -431,3 +431,17 @@ def test_timeframes_come_back_in_ascending_order_whatever_was_asked():
         closed += r.on_bar(b(m))
     assert [c.timeframe for c in closed[-3:]] == ["5min", "15min", "60min"]
     assert math.isclose(closed[-1].end - closed[-1].bar.start, HOUR)
+
+
+def test_fold_returns_what_on_bar_closes_per_timeframe_in_order():
+    start = 1_795_737_600  # a multiple of 3,600: the 5 and 15-minute grid lines up from here
+    bars = [Bar("AAPL", start + 60 * i, 1.0 + i, 2.0 + i, 0.5, 1.5 + i, 10) for i in range(31)]
+    one_by_one = Resampler("AAPL", ("5min", "15min"))
+    expected: dict[str, list[Bar]] = {"5min": [], "15min": []}
+    for bar in bars:
+        for c in one_by_one.on_bar(bar):
+            expected[c.timeframe].append(c.bar)
+    folded = Resampler("AAPL", ("5min", "15min")).fold(bars)
+    assert folded == expected
+    assert len(folded["5min"]) == 6 and len(folded["15min"]) == 2  # 30 whole minutes folded
+    assert Resampler("AAPL", ("60min",)).fold(bars[:3]) == {"60min": []}  # every timeframe, even empty

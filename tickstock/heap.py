@@ -53,7 +53,6 @@ class HeapKeeper:
         self.quiet_second = quiet_second
         self._perf_counter = perf_counter
         self._last_minute: int | None = None
-        self.collections: list[Collection] = []  # the latest few, for logs and tests
 
     def session_starting(self) -> None:
         """Pause the automatic collector until ``session_live`` or ``session_ended``."""
@@ -89,6 +88,4 @@ class HeapKeeper:
         collected = self._gc.collect()
         if not unfreeze:
             self._gc.freeze()
-        done = Collection(reason, collected, self._gc.get_freeze_count(), self._perf_counter() - started)
-        self.collections = (self.collections + [done])[-8:]
-        return done
+        return Collection(reason, collected, self._gc.get_freeze_count(), self._perf_counter() - started)

@@ -32,7 +32,6 @@ from loguru import logger
 
 from tickstock.actors.handle import ChildHandle
 from tickstock.actors.outbox import Outbox
-from tickstock.heap import Collection, HeapKeeper
 from tickstock.actors.plan import SessionPlan, UniverseError
 from tickstock.actors.supervision import (
     Action, RestartPolicy, SessionState, ShutdownBudget, child_kind,
@@ -40,6 +39,7 @@ from tickstock.actors.supervision import (
 from tickstock.actors.timer import Ticker
 from tickstock.bars.aggregator import MinuteBarAggregator
 from tickstock.config import Settings
+from tickstock.heap import Collection, HeapKeeper
 from tickstock.messages.bars import Bar
 from tickstock.messages.commands import (
     ChildFailed, ChildOpened, ChildReport, ClearSession, Drain, GetStats, Open, Publish, PublishConfirmed,

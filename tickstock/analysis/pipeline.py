@@ -223,7 +223,7 @@ class AnalysisPipeline:
                 continue
             publish = bars_seen >= slot.required
             for result in results:
-                if type(result) is PatternResult or isinstance(result, PatternResult):
+                if isinstance(result, PatternResult):
                     if publish and (slot.threshold is None or result.confidence >= slot.threshold):
                         out.patterns.append(result)
                     continue
@@ -247,18 +247,15 @@ class AnalysisPipeline:
 
 def _check_results(results: list[Result]) -> None:
     """Reject what must never reach the wire; raising here counts as the component's failure."""
-    if type(results) is not list and not isinstance(results, list):
+    if not isinstance(results, list):
         raise TypeError(f"update() must return a list, got {type(results).__name__}")
     for r in results:
-        kind = type(r)  # exact type first: this runs for every result of every bar close
-        if kind is IndicatorResult or (kind is not PatternResult and isinstance(r, IndicatorResult)):
-            value = r.value
-            if not ((type(value) is float or isinstance(value, (int, float))) and math.isfinite(value)):
-                raise ValueError(f"{r.name}: non-finite value {value!r}")
-        elif kind is PatternResult or isinstance(r, PatternResult):
-            confidence = r.confidence
-            if not (isinstance(confidence, (int, float)) and 0.0 <= confidence <= 1.0):
-                raise ValueError(f"{r.name}: confidence {confidence!r} outside 0..1")
+        if isinstance(r, PatternResult):
+            if not (isinstance(r.confidence, (int, float)) and 0.0 <= r.confidence <= 1.0):
+                raise ValueError(f"{r.name}: confidence {r.confidence!r} outside 0..1")
+        elif isinstance(r, IndicatorResult):
+            if not (isinstance(r.value, (int, float)) and math.isfinite(r.value)):
+                raise ValueError(f"{r.name}: non-finite value {r.value!r}")
         else:
             raise TypeError(f"update() returned a {type(r).__name__}, not a PatternResult/IndicatorResult")
 

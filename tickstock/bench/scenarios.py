@@ -40,7 +40,7 @@ from tickstock.bench.eventtime import (
     DEFAULT_DATE, REGULAR_MINUTES, EventMap, check_speed, default_speed, last_close_wall, regular_session,
     ticks_per_bar,
 )
-from tickstock.bench.floor import run_floor
+from tickstock.bench.floor import run_floor, split_by_closing
 from tickstock.bench.loadgen import LoadGenerator, LoadSpec
 from tickstock.bench.observe import BarPoller, EventRecorder, Sampler, volume_since
 from tickstock.bench.pacing import Burst
@@ -187,10 +187,7 @@ def closing_timeframes(minute: int, timeframes: Iterable[str] = HIGHER_TIMEFRAME
 def split_last_by_closing(last: dict[int, float], closing: dict[int, list[str]]) -> dict:
     """The minutes' last-event latencies summarised apart: ``1min_only`` and ``with_higher`` (a 5,
     15 or 60-minute bar closed in that minute too), plus how many minutes each timeframe closed in."""
-    only = [v for m, v in last.items() if closing.get(m, [BASE_TIMEFRAME]) == [BASE_TIMEFRAME]]
-    higher = [v for m, v in last.items() if closing.get(m, [BASE_TIMEFRAME]) != [BASE_TIMEFRAME]]
-    return {"1min_only": summary(only), "with_higher": summary(higher),
-            "minutes_closing": {tf: sum(1 for m in last if tf in closing.get(m, ())) for tf in HIGHER_TIMEFRAMES}}
+    return split_by_closing(list(last.values()), [closing.get(m, [BASE_TIMEFRAME]) for m in last])
 
 
 def _plan_day(plan: Plan) -> None:

@@ -287,6 +287,22 @@ def run(plan: Plan, log=print) -> dict:
     return result
 
 
+#: --extended: the feed's first minute is at least this long after the history is written (start-up,
+#: encoding the load), plus this much per 1,000 symbols.
+FEED_LEAD_SECONDS = 30.0
+FEED_LEAD_PER_1000 = 3.0
+#: ...and the service must be live and the load encoded at least this long before that minute begins.
+FEED_MARGIN_SECONDS = 1.0
+
+
+def feed_boundary(symbols: int, now: float) -> int:
+    """The minute (epoch seconds) an ``--extended`` feed starts at: the first boundary at least
+    ``FEED_LEAD_SECONDS`` (+ ``FEED_LEAD_PER_1000`` per 1,000 symbols) after ``now``, so the
+    service is live and the load encoded before it; the history is written to end just before it."""
+    lead = FEED_LEAD_SECONDS + FEED_LEAD_PER_1000 * symbols / 1000
+    return math.ceil((now + lead) / 60) * 60
+
+
 def _planned_end(plan: Plan, go_at: float) -> tuple[float | None, float | None]:
     """(until epoch, seconds) for the generator: ``plan.minutes`` whole minutes after the one in
     which it starts (which is partial), or ``plan.seconds``."""
@@ -300,11 +316,21 @@ def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
     grace = sb.grace
     day = plan.scenario == "day"
     out: dict = {}
+    feed_from: int | None = None  # --extended: the minute the history reaches and the feed starts at
     if plan.prime:
         sb.migrate()  # the service's own --migrate, so the history has its table
         # Day: the history ends before the replayed open (bars after it would make every replayed
         # bar stale to the symbol actors, which take bars in time order).
-        last = int(plan.day_open) - 60 if day else (int(time.time() // 60) - 3) * 60
+        if day:
+            last = int(plan.day_open) - 60
+        elif plan.extended:
+            # The history runs up to the feed's first minute, so the 5/15/60-minute bars the feed
+            # starts in are whole (history + fed bars) and analysed: every timeframe closes by the
+            # first :30 UTC after the start, not an hour after it.
+            feed_from = feed_boundary(len(symbols), time.time())
+            last = feed_from - 60
+        else:
+            last = (int(time.time() // 60) - 3) * 60
         started = time.time()
         rows = seed_history(sb.dsn, symbols, plan.prime_bars, last)
         log(f"history: {rows:,} bars ({plan.prime_bars} per symbol) in {time.time() - started:.1f}s")
@@ -345,8 +371,13 @@ def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
             # Pre-encode after start-up (its CPU is not the service's) and before the first tick.
             spec.seconds = _planned_end(plan, 0.0)[1]
             generator = LoadGenerator(spec).start()
-            if plan.align:
-                boundary = math.ceil(time.time() / 60) * 60
+            if feed_from is not None and time.time() > feed_from - FEED_MARGIN_SECONDS:
+                result["notes"].append(
+                    f"start-up overran the minute the history reaches ({time.strftime('%H:%M', time.gmtime(feed_from))}"
+                    " UTC): the feed starts at the next one, so the 5/15/60-minute bars it starts in are partial")
+                feed_from = None
+            if plan.align or plan.extended:
+                boundary = feed_from or math.ceil(time.time() / 60) * 60
                 log(f"waiting {boundary - time.time():.0f}s for the minute to begin")
                 while time.time() < boundary:  # sleep may wake a hair early on the wall clock
                     time.sleep(min(0.5, boundary - time.time()) + 0.0005)
@@ -443,7 +474,10 @@ def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
                          "last_per_minute_summary": summary(list(last.values())), "closed_early": lat["closed_early"],
                          "events_outside_full_minutes": len(events) - len(measured)}
     if plan.extended:
-        closing = {m: closing_timeframes(m, HIGHER_TIMEFRAMES, seen.get(m, ()), observed_from=first_minute + 60)
+        # Contiguous history: nothing before the feed went unobserved. Otherwise (start-up overran,
+        # or no history) the feed started at a boundary: intervals from its first minute on are whole.
+        observed_from = None if feed_from is not None else first_minute
+        closing = {m: closing_timeframes(m, HIGHER_TIMEFRAMES, seen.get(m, ()), observed_from=observed_from)
                    for m in last}
         split = split_last_by_closing(last, closing)
         out["latency_ms"]["closing"] = {str(m): tfs for m, tfs in closing.items()}
@@ -453,8 +487,8 @@ def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
             f"5/15/60-minute bars close only with the 1-minute bar ending at a 5/15/60-minute boundary (60: at :30 UTC, "
             f"the session's hours): {split['with_higher']['n']} of the {len(last)} measured minutes closed a higher "
             f"timeframe too ({closed_in}); a higher bar's events are timed from the end + grace of that minute; the "
-            "interval in which the feed starts is partial (history ends 3 minutes before it), not analysed: every "
-            "timeframe's close is analysed within --minutes 120 (60 when started just before :30 UTC)")
+            "history reaches the feed's first minute (a boundary), so the bars the feed starts in are whole: every "
+            "timeframe closes at the first :30 UTC in the run (--minutes 60 at most)")
     counts = list(lat["events_per_minute"].values())
     out["events"] = len(measured)
     out["events_per_minute"] = sum(counts) / len(counts) if counts else None

@@ -17,7 +17,8 @@ from tickstock.bench.sandbox import (
     extended_rows, extended_statements,
 )
 from tickstock.bench.scenarios import (
-    closing_minute, closing_timeframes, event_timeframe, extended_note, make_plan, split_last_by_closing,
+    FEED_LEAD_PER_1000, FEED_LEAD_SECONDS, closing_minute, closing_timeframes, event_timeframe, extended_note,
+    feed_boundary, make_plan, split_last_by_closing,
 )
 from tickstock.bench.stats import EventTimes
 from tickstock.config import validate
@@ -188,6 +189,24 @@ def test_an_interval_the_feed_started_in_is_partial_and_not_counted_as_closing()
     assert closing_timeframes(HOUR + 1740, observed_from=HOUR + 120) == ["1min", "5min", "15min"]
     assert closing_timeframes(HOUR + 5340, observed_from=HOUR + 120) == ["1min", "5min", "15min", "60min"]
     assert closing_timeframes(HOUR + 240, observed_from=HOUR) == ["1min", "5min"]          # fed from its start
+
+
+def test_the_feed_starts_at_a_minute_boundary_far_enough_ahead_for_start_up():
+    # The history is written to end the minute before: a boundary, never sooner than the lead.
+    for symbols in (50, 500, 3_000, 10_000):
+        lead = FEED_LEAD_SECONDS + FEED_LEAD_PER_1000 * symbols / 1000
+        for now in (HOUR, HOUR + 0.5, HOUR + 29.9, HOUR + 59.99, HOUR + 3_599.0):
+            start = feed_boundary(symbols, now)
+            assert start % 60 == 0
+            assert now + lead <= start < now + lead + 60
+    assert feed_boundary(10_000, HOUR + 10) > feed_boundary(50, HOUR + 10)  # a larger universe starts up longer
+
+
+def test_a_history_reaching_the_feed_leaves_no_interval_partial():
+    # Contiguous history (observed_from None): the first :30 UTC after the start closes all four.
+    assert closing_timeframes(HOUR + 1740, observed_from=None) == ["1min", "5min", "15min", "60min"]
+    # Fed after a gap from HOUR + 900 instead: the hour from 9:30 is partial, 15 minutes whole.
+    assert closing_timeframes(HOUR + 1740, observed_from=HOUR + 900) == ["1min", "5min", "15min"]
 
 
 def test_the_timeframe_is_read_from_the_event():

@@ -3,7 +3,7 @@
 Pure functions, no I/O. A conversion raises TypeError/ValueError/OverflowError for an item that
 cannot become a valid row (non-finite number, epoch outside the datetime range, non-JSON dict):
 the batch writer turns that into a rejection of that item alone, before anything reaches the
-server.
+server. Pattern and indicator records become COPY lines instead (copy_rows.py), by the same rules.
 """
 
 from __future__ import annotations
@@ -17,9 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from tickstock.messages.bars import Bar
-from tickstock.messages.records import (
-    ROW_ID_NAMESPACE, HealthRecord, IndicatorRecord, PatternRecord, SessionRecord,
-)
+from tickstock.messages.records import ROW_ID_NAMESPACE, HealthRecord, SessionRecord
 
 
 def utc(epoch_seconds: float) -> datetime:
@@ -107,37 +105,6 @@ def bar_part_row(bar: Bar) -> tuple[Any, ...]:
 def bar_part_key(bar: Bar) -> tuple[str, int, str]:
     """The primary key of a bar's part: (symbol, minute start, session UUID)."""
     return (bar.symbol, bar.start, session_uuid(bar.session_id))
-
-
-def pattern_row(rec: PatternRecord) -> tuple[Any, ...]:
-    """Parameters: ``row_id`` then the columns of ``store.INSERT_PATTERNS``, in its order."""
-    return (
-        rec.row_id,
-        rec.symbol,
-        rec.pattern_type,
-        finite(rec.confidence, "confidence"),
-        json_text(rec.pattern_data),
-        utc(rec.detection_timestamp),
-        utc_or_none(rec.expiration_timestamp),
-        [finite(level, "level") for level in rec.levels],
-        json_text(rec.metadata),
-        rec.timeframe,
-    )
-
-
-def indicator_row(rec: IndicatorRecord) -> tuple[Any, ...]:
-    """Parameters: ``row_id`` then the columns of ``store.INSERT_INDICATORS``, in its order."""
-    return (
-        rec.row_id,
-        rec.symbol,
-        rec.indicator_type,
-        finite_or_none(rec.value, "value"),
-        json_text(rec.value_data),
-        utc(rec.calculation_timestamp),
-        utc_or_none(rec.expiration_timestamp),
-        json_text(rec.metadata),
-        rec.timeframe,
-    )
 
 
 def session_params(rec: SessionRecord) -> dict[str, Any]:

@@ -9,8 +9,8 @@ Connection guarantees (every method):
   There is no hidden retry: the caller decides when to try again (and keeps its buffer meanwhile).
 - Calls are serialised by an internal lock, so one store may be shared between threads, but it
   gives no parallelism.
-- Times leave as aware UTC datetimes and the session time zone is UTC, so nothing depends on the
-  server's ``TimeZone`` setting.
+- Times leave as aware UTC datetimes or as epoch numbers the statement converts, and the session
+  time zone is UTC, so nothing depends on the server's ``TimeZone`` setting.
 - Every connection sets ``statement_timeout`` and ``lock_timeout`` (constructor arguments): a
   statement that runs too long or waits too long for a lock (a table locked by another client)
   fails with ``psycopg2.errors.QueryCanceled`` (57014) or ``LockNotAvailable`` (55P03), both
@@ -20,6 +20,8 @@ Connection guarantees (every method):
   indicator and health rows are written only if their ``row_id`` is new to the write ledger
   ``tickstock_written_rows``, in the same transaction. A batch retried after an unknown commit
   outcome, or replayed from the write-ahead log, writes nothing twice.
+- Pattern and indicator rows travel by COPY into a TEMP staging table of the transaction
+  (batch.StagedCopy): the role needs the TEMP privilege on the database (PUBLIC has it by default).
 """
 
 from __future__ import annotations
@@ -41,9 +43,9 @@ import psycopg2.extras
 from tickstock.messages.bars import Bar
 from tickstock.messages.records import HealthRecord, IndicatorRecord, PatternRecord, SessionRecord
 
-from . import rows
+from . import copy_rows, rows
 from .binary_copy import decode_rows
-from .batch import BatchStatement, Statement, WriteResult, write_batch
+from .batch import StagedCopy, Statement, WriteResult, write_batch
 from .parts import BarParts
 from .schema import LEDGER_RETENTION_SECONDS, PRUNE_LEDGER
 from .universe import UniverseNotFound, parse_universe_value, split_key
@@ -57,47 +59,53 @@ CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
 UPSERT_BARS = BarParts()
 
 # The write ledger (migration 004): a row goes into the dashboard's table only if this statement
-# newly inserted its row_id. ``n`` keeps the input order for the SERIAL ids. Explicit casts: the
-# VALUES list has no target columns to take its types from.
-_LEDGER = (
-    "new AS (INSERT INTO tickstock_written_rows (row_id) SELECT row_id FROM v "
-    "ON CONFLICT (row_id) DO NOTHING RETURNING row_id) "
-)
+# newly inserted its row_id. Rows arrive in a staging table (batch.StagedCopy, lines from
+# copy_rows.py), those of this call marked by ``call``; ``n`` keeps the input order for the SERIAL ids.
+def _ledger(stage: str) -> str:
+    return (
+        f"WITH new AS (INSERT INTO tickstock_written_rows (row_id) SELECT row_id FROM {stage} "
+        "WHERE call = %(call)s ON CONFLICT (row_id) DO NOTHING RETURNING row_id) "
+    )
 
-INSERT_PATTERNS = BatchStatement(
-    sql=(
-        "WITH v AS (SELECT t.*, row_number() OVER () AS n FROM (VALUES %s) AS t(row_id, symbol, "
-        "pattern_type, confidence, pattern_data, detection_timestamp, expiration_timestamp, levels, "
-        "metadata, timeframe)), " + _LEDGER
+
+def timestamptz(micros: str) -> str:
+    """SQL for epoch microseconds (bigint) as TIMESTAMPTZ, exact at every magnitude: whole seconds
+    (``to_timestamp`` of an integral float8 is exact) plus whole microseconds. NULL stays NULL."""
+    return f"(to_timestamp({micros} / 1000000) + mod({micros}, 1000000) * interval '1 microsecond')"
+
+
+_PATTERN_STAGE = "tickstock_stage_patterns"
+INSERT_PATTERNS = StagedCopy(
+    stage=_PATTERN_STAGE,
+    columns=(
+        "row_id uuid, symbol text, pattern_type text, confidence numeric, pattern_data jsonb, "
+        "detection_us int8, expiration_us int8, levels numeric[], metadata jsonb, timeframe text"
+    ),
+    insert=(
+        _ledger(_PATTERN_STAGE)
         + "INSERT INTO intraday_patterns (symbol, pattern_type, confidence, pattern_data, "
         "detection_timestamp, expiration_timestamp, levels, metadata, timeframe) "
-        "SELECT v.symbol, v.pattern_type, v.confidence, v.pattern_data, v.detection_timestamp, "
-        "v.expiration_timestamp, v.levels, v.metadata, v.timeframe FROM v JOIN new USING (row_id) "
-        "ORDER BY v.n RETURNING 1"
+        f"SELECT s.symbol, s.pattern_type, s.confidence, s.pattern_data, {timestamptz('s.detection_us')}, "
+        f"{timestamptz('s.expiration_us')}, s.levels, s.metadata, s.timeframe "
+        f"FROM {_PATTERN_STAGE} AS s JOIN new USING (row_id) WHERE s.call = %(call)s ORDER BY s.n"
     ),
-    template=(
-        "(%s::uuid, %s::text, %s::text, %s::numeric, %s::jsonb, %s::timestamptz, %s::timestamptz, "
-        "%s::numeric[], %s::jsonb, %s::text)"
-    ),
-    returning=True,
 )
 
-INSERT_INDICATORS = BatchStatement(
-    sql=(
-        "WITH v AS (SELECT t.*, row_number() OVER () AS n FROM (VALUES %s) AS t(row_id, symbol, "
-        "indicator_type, value, value_data, calculation_timestamp, expiration_timestamp, metadata, "
-        "timeframe)), " + _LEDGER
+_INDICATOR_STAGE = "tickstock_stage_indicators"
+INSERT_INDICATORS = StagedCopy(
+    stage=_INDICATOR_STAGE,
+    columns=(
+        "row_id uuid, symbol text, indicator_type text, value numeric, value_data jsonb, "
+        "calculation_us int8, expiration_us int8, metadata jsonb, timeframe text"
+    ),
+    insert=(
+        _ledger(_INDICATOR_STAGE)
         + "INSERT INTO intraday_indicators (symbol, indicator_type, value, value_data, "
         "calculation_timestamp, expiration_timestamp, metadata, timeframe) "
-        "SELECT v.symbol, v.indicator_type, v.value, v.value_data, v.calculation_timestamp, "
-        "v.expiration_timestamp, v.metadata, v.timeframe FROM v JOIN new USING (row_id) "
-        "ORDER BY v.n RETURNING 1"
+        f"SELECT s.symbol, s.indicator_type, s.value, s.value_data, {timestamptz('s.calculation_us')}, "
+        f"{timestamptz('s.expiration_us')}, s.metadata, s.timeframe "
+        f"FROM {_INDICATOR_STAGE} AS s JOIN new USING (row_id) WHERE s.call = %(call)s ORDER BY s.n"
     ),
-    template=(
-        "(%s::uuid, %s::text, %s::text, %s::numeric, %s::jsonb, %s::timestamptz, %s::timestamptz, "
-        "%s::jsonb, %s::text)"
-    ),
-    returning=True,
 )
 
 _SESSION_INSERT = (
@@ -314,11 +322,11 @@ class PostgresStore:
         guarantees as :meth:`upsert_bars`. A record whose ``row_id`` was written before (by an
         earlier attempt, or earlier in the same batch) counts as written and in ``duplicates``.
         A ``row_id`` that is not a UUID is a refused row."""
-        return self._write(INSERT_PATTERNS, records, rows.pattern_row, _row_id)
+        return self._write(INSERT_PATTERNS, records, copy_rows.pattern_line, _row_id)
 
     def insert_indicators(self, records: Sequence[IndicatorRecord]) -> WriteResult[IndicatorRecord]:
         """Append rows to ``intraday_indicators``; same guarantees as :meth:`insert_patterns`."""
-        return self._write(INSERT_INDICATORS, records, rows.indicator_row, _row_id)
+        return self._write(INSERT_INDICATORS, records, copy_rows.indicator_line, _row_id)
 
     def _write(
         self,

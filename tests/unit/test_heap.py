@@ -56,16 +56,59 @@ def test_tick_collects_once_per_minute_at_the_quiet_second_never_near_the_close(
     keeper = HeapKeeper(fake, quiet_second=30)
     keeper.session_live(MINUTE + 5)
     fake.calls.clear()
-    # the rest of the live minute: already collected at start
+    # the rest of the live minute: already collected at start, and no pause
     assert [keeper.tick(MINUTE + s) for s in (10, 31, 59)] == [None, None, None]
-    # next minute: nothing before second 30 (the close at :02 and its burst), once at/after it
+    assert fake.calls == [] and not keeper.paused_for_closes
+    # next minute: nothing collected before second 30 (the close at :02 and its burst), once at/after it
     assert keeper.tick(MINUTE + 60 + 2) is None and keeper.tick(MINUTE + 60 + 29.9) is None
     assert keeper.tick(MINUTE + 60 + 30.4) is not None
     assert keeper.tick(MINUTE + 60 + 45) is None
-    assert fake.calls == ["collect", "freeze"]
+    assert fake.calls.count("collect") == 1 and fake.calls.index("collect") < fake.calls.index("freeze")
     # a timer that skipped the quiet second still collects in that minute
     assert keeper.tick(MINUTE + 120 + 50) is not None
-    assert fake.calls == ["collect", "freeze"] * 2
+    assert fake.calls.count("collect") == 2
+
+
+def test_the_collector_is_paused_from_the_minute_start_until_its_quiet_moment_then_resumed():
+    fake = RecordingGC()
+    keeper = HeapKeeper(fake, quiet_second=30)
+    keeper.session_live(MINUTE + 5)
+    fake.calls.clear()
+    keeper.tick(MINUTE + 60 + 0.7)  # the timer's first tick of the minute, before the close at :02
+    assert fake.calls == ["disable"] and keeper.paused_for_closes
+    keeper.tick(MINUTE + 60 + 1.7)
+    keeper.tick(MINUTE + 60 + 2.7)
+    assert fake.calls == ["disable"]  # paused once, not again every tick
+    keeper.tick(MINUTE + 60 + 30.2)
+    assert fake.calls == ["disable", "collect", "freeze", "enable"] and not keeper.paused_for_closes
+    keeper.tick(MINUTE + 60 + 50)  # the rest of the minute: running
+    assert fake.calls[-1] == "enable" and not keeper.paused_for_closes
+    keeper.tick(MINUTE + 120 + 0.4)  # and so every minute
+    assert fake.calls[-1] == "disable" and keeper.paused_for_closes
+
+
+def test_a_session_that_ends_during_the_pause_resumes_the_collector():
+    fake = RecordingGC()
+    keeper = HeapKeeper(fake, quiet_second=30)
+    keeper.session_live(MINUTE + 5)
+    keeper.tick(MINUTE + 61)
+    assert keeper.paused_for_closes
+    fake.calls.clear()
+    keeper.session_ended()
+    assert fake.calls[0] == "enable" and not keeper.paused_for_closes
+
+
+def test_with_the_real_collector_the_pause_for_closes_ends_at_the_quiet_moment():
+    keeper = HeapKeeper(quiet_second=30)
+    try:
+        keeper.session_live(MINUTE + 5)
+        keeper.tick(MINUTE + 61)
+        assert not gc.isenabled()
+        keeper.tick(MINUTE + 91)
+        assert gc.isenabled()
+    finally:
+        keeper.session_ended()
+    assert gc.isenabled() and gc.get_freeze_count() == 0
 
 
 def test_session_ended_unfreezes_and_collects_everything():

@@ -137,39 +137,24 @@ class PatternDetected(msgspec.Struct, frozen=True):
     timeframe: str = "1min"
 
     def wire_json(self) -> bytes:
-        """``dumps(self.to_wire())``: the same bytes, encoded from Structs (see ``_Detection``)."""
-        bar = self.bar
-        return dumps(_PatternWire("streaming_pattern", _Detection(
-            self.symbol, self.pattern, self.pattern, finite_or_none(self.confidence), iso_utc(self.detected_at),
-            self.timeframe, {"bar_timestamp": iso_utc(bar.start), **self.parameters}, bar_data(bar),
-            self._wire_metadata(),
-        )))
+        """The wire JSON, encoded from the Structs (see ``_Detection``): no nested dicts built."""
+        return dumps(self._wire())
 
-    def _wire_metadata(self) -> dict[str, Any]:
+    def to_wire(self) -> dict[str, Any]:
+        """The wire object as plain dicts and lists (the same content as ``wire_json``)."""
+        return msgspec.to_builtins(self._wire())
+
+    def _wire(self) -> _PatternWire:
+        bar = self.bar
         metadata: dict[str, Any] = {"session_id": self.session_id}
         if self.bar_closed_at is not None:
             metadata["bar_closed_at"] = iso_utc(self.bar_closed_at)
         if self.levels:
             metadata["levels"] = list(self.levels)
-        return metadata
-
-    def to_wire(self) -> dict[str, Any]:
-        parameters = {"bar_timestamp": iso_utc(self.bar.start), **self.parameters}
-        metadata = self._wire_metadata()
-        return {
-            "type": "streaming_pattern",
-            "detection": {
-                "symbol": self.symbol,
-                "pattern": self.pattern,
-                "pattern_type": self.pattern,
-                "confidence": finite_or_none(self.confidence),
-                "timestamp": iso_utc(self.detected_at),
-                "timeframe": self.timeframe,
-                "parameters": parameters,
-                "bar_data": bar_data(self.bar),
-                "metadata": metadata,
-            },
-        }
+        return _PatternWire("streaming_pattern", _Detection(
+            self.symbol, self.pattern, self.pattern, finite_or_none(self.confidence), iso_utc(self.detected_at),
+            self.timeframe, {"bar_timestamp": iso_utc(bar.start), **self.parameters}, bar_data(bar), metadata,
+        ))
 
 
 class IndicatorCalculated(msgspec.Struct, frozen=True):
@@ -186,34 +171,22 @@ class IndicatorCalculated(msgspec.Struct, frozen=True):
     timeframe: str = "1min"
 
     def wire_json(self) -> bytes:
-        """``dumps(self.to_wire())``: the same bytes, encoded from Structs (see ``_Calculation``)."""
-        return dumps(_IndicatorWire("streaming_indicator", _Calculation(
-            self.symbol, self.indicator, self.indicator, finite_or_none(self.value),
-            {k: finite_or_none(v) for k, v in self.values.items()}, iso_utc(self.calculated_at), self.timeframe,
-            self._wire_metadata(),
-        )))
+        """The wire JSON, encoded from the Structs (see ``_Calculation``): no nested dicts built."""
+        return dumps(self._wire())
 
-    def _wire_metadata(self) -> dict[str, Any]:
+    def to_wire(self) -> dict[str, Any]:
+        """The wire object as plain dicts and lists (the same content as ``wire_json``)."""
+        return msgspec.to_builtins(self._wire())
+
+    def _wire(self) -> _IndicatorWire:
         metadata = {**self.metadata, "session_id": self.session_id, "bar_timestamp": iso_utc(self.bar.start)}
         if self.bar_closed_at is not None:
             metadata["bar_closed_at"] = iso_utc(self.bar_closed_at)
-        return metadata
-
-    def to_wire(self) -> dict[str, Any]:
-        metadata = self._wire_metadata()
-        return {
-            "type": "streaming_indicator",
-            "calculation": {
-                "symbol": self.symbol,
-                "indicator": self.indicator,
-                "indicator_type": self.indicator,
-                "value": finite_or_none(self.value),
-                "values": {k: finite_or_none(v) for k, v in self.values.items()},
-                "timestamp": iso_utc(self.calculated_at),
-                "timeframe": self.timeframe,
-                "metadata": metadata,
-            },
-        }
+        return _IndicatorWire("streaming_indicator", _Calculation(
+            self.symbol, self.indicator, self.indicator, finite_or_none(self.value),
+            {k: finite_or_none(v) for k, v in self.values.items()}, iso_utc(self.calculated_at), self.timeframe,
+            metadata,
+        ))
 
 
 class IndicatorAlertRaised(msgspec.Struct, frozen=True):

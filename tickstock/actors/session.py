@@ -331,8 +331,10 @@ class SessionActor(pykka.ThreadingActor):
     def _announce(self, now: float) -> None:
         plan = self.plan
         started = SessionStarted(plan.session_id, plan.universe, self.started_at, len(self.symbols), now)
-        self.publisher.tell(Publish((started,)))
+        # The retained key first: a dashboard that hears session_started may read it at once. Two
+        # actors (beacon, publisher), so this narrows the window rather than closing it.
         self.beacon.tell(RetainSession(started.to_wire()))
+        self.publisher.tell(Publish((started,)))
 
     def _on_timer(self, now: float) -> None:
         if self.state is not SessionState.RUNNING:

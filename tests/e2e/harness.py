@@ -47,8 +47,13 @@ def e2e_config(tmp_path: Path, dsn: str, **overrides: Any) -> tuple[Path, dict]:
 class Watcher:
     """Subscribes to every output channel before the service starts and keeps what it saw."""
 
-    def __init__(self, channels: dict[str, str]) -> None:
+    def __init__(self, channels: dict[str, str], read_on_hearing: dict[str, str] | None = None) -> None:
+        """``read_on_hearing``: {channel name: key}. On hearing a message on that channel the
+        watcher reads the key at once, as a dashboard does; ``read_when_heard(name)`` lists the
+        values (bytes or None) in order."""
         self.client = redis.Redis.from_url(REDIS_URL)
+        self.read_on_hearing = dict(read_on_hearing or {})
+        self.read_at_hearing: list[tuple[str, bytes | None]] = []
         self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         self.by_name = {v: k for k, v in channels.items()}
         self.pubsub.subscribe(*[v for k, v in channels.items() if k != "ticks"])
@@ -64,9 +69,18 @@ class Watcher:
             msg = self.pubsub.get_message(timeout=0.1)
             if msg and msg["type"] == "message":
                 payload = json.loads(msg["data"])  # one JSON object per PUBLISH, never a batch
+                name = self.by_name[msg["channel"].decode()]
+                key = self.read_on_hearing.get(name)
+                value = self.client.get(key) if key is not None else None
                 with self._lock:
-                    self.messages.append((self.by_name[msg["channel"].decode()], payload))
+                    if key is not None:
+                        self.read_at_hearing.append((name, value))
+                    self.messages.append((name, payload))
                     self.received_at.append(time.time())
+
+    def read_when_heard(self, name: str) -> list[bytes | None]:
+        with self._lock:
+            return [value for n, value in self.read_at_hearing if n == name]
 
     def on(self, name: str) -> list[dict]:
         with self._lock:

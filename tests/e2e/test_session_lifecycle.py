@@ -24,7 +24,9 @@ def parse_iso(text: str) -> float:
 def test_session_ticks_to_bars_and_clean_stop(tmp_path, database):
     config, cfg = e2e_config(tmp_path, database)
     channels, keys = cfg["channels"], cfg["keys"]
-    watcher = Watcher(channels)
+    # A dashboard reads the retained key when it hears the session start or end.
+    watcher = Watcher(channels, read_on_hearing={"session_started": keys["session"],
+                                                 "session_stopped": keys["session"]})
     client = redis.Redis.from_url(REDIS_URL)
     service = Service(config)
     try:
@@ -39,6 +41,8 @@ def test_session_ticks_to_bars_and_clean_stop(tmp_path, database):
 
         # Heartbeat and the retained session key are there for late joiners.
         assert abs(float(client.get(keys["heartbeat"])) - time.time()) < 15
+        heard = watcher.read_when_heard("session_started")  # read the moment each was heard
+        assert heard and all(value is not None and session_id.encode() in value for value in heard)
         retained = client.get(keys["session"])
         assert retained is not None and session_id.encode() in retained
         assert client.pttl(keys["session"]) > 0
@@ -79,6 +83,7 @@ def test_session_ticks_to_bars_and_clean_stop(tmp_path, database):
         assert s["duration_seconds"] > 0
         assert isinstance(s["total_patterns"], int) and isinstance(s["total_indicators"], int)
         assert len(watcher.on("session_stopped")) == 1
+        assert watcher.read_when_heard("session_stopped") == [None]  # deleted before the end was said
         assert client.get(keys["session"]) is None
         last = query(database, "SELECT open, close, volume FROM ohlcv_1min WHERE symbol='AAPL' AND timestamp = to_timestamp(%s)", boundary)
         assert [tuple(float(v) for v in r) for r in last] == [(104.0, 104.0, 2.0)]

@@ -7,6 +7,8 @@ Guarantees:
 - While a session is retained (``RetainSession``), ``keys.session`` holds its JSON with a TTL of
   ``session_key_ttl_seconds``, extended at every heartbeat: if the process dies (kill -9) the key
   expires within that TTL. ``ClearSession`` deletes it at once.
+- A ``RetainSession``'s follow-up (the ``session_started`` announcement) is told only after its SET
+  has been answered or has failed: whoever hears the announcement can already read the key.
 - Runs on a thread of its own and talks to Redis on a connection of its own: a stuck database, a
   busy session or a blocked publisher never delays it. A Redis outage is logged once when it
   begins and once when it ends; the next beat simply tries again.
@@ -61,6 +63,7 @@ class HeartbeatActor(pykka.ThreadingActor):
         elif isinstance(message, RetainSession):
             self._retained = dumps(message.payload)
             self._write(lambda redis: redis.set_value(self._session_key, self._retained, self._ttl))
+            message.follow_up()  # after the SET, written or not: the announcement is never held back
         elif isinstance(message, ClearSession):
             self._retained = None
             self._write(lambda redis: redis.delete(self._session_key))

@@ -231,6 +231,7 @@ class PublisherActor(SupervisedActor):
     @handles(RetainSession)
     def _retain(self, message: RetainSession) -> None:
         self._call(lambda: self._redis.set_value(self._keys.session, dumps(message.payload), self._ttl))
+        message.follow_up()  # after the SET, as the heartbeat does
 
     @handles(ClearSession)
     def _clear(self, message: ClearSession) -> None:

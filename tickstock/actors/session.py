@@ -68,6 +68,9 @@ class SessionOutcome:
 # the close's analysis and publishing: so its batch is handed over after the close's burst (~40 ms
 # for 500 symbols, longer for thousands), not in the middle of it.
 PERSISTENCE_LINGER_SECONDS = 0.25
+# How long the end's announcement waits for the retained key's delete (the beacon answers in
+# ~1 ms; only a cut Redis makes it wait, and then the key's TTL removes it anyway).
+_CLEAR_WAIT_SECONDS = 0.5
 
 
 class ChildFactory(Protocol):
@@ -331,10 +334,13 @@ class SessionActor(pykka.ThreadingActor):
     def _announce(self, now: float) -> None:
         plan = self.plan
         started = SessionStarted(plan.session_id, plan.universe, self.started_at, len(self.symbols), now)
-        # The retained key first: a dashboard that hears session_started may read it at once. Two
-        # actors (beacon, publisher), so this narrows the window rather than closing it.
-        self.beacon.tell(RetainSession(started.to_wire()))
-        self.publisher.tell(Publish((started,)))
+        # The beacon writes the key, then hands the announcement to the publisher: a dashboard
+        # that reads the key on hearing session_started finds it (two actors, one causal chain).
+        retain = RetainSession(started.to_wire(), then=Publish((started,)), then_tell=self.publisher)
+        try:
+            self.beacon.tell(retain)
+        except pykka.ActorDeadError:  # no beacon (the process is going down): announce all the same
+            self.publisher.tell(retain)
 
     def _on_timer(self, now: float) -> None:
         if self.state is not SessionState.RUNNING:
@@ -566,6 +572,7 @@ class SessionActor(pykka.ThreadingActor):
                 "check the service log; restart the session", session_id=self.session_id))
         events.append(SessionStopped(
             self.session_id, stopped_at, stopped_at - self.started_at, totals[0], totals[1], final_status, reason))
+        self._clear_retained(min(_CLEAR_WAIT_SECONDS, budget.remaining("announce") / 4))
         acknowledged = False
         if self.publisher.is_alive():
             try:
@@ -574,7 +581,6 @@ class SessionActor(pykka.ThreadingActor):
                 acknowledged = bool(future.get(timeout=budget.remaining("announce") + 0.5))
             except Exception as exc:
                 self.log.error("publisher could not confirm the end: {!r}", exc)
-        _tell_quietly(self.beacon, ClearSession())
         _stop_within(self.publisher.ref, budget.remaining("publisher"))
         if acknowledged:
             return True
@@ -586,12 +592,14 @@ class SessionActor(pykka.ThreadingActor):
             self.log.critical("session end could not be published at all: {!r}", exc)
             return False
 
-
-def _tell_quietly(target: Any, message: Any) -> None:
-    try:
-        target.tell(message)
-    except pykka.ActorDeadError:
-        pass
+    def _clear_retained(self, wait: float) -> None:
+        """Delete the retained key before ``session_stopped`` is announced, waiting at most ``wait``
+        for the beacon's answer: whoever hears the end no longer finds the session in the key. A
+        beacon that is dead, or stuck on a cut Redis, only costs the wait (the key's TTL ends it)."""
+        try:
+            self.beacon.ask(ClearSession(), block=False).get(timeout=wait)
+        except Exception as exc:  # ActorDeadError, Timeout: the announcement must not wait longer
+            self.log.warning("retained session key not confirmed deleted within {:.2f}s: {!r}", wait, exc)
 
 
 def _stop_within(ref: pykka.ActorRef | None, timeout: float) -> None:

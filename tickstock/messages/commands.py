@@ -251,11 +251,25 @@ class Heartbeat:
 
 @dataclass(frozen=True, slots=True)
 class RetainSession:
-    """PublisherActor: store ``payload`` (the session JSON) under the retained session key."""
+    """Heartbeat (or PublisherActor): store ``payload`` (the session JSON) under the retained
+    session key; then, if ``then`` is given, tell it to ``then_tell``.
+
+    The chain is what orders two actors' writes: the announcement that goes in ``then`` reaches its
+    publisher only after the key is written (or the write failed), so a listener that reads the key
+    on hearing the announcement finds it. ``then_tell`` is a ``ChildHandle`` (its ``tell`` never
+    raises, and it follows a restarted child)."""
 
     payload: dict[str, Any]
+    then: Any = None
+    then_tell: Any = None
+
+    def follow_up(self) -> None:
+        """Tell ``then`` to ``then_tell``, if there is one: call it once the key is written."""
+        if self.then is not None and self.then_tell is not None:
+            self.then_tell.tell(self.then)
 
 
 @dataclass(frozen=True, slots=True)
 class ClearSession:
-    """PublisherActor: delete the retained session key (the session has ended)."""
+    """Heartbeat (or PublisherActor): delete the retained session key (the session has ended).
+    Answers ``None`` when asked, once the delete was tried."""

@@ -17,7 +17,9 @@ from tickstock.adapters.redis.resp import RedisUnavailable
 import pykka
 
 from tickstock.adapters.redis.feed import FeedDisconnected
-from tickstock.messages.commands import ChildFailed, ChildOpened, Drain, GetStats, Open, Ping, PublishConfirmed
+from tickstock.messages.commands import (
+    ChildFailed, ChildOpened, Drain, GetStats, Open, Ping, PublishConfirmed, RetainSession,
+)
 
 # A minute start (a multiple of 60) used as the time origin in the tests: 2023-11-14T22:14:00Z.
 M = 1_700_000_040
@@ -51,6 +53,33 @@ class Recorder:
 
     def __repr__(self) -> str:
         return f"Recorder({self.name})"
+
+
+class FakeBeacon(Recorder):
+    """The heartbeat as the session sees it: records what it is told or asked, also into ``log``
+    (e.g. a ``FakeChildFactory``'s, to order it against the children) and, like the real one, tells
+    a ``RetainSession``'s follow-up once it has "written" the key (unless ``forward`` is False).
+    ``ask`` answers at once, or never when ``hang`` (a beacon stuck on a cut Redis)."""
+
+    def __init__(self, log: list | None = None, forward: bool = True, hang: bool = False) -> None:
+        super().__init__("beacon")
+        self.log = log
+        self.forward = forward
+        self.hang = hang
+
+    def tell(self, message: Any) -> None:
+        super().tell(message)
+        if self.log is not None:
+            self.log.append(("beacon", message))
+        if self.forward and isinstance(message, RetainSession):
+            message.follow_up()
+
+    def ask(self, message: Any, timeout: float | None = None, block: bool = True) -> Any:
+        self.tell(message)
+        future = pykka.ThreadingFuture()
+        if not self.hang:
+            future.set(None)
+        return future.get(timeout=timeout) if block else future
 
 
 class FakeClock:

@@ -8,7 +8,7 @@ import pytest
 from tickstock.actors.heartbeat import HeartbeatActor
 from tickstock.messages.commands import ClearSession, GetStats, RetainSession
 
-from .fakes import FakeRedis, wait_until
+from .fakes import FakeRedis, Recorder, wait_until
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -69,5 +69,44 @@ def test_a_redis_outage_is_survived_and_beats_resume():
         redis.fail = False
         assert wait_until(lambda: len(redis.refreshes) >= 2)
         assert ref.ask(GetStats(), timeout=1)["redis_connected"] is True
+    finally:
+        ref.stop()
+
+
+class KeySeen(Recorder):
+    """A follow-up target that notes, when told, what the fake Redis holds at that moment."""
+
+    def __init__(self, redis: FakeRedis) -> None:
+        super().__init__("publisher")
+        self.redis = redis
+        self.values_when_told: list = []
+
+    def tell(self, message) -> None:
+        self.values_when_told.append(list(self.redis.values))
+        super().tell(message)
+
+
+def test_the_follow_up_of_a_retained_session_is_told_only_after_the_key_is_written():
+    redis = FakeRedis()
+    ref, _ = start(redis, interval=3600.0)
+    target = KeySeen(redis)
+    try:
+        ref.tell(RetainSession({"session": {"session_id": "s1"}}, then="announce", then_tell=target))
+        assert wait_until(lambda: target.messages == ["announce"])
+        [[(key, value, _)]] = target.values_when_told  # the SET had happened when it was told
+        assert key == "sess" and b"s1" in value
+    finally:
+        ref.stop()
+
+
+def test_the_follow_up_is_told_even_when_the_key_cannot_be_written():
+    redis = FakeRedis()
+    redis.fail = True
+    ref, _ = start(redis, interval=3600.0)
+    target = KeySeen(redis)
+    try:
+        ref.tell(RetainSession({"session": {"session_id": "s1"}}, then="announce", then_tell=target))
+        assert wait_until(lambda: target.messages == ["announce"])  # the announcement is not held back
+        assert target.values_when_told == [[]]
     finally:
         ref.stop()

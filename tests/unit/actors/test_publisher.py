@@ -291,6 +291,21 @@ def test_retain_and_clear_session():
     assert fake.deleted == ["tickstock:streaming:session"]
 
 
+def test_a_retained_sessions_follow_up_is_told_after_the_key_is_written():
+    fake = FakeRedis()
+    actor = opened(fake)
+    values_when_told = []
+
+    class Target(Recorder):
+        def tell(self, message):
+            values_when_told.append(list(fake.values))
+            super().tell(message)
+
+    target = Target("publisher")
+    actor.on_receive(RetainSession({"a": 1}, then="announce", then_tell=target))
+    assert target.messages == ["announce"] and len(values_when_told[0]) == 1
+
+
 def test_key_operations_never_raise_on_a_redis_outage():
     fake = FakeRedis()
     actor = opened(fake)

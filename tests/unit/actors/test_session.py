@@ -21,7 +21,7 @@ from tickstock.messages.commands import (
 )
 from tickstock.messages.events import CriticalAlert, SessionStarted, SessionStopped
 
-from .fakes import FakeChildFactory, Recorder, wait_until
+from .fakes import FakeBeacon, FakeChildFactory, Recorder, wait_until
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -117,7 +117,7 @@ def test_children_are_built_and_opened_in_start_order_with_incarnation_one():
 
 def test_session_started_is_published_with_the_real_symbol_count_and_retained_by_the_beacon():
     factory = FakeChildFactory()
-    beacon = Recorder("beacon")
+    beacon = FakeBeacon()
     ref, _ = running(factory, beacon=beacon)
     sync(factory, "publisher")
     [started] = of_type(publishes(factory), SessionStarted)
@@ -127,6 +127,64 @@ def test_session_started_is_published_with_the_real_symbol_count_and_retained_by
     assert not any(isinstance(m, RetainSession) for m in factory.all_received("publisher"))
     ref.tell(StopSession("stopped"))
     assert wait_until(lambda: beacon.of_type(ClearSession))
+
+
+def test_session_started_reaches_the_publisher_only_through_the_beacon_after_the_key():
+    """The announcement rides on the RetainSession: whoever hears it can read the key already."""
+    factory = FakeChildFactory()
+    beacon = FakeBeacon(forward=False)  # a beacon that has not written the key yet
+    running(factory, beacon=beacon)
+    sync(factory, "publisher")
+    assert of_type(publishes(factory), SessionStarted) == []
+    [retain] = beacon.of_type(RetainSession)
+    assert isinstance(retain.then, Publish) and [type(e) for e in retain.then.events] == [SessionStarted]
+    assert retain.then.events[0].to_wire() == retain.payload
+    retain.follow_up()  # the key is written: now the publisher is told
+    sync(factory, "publisher")
+    [started] = of_type(publishes(factory), SessionStarted)
+    assert started.session_id == SID
+
+
+class DeadBeacon(Recorder):
+    def tell(self, message):
+        raise pykka.ActorDeadError("heartbeat stopped")
+
+    def ask(self, message, timeout=None, block=True):
+        raise pykka.ActorDeadError("heartbeat stopped")
+
+
+def test_without_a_live_beacon_the_publisher_retains_and_announces_and_the_end_is_still_announced():
+    factory = FakeChildFactory()
+    ref, ended = running(factory, beacon=DeadBeacon("beacon"))
+    sync(factory, "publisher")
+    [retain] = [m for m in factory.all_received("publisher") if isinstance(m, RetainSession)]
+    assert [type(e) for e in retain.then.events] == [SessionStarted]
+    ref.tell(StopSession("stopped"))
+    wait_ended(ref, ended)
+    assert [s.final_status for s in stopped_events(factory)] == ["stopped"]
+
+
+def test_the_retained_key_is_deleted_before_session_stopped_is_published():
+    factory = FakeChildFactory()
+    beacon = FakeBeacon(log=factory.log)
+    ref, ended = running(factory, beacon=beacon)
+    ref.tell(StopSession("stopped"))
+    wait_ended(ref, ended)
+    order = [i for i, e in enumerate(factory.log)
+             if (e[0] == "beacon" and isinstance(e[1], ClearSession))
+             or (e[0] == "recv" and isinstance(e[2], PublishConfirmed)
+                 and of_type(e[2].events, SessionStopped))]
+    assert len(order) == 2 and factory.log[order[0]][0] == "beacon"
+
+
+def test_a_beacon_stuck_on_redis_delays_the_end_by_half_a_second_at_most():
+    factory = FakeChildFactory()
+    ref, ended = running(factory, beacon=FakeBeacon(hang=True))
+    t0 = time.monotonic()
+    ref.tell(StopSession("stopped"))
+    wait_ended(ref, ended)
+    assert [s.final_status for s in stopped_events(factory)] == ["stopped"]
+    assert time.monotonic() - t0 < 2.0  # the 0.5 s wait, not the whole shutdown deadline (5 s)
 
 
 def test_a_session_record_is_written_at_start():

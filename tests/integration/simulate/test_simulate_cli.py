@@ -21,7 +21,9 @@ import yaml
 from tests.pg import temporary_database
 from tests.unit.simulate.engine import fold
 from tickstock.adapters.postgres import migrate
+from tickstock.market.calendar import MarketCalendar
 from tickstock.messages.ticks import decode_tick
+from tickstock.simulate.activity import IntradayActivity
 from tickstock.simulate.tick import SimTick
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -103,7 +105,10 @@ def test_live_simulation_publishes_what_it_reports(tmp_path: Path) -> None:
     n = sent(out)
     assert SUMMARY.search(out)[4] == channel and out.count("\n") == 1  # one summary line, no progress
     got = sub.settle(n)
-    assert len(got) == n and 600 < n < 1200
+    # The rate follows the intraday curve (x2.6 at the open, x0.86 at midday): bounds at this hour's.
+    activity = IntradayActivity(MarketCalendar(started))
+    low, high = min(activity.at(started), activity.at(ended)), max(activity.at(started), activity.at(ended))
+    assert len(got) == n and 600 * low < n < 1200 * high
     # Every message decodes with the contract's decoder, stamped within the run, in time order.
     ticks = [decode_tick(raw, received_at=at) for at, raw in got]
     assert {t.symbol for t in ticks} <= {"AAPL", "MSFT", "NVDA"}

@@ -332,7 +332,8 @@ class FakeRedis:
 class RecordingChild(pykka.ThreadingActor):
     """A child actor that records every message it receives (into ``received`` and the shared
     ``log``), answers ``Open``/``Ping`` with True (or raises on ``Open`` when ``fail_open``),
-    ``GetStats`` with ``stats`` and ``Drain`` with ``drain_value``."""
+    ``GetStats`` with ``stats`` and ``Drain`` with ``drain_value``; tells a ``RetainSession``'s
+    follow-up as the publisher does."""
 
     def __init__(self, name: str, received: list, log: list, fail_open: bool = False,
                  stats: Any = None, drain_value: Any = None, supervisor: Any = None,
@@ -371,6 +372,8 @@ class RecordingChild(pykka.ThreadingActor):
                 raise RuntimeError(f"{self.name} cannot open")
             self._tell_supervisor(ChildOpened(self.name, self.incarnation))
             return True
+        if isinstance(message, RetainSession):
+            message.follow_up()  # as PublisherActor does after writing the key
         if self.block is not None and not isinstance(message, Ping):
             self.block.wait(30)
         if isinstance(message, PublishConfirmed):

@@ -159,6 +159,8 @@ def test_without_a_live_beacon_the_publisher_retains_and_announces_and_the_end_i
     sync(factory, "publisher")
     [retain] = [m for m in factory.all_received("publisher") if isinstance(m, RetainSession)]
     assert [type(e) for e in retain.then.events] == [SessionStarted]
+    sync(factory, "publisher")  # the follow-up it told itself
+    assert [e.session_id for e in of_type(publishes(factory), SessionStarted)] == [SID]
     ref.tell(StopSession("stopped"))
     wait_ended(ref, ended)
     assert [s.final_status for s in stopped_events(factory)] == ["stopped"]

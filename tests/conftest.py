@@ -6,7 +6,8 @@ latency run): minutes in which this machine is nearly idle. Such a test declares
 selected test so marked, and its subprocesses run while the rest of the suite does; marked tests run
 last, and each receives what ``launch`` returned through the ``head_start`` fixture and asserts on it. Whatever
 was launched is closed (its ``close()``) when the session ends, whether or not its test ran, and a
-launch that raised fails its own test, not the collection.
+launch that raised is an error of its own test (at setup), not of the collection; ``--collect-only``
+launches nothing. Tested in tests/unit/testing/test_head_start.py.
 """
 
 from __future__ import annotations

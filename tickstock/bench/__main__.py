@@ -54,6 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--prime-bars", type=int, default=None)
     p.add_argument("--burst", type=Burst.parse, help="FACTORxSECONDS/EVERY, e.g. 4x1/10: every 10 s, 1 s at 4x the rate")
     p.add_argument("--floor-closes", type=int, default=None, help="closes timed for the inline floor (20)")
+    p.add_argument("--floor-shards", type=int, metavar="K",
+                   help="also run the inline floor split over K processes, closes lined up (the slowest shard "
+                        "per close): what sharding the symbols over the cores could give")
     p.add_argument("--no-floor", dest="floor", action="store_false", default=None)
     p.add_argument("--ceiling-seconds", type=float, default=None, help="seconds per receive-ceiling attempt (8)")
     p.add_argument("--no-ceiling", dest="ceiling", action="store_false", default=None)
@@ -80,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         plan = make_plan(args.scenario, symbols=args.symbols, rate=args.rate, minutes=args.minutes,
                          seconds=args.seconds, prime=args.prime, period_minutes=args.period_minutes,
                          burst=args.burst, prime_bars=args.prime_bars, floor_closes=args.floor_closes,
+                         floor_shards=args.floor_shards,
                          floor=args.floor, ceiling_seconds=args.ceiling_seconds, ceiling=args.ceiling,
                          keep_dir=args.keep_dir, rate_of_ceiling=args.rate_of_ceiling, date=args.date,
                          speed=args.speed, extended=args.extended)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from tickstock.actors.publisher import encode_for_redis
 from tickstock.actors.symbol import result_events
@@ -57,9 +57,11 @@ def _results(symbol: str, session_id: str, out, now: float, closed_at: float, pa
 
 def run_floor(symbols: Sequence[str], settings: Settings, redis_url: str, channels: ChannelSettings,
               closes: int = 20, prime_bars: int = 0, ticks_per_bar: int = 4, seed: int = 11, log=print,
-              definitions: DefinitionSet | None = None) -> dict:
+              definitions: DefinitionSet | None = None, before_close: Callable[[], None] | None = None) -> dict:
     """Time ``closes`` closes of ``len(symbols)`` bars; returns per-close figures in ms.
-    ``definitions``: what runs (None: config.yaml's fallback definitions, the baseline)."""
+    ``definitions``: what runs (None: config.yaml's fallback definitions, the baseline).
+    ``before_close``: called (untimed) just before each close is timed, e.g. a barrier that lines up
+    the closes of several floors run at once (shards.py)."""
     a = settings.analysis
     if definitions is None:
         definitions = definitions_from_config(a.fallback_definitions, a.timeframe)
@@ -105,6 +107,8 @@ def run_floor(symbols: Sequence[str], settings: Settings, redis_url: str, channe
                     prices[s] = round(prices[s] * (1 + rng.gauss(0, 0.0015)), 4)
                     aggregator.add(Tick(s, prices[s], rng.randint(1, 500), ts, ts))
             deadline = minute + BAR_SECONDS + grace
+            if before_close is not None:
+                before_close()
             t0 = time.perf_counter()
             closed_at = time.time()
             bars = aggregator.close_due(deadline)

@@ -137,6 +137,12 @@ def rows(result: dict) -> list[Row]:
                        target=f"{floor.get('events_per_close') or 0:,.0f} events, {floor.get('closes')} closes"))
         if len(floor.get("timeframes") or ()) > 1:
             out += _split_rows(floor.get("per_close_ms_by_closing"), "floor", "closes")
+    sharded = result.get("floor_sharded")
+    if sharded and floor_close:
+        shares = " + ".join(f"{k:,}" for k in sharded["symbols_per_shard"])
+        out.append(Row(f"inline floor over {sharded['shards']} processes, closes lined up: the slowest shard "
+                       f"(p50 / p99 / max)", three(sharded["per_close_ms"]), f"floor p50 {ms(floor_close['p50'])} ms",
+                       ratio(sharded["per_close_ms"]["p50"], floor_close["p50"]), f"{shares} symbols"))
     ceil_rate = ceiling.get("ticks_per_second")
     if ceiling:
         out.append(Row("receive ceiling: socket -> decode -> fold, one thread, nothing lost",

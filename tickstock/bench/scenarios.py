@@ -41,6 +41,7 @@ from tickstock.bench.eventtime import (
     ticks_per_bar,
 )
 from tickstock.bench.floor import run_floor, split_by_closing
+from tickstock.bench.shards import run_sharded_floor
 from tickstock.bench.loadgen import LoadGenerator, LoadSpec
 from tickstock.bench.observe import BarPoller, EventRecorder, Sampler, volume_since
 from tickstock.bench.pacing import Burst
@@ -85,6 +86,7 @@ class Plan:
     prime_bars: int = 200
     floor: bool = True
     floor_closes: int = 20
+    floor_shards: int = 1            # > 1: the floor also split over this many processes (shards.py)
     ceiling: bool = True
     ceiling_seconds: float = 8.0
     startup_timeout: float = 300.0
@@ -126,6 +128,8 @@ def make_plan(scenario: str, symbols: int | None = None, rate: float | None = No
         _plan_day(plan)
     elif plan.speed is not None or plan.date is not None:
         raise ValueError("--speed and --date are for --scenario day (a replay in event time)")
+    if plan.floor_shards < 1 or (plan.floor_shards > 1 and not plan.floor):
+        raise ValueError("--floor-shards needs a count >= 1 and the inline floor measured")
     if plan.rate_of_ceiling is not None and (plan.rate_of_ceiling <= 0 or not plan.ceiling):
         raise ValueError("--rate-of-ceiling needs a share > 0 and the ceiling measured")
     return plan
@@ -266,6 +270,11 @@ def run(plan: Plan, log=print) -> dict:
             floor_channels = ChannelSettings(**{k: f"{sb.prefix}floor:{v}" for k, v in sb.cfg["channels"].items()})
             result["floor"] = run_floor(symbols, settings, plan.redis_url, floor_channels, plan.floor_closes,
                                         prime_bars=floor_prime, log=log, definitions=definitions)
+            if plan.floor_shards > 1:
+                log(f"inline floor over {plan.floor_shards} processes, closes lined up")
+                result["floor_sharded"] = run_sharded_floor(symbols, settings, plan.redis_url, floor_channels,
+                                                            plan.floor_shards, plan.floor_closes,
+                                                            prime_bars=floor_prime, definitions=definitions)
             if plan.extended:
                 split = result["floor"]["per_close_ms_by_closing"]["with_higher"]
                 result["notes"].append(

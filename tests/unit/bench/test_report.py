@@ -162,3 +162,13 @@ def test_plot_writes_a_png(tmp_path):
     path = tmp_path / "bench.png"
     plot(result(), path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_sharded_floor_is_set_beside_the_single_floor():
+    r = result()
+    r["floor_sharded"] = {"shards": 2, "closes": 20, "symbols_per_shard": [1500, 1500],
+                          "per_close_ms": summary(18.0, 25.0, 26.0, n=20), "per_close_series_ms": [18.0] * 20}
+    row = table_of(r)["inline floor over 2 processes, closes lined up: the slowest shard (p50 / p99 / max)"]
+    assert row.value == "18.0 / 25.0 / 26.0 ms" and row.reference == "floor p50 30.0 ms"
+    assert row.ratio == "0.60x" and row.target == "1,500 + 1,500 symbols"
+    assert not any(f.startswith("inline floor over") for f in table_of(result()))  # only when asked

@@ -136,3 +136,14 @@ def test_whole_minutes_end_on_a_minute_boundary_after_the_partial_first():
     until, seconds = _planned_end(plan, 1_728_300_010.0)   # 10 s into a minute
     assert seconds is None and until == 1_728_300_000 - 1_728_300_000 % 60 + 60 * 3
     assert _planned_end(make_plan("throughput", seconds=30), 5.0) == (None, 30)
+
+
+def test_floor_shards_are_parsed_and_need_the_floor():
+    from tickstock.bench.__main__ import parse_args
+
+    assert parse_args(["--scenario", "latency", "--floor-shards", "2"]).floor_shards == 2
+    assert make_plan("latency").floor_shards == 1 and make_plan("latency", floor_shards=2).floor_shards == 2
+    with pytest.raises(ValueError, match="--floor-shards needs a count >= 1 and the inline floor measured"):
+        make_plan("latency", floor_shards=2, floor=False)
+    with pytest.raises(ValueError, match="--floor-shards"):
+        make_plan("latency", floor_shards=0)

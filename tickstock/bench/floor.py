@@ -46,13 +46,10 @@ TIMEFRAME = BASE_TIMEFRAME
 PIPELINE = 2000  # events per round trip, as the PublisherActor's _MAX_PIPELINE
 
 
-def _results(symbol: str, session_id: str, out, now: float, closed_at: float, pattern_ttl: float,
-             indicator_ttl: float, timeframe: str = TIMEFRAME) -> tuple[list, list]:
-    """Events of one bar's analysis, as ``SymbolActor`` builds them, and the rows persistence derives."""
-    events = result_events(out, symbol, session_id, timeframe, now, closed_at)
-    rows = [pattern_record(e, pattern_ttl) if type(e) is PatternDetected else indicator_record(e, indicator_ttl)
+def _rows(events: list, pattern_ttl: float, indicator_ttl: float) -> list:
+    """The rows persistence derives from one bar's events (in the service: after the close's burst)."""
+    return [pattern_record(e, pattern_ttl) if type(e) is PatternDetected else indicator_record(e, indicator_ttl)
             for e in events if type(e) is not IndicatorAlertRaised]
-    return events, rows
 
 
 def run_floor(symbols: Sequence[str], settings: Settings, redis_url: str, channels: ChannelSettings,
@@ -93,7 +90,8 @@ def run_floor(symbols: Sequence[str], settings: Settings, redis_url: str, channe
     publisher = RedisPublisher(redis_url)
     publisher.ping()
     per_close: list[float] = []
-    phases: dict[str, list[float]] = {"close_bars": [], "analysis": [], "events_rows": [], "encode": [], "publish": []}
+    phases: dict[str, list[float]] = {"close_bars": [], "analysis": [], "events": [], "rows": [],
+                                     "encode": [], "publish": []}
     events_per_close: list[int] = []
     rows_per_close: list[int] = []
     timeframes_per_close: list[list[str]] = []
@@ -113,7 +111,7 @@ def run_floor(symbols: Sequence[str], settings: Settings, redis_url: str, channe
             closed_at = time.time()
             bars = aggregator.close_due(deadline)
             t1 = time.perf_counter()
-            analysis = build = 0.0
+            analysis = build = derive = 0.0
             events: list = []
             rows = 0
             analysed: set[str] = set()
@@ -126,13 +124,15 @@ def run_floor(symbols: Sequence[str], settings: Settings, redis_url: str, channe
                     ta = time.perf_counter()
                     out = pipeline.on_bar(analysed_bar)
                     tb = time.perf_counter()
-                    ev, derived = _results(bar.symbol, session_id, out, time.time(), closed_at,
-                                           a.pattern_ttl_seconds, a.indicator_ttl_seconds, timeframe)
+                    ev = result_events(out, bar.symbol, session_id, timeframe, time.time(), closed_at)
+                    tc = time.perf_counter()
+                    derived = _rows(ev, a.pattern_ttl_seconds, a.indicator_ttl_seconds)
                     events.extend(ev)
                     rows += len(derived)
                     analysed.add(timeframe)
                     analysis += tb - ta
-                    build += time.perf_counter() - tb
+                    build += tc - tb
+                    derive += time.perf_counter() - tc
             t2 = time.perf_counter()
             encoded = encode_for_redis(events, channels, a.high_confidence)
             t3 = time.perf_counter()
@@ -140,7 +140,7 @@ def run_floor(symbols: Sequence[str], settings: Settings, redis_url: str, channe
                 publisher.publish_many(encoded[i:i + PIPELINE])
             t4 = time.perf_counter()
             per_close.append((t4 - t0) * 1000)
-            for name, value in (("close_bars", t1 - t0), ("analysis", analysis), ("events_rows", build),
+            for name, value in (("close_bars", t1 - t0), ("analysis", analysis), ("events", build), ("rows", derive),
                                 ("encode", t3 - t2), ("publish", t4 - t3)):
                 phases[name].append(value * 1000)
             events_per_close.append(len(events))

@@ -135,6 +135,11 @@ def rows(result: dict) -> list[Row]:
     if floor_close:
         out.append(Row(f"inline floor: one close of {nsym:,} bars, no actors (p50 / p99 / max)", three(floor_close),
                        target=f"{floor.get('events_per_close') or 0:,.0f} events, {floor.get('closes')} closes"))
+        phases = floor.get("phases_p50_ms")
+        if phases:
+            out.append(Row("inline floor, one close by phase (p50 of each)",
+                           " / ".join(ms(v) for v in phases.values()) + " ms",
+                           target=" / ".join(phases)))
         if len(floor.get("timeframes") or ()) > 1:
             out += _split_rows(floor.get("per_close_ms_by_closing"), "floor", "closes")
     sharded = result.get("floor_sharded")

@@ -72,3 +72,4 @@ def test_the_floor_calls_before_close_once_before_each_timed_close():
     got = run_floor(SYMBOLS[:2], settings(), REDIS_URL, channels(), closes=3, log=lambda text: None,
                     before_close=lambda: calls.append(len(calls)))
     assert calls == [0, 1, 2] and got["per_close_ms"]["n"] == 3
+    assert list(got["phases_p50_ms"]) == ["close_bars", "analysis", "events", "rows", "encode", "publish"]

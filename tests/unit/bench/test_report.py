@@ -172,3 +172,13 @@ def test_the_sharded_floor_is_set_beside_the_single_floor():
     assert row.value == "18.0 / 25.0 / 26.0 ms" and row.reference == "floor p50 30.0 ms"
     assert row.ratio == "0.60x" and row.target == "1,500 + 1,500 symbols"
     assert not any(f.startswith("inline floor over") for f in table_of(result()))  # only when asked
+
+
+def test_the_floor_s_phases_are_one_row_named_in_order():
+    r = result()
+    r["floor"]["phases_p50_ms"] = {"close_bars": 1.94, "analysis": 57.3, "events": 17.7, "rows": 63.1,
+                                   "encode": 34.2, "publish": 17.9}
+    row = table_of(r)["inline floor, one close by phase (p50 of each)"]
+    assert row.value == "1.9 / 57.3 / 17.7 / 63.1 / 34.2 / 17.9 ms"
+    assert row.target == "close_bars / analysis / events / rows / encode / publish"
+    assert "inline floor, one close by phase (p50 of each)" not in table_of(result())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -48,14 +49,23 @@ class DemoRun:
                      "--database-url", self.database, "--out", str(self.out)],
                     cwd=REPO, stdout=stdout, stderr=stderr, text=True)
             self._stack.callback(self._kill)
+            # When it ended, not when the test (run last) looked: a thread waits for the exit.
+            self.ended_at: float | None = None
+            self._waiter = threading.Thread(target=self._wait, name="demo-exit", daemon=True)
+            self._waiter.start()
         except BaseException:
             self._stack.close()
             raise
 
+    def _wait(self) -> None:
+        self.process.wait()
+        self.ended_at = time.monotonic()
+
     def finish(self) -> tuple[int, str, str, float]:
-        """(exit code, stdout, stderr, seconds since the launch) once the demo has ended."""
-        self.process.wait(timeout=max(1.0, DEADLINE - (time.monotonic() - self.started)))
-        took = time.monotonic() - self.started
+        """(exit code, stdout, stderr, seconds from the launch to its exit) once the demo has ended."""
+        self._waiter.join(timeout=max(1.0, DEADLINE - (time.monotonic() - self.started)))
+        assert self.ended_at is not None, f"the demo was still running {DEADLINE:.0f} s after its launch"
+        took = self.ended_at - self.started
         return self.process.returncode, self._stdout.read_text(), self._stderr.read_text(), took
 
     def _kill(self) -> None:

@@ -10,16 +10,14 @@ idle, so the demo is launched when collection ends and runs beside the rest of t
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
-import threading
-import time
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.harness import REPO, Watcher, e2e_config
+from tests.launched import Launched
 from tests.pg import temporary_database
 from tickstock.adapters.postgres import migrate
 from tickstock.demo import plan
@@ -41,37 +39,13 @@ class DemoRun:
             self.watcher = Watcher(self.cfg["channels"])
             self._stack.callback(self.watcher.close)
             self.out = workdir / "demo"
-            self._stdout, self._stderr = workdir / "stdout.txt", workdir / "stderr.txt"
-            self.started = time.monotonic()
-            with open(self._stdout, "w") as stdout, open(self._stderr, "w") as stderr:
-                self.process = subprocess.Popen(
-                    [sys.executable, "-m", "tickstock.demo", "--minutes", "2", "--config", str(self.config),
-                     "--database-url", self.database, "--out", str(self.out)],
-                    cwd=REPO, stdout=stdout, stderr=stderr, text=True)
-            self._stack.callback(self._kill)
-            # When it ended, not when the test (run last) looked: a thread waits for the exit.
-            self.ended_at: float | None = None
-            self._waiter = threading.Thread(target=self._wait, name="demo-exit", daemon=True)
-            self._waiter.start()
+            self.run = Launched([sys.executable, "-m", "tickstock.demo", "--minutes", "2", "--config", str(self.config),
+                                 "--database-url", self.database, "--out", str(self.out)],
+                                workdir, DEADLINE, cwd=REPO)
+            self._stack.callback(self.run.close)
         except BaseException:
             self._stack.close()
             raise
-
-    def _wait(self) -> None:
-        self.process.wait()
-        self.ended_at = time.monotonic()
-
-    def finish(self) -> tuple[int, str, str, float]:
-        """(exit code, stdout, stderr, seconds from the launch to its exit) once the demo has ended."""
-        self._waiter.join(timeout=max(1.0, DEADLINE - (time.monotonic() - self.started)))
-        assert self.ended_at is not None, f"the demo was still running {DEADLINE:.0f} s after its launch"
-        took = self.ended_at - self.started
-        return self.process.returncode, self._stdout.read_text(), self._stderr.read_text(), took
-
-    def _kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
 
     def close(self) -> None:
         self._stack.close()
@@ -82,8 +56,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(330)]
 
 @pytest.mark.head_start(launch=DemoRun)
 def test_make_demo_shows_a_doji_a_hammer_and_an_rsi_alert_then_writes_the_chart(head_start: DemoRun) -> None:
-    run, watcher, out = head_start, head_start.watcher, head_start.out
-    code, stdout, stderr, took = run.finish()
+    watcher, out = head_start.watcher, head_start.out
+    finished = head_start.run.finish()
+    code, stdout, stderr, took = finished.code, finished.stdout, finished.stderr, finished.seconds
     logs = {name: (out / name).read_text() if (out / name).exists() else "" for name in ("service.log", "simulate.log")}
     assert code == 0, (stdout[-3000:], stderr, logs)
 

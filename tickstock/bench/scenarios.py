@@ -41,10 +41,10 @@ from tickstock.bench.eventtime import (
     ticks_per_bar,
 )
 from tickstock.bench.floor import run_floor, split_by_closing
-from tickstock.bench.shards import run_sharded_floor
 from tickstock.bench.loadgen import LoadGenerator, LoadSpec
 from tickstock.bench.observe import BarPoller, EventRecorder, Sampler, volume_since
 from tickstock.bench.pacing import Burst
+from tickstock.bench.shards import run_sharded_floor
 from tickstock.bench.report import machine_info
 from tickstock.bars.timeframes import BASE_TIMEFRAME, HIGHER_TIMEFRAMES, TIMEFRAMES, timeframe_seconds
 from tickstock.bench.sandbox import (

@@ -28,7 +28,8 @@ _BARRIER_TIMEOUT_SECONDS = 600.0
 def _shard(index: int, symbols: list[str], settings: Settings, redis_url: str, channels: ChannelSettings,
            closes: int, prime_bars: int, definitions: DefinitionSet | None, barrier, results) -> None:
     try:
-        own = channels.replace(**{name: f"shard{index}:{channel}" for name, channel in msgspec.structs.asdict(channels).items()})
+        prefixed = {name: f"shard{index}:{channel}" for name, channel in msgspec.structs.asdict(channels).items()}
+        own = channels.replace(**prefixed)
         figures = run_floor(symbols, settings, redis_url, own, closes, prime_bars=prime_bars, log=lambda text: None,
                             definitions=definitions, before_close=lambda: barrier.wait(_BARRIER_TIMEOUT_SECONDS))
         results.put((index, figures["per_close_series_ms"], figures["events_published"], figures["events_received"],

@@ -6,14 +6,13 @@ symbols, 12 event minutes at 120x: ~20 s) and one short receive-ceiling attempt.
 figures exist and add up, never a speed."""
 
 import json
-import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from tests.launched import Launched
 from tickstock.bench.ceiling import receive_once
 from tickstock.bench.report import render
 from tickstock.bench.sandbox import REDIS_URL
@@ -26,35 +25,21 @@ LATENCY_ARGS = ["--scenario", "latency", "--symbols", "20", "--minutes", "1", "-
 LATENCY_DEADLINE = 390.0  # seconds from the launch
 
 
-class LatencyRun:
-    """``python -m tickstock.bench`` (the smallest latency scenario) launched ahead of its test."""
-
-    def __init__(self, workdir: Path) -> None:
-        workdir.mkdir(parents=True)
-        self.json = workdir / "out.json"
-        self._stdout, self._stderr = workdir / "stdout.txt", workdir / "stderr.txt"
-        self.started = time.monotonic()
-        with open(self._stdout, "w") as stdout, open(self._stderr, "w") as stderr:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "tickstock.bench", *LATENCY_ARGS, "--keep-dir", str(workdir / "run"),
-                 "--json", str(self.json)], stdout=stdout, stderr=stderr, text=True)
-
-    def finish(self) -> tuple[int, str, str]:
-        self.process.wait(timeout=max(1.0, LATENCY_DEADLINE - (time.monotonic() - self.started)))
-        return self.process.returncode, self._stdout.read_text(), self._stderr.read_text()
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
+def launch_latency(workdir: Path) -> Launched:
+    """``python -m tickstock.bench`` (the smallest latency scenario), launched ahead of its test."""
+    workdir.mkdir(parents=True)
+    return Launched([sys.executable, "-m", "tickstock.bench", *LATENCY_ARGS, "--keep-dir", str(workdir / "run"),
+                     "--json", str(workdir / "out.json")], workdir, LATENCY_DEADLINE)
 
 
 @pytest.mark.timeout(400)
-@pytest.mark.head_start(launch=LatencyRun)
-def test_the_smallest_latency_scenario(head_start: LatencyRun):
-    code, text, log = head_start.finish()
+@pytest.mark.head_start(launch=launch_latency)
+def test_the_smallest_latency_scenario(head_start: Launched):
+    finished = head_start.finish()
+    code, text, log = finished.code, finished.stdout, finished.stderr
     assert code == 0, log[-3000:]
-    result = json.loads(head_start.json.read_text())
+    out = head_start.workdir / "out.json"
+    result = json.loads(out.read_text())
     svc = result["service"]
     assert svc["exit_code"] == 0
     assert svc["sent"] > 20 * 60 and svc["in_bars"] == svc["sent"]          # nothing lost
@@ -67,7 +52,7 @@ def test_the_smallest_latency_scenario(head_start: LatencyRun):
     assert svc["metrics"]["tickstock_ticks_received_total"] == svc["sent"]
     assert result["floor"]["per_close_ms"]["n"] == 3 and result["floor"]["events_per_close"] > 0
     assert result["settings"]["command"] == "python -m tickstock.bench " + " ".join(
-        [*LATENCY_ARGS, "--keep-dir", str(head_start.json.parent / "run"), "--json", str(head_start.json)])
+        [*LATENCY_ARGS, "--keep-dir", str(out.parent / "run"), "--json", str(out)])
     assert "close -> last event of the minute" in text and "ticks sent -> in bars" in text
     assert text == render(result) + "\n"  # the table printed is the JSON's
 

@@ -201,6 +201,9 @@ def rows(result: dict) -> list[Row]:
                        three(last), f"floor p99 {ms(floor_p99)} ms" if floor_p99 else "",
                        ratio(last.get("p99"), floor_p99), target))
         out += _split_rows(lat.get("last_per_minute_by_closing"), "last event", "minutes")
+        first = lat.get("first_per_minute_summary") or {}
+        if first.get("n"):  # how long the close took before anything of it reached Redis
+            out.append(Row("close -> first event of the minute (p50 / p99 / max)", three(first)))
         out.append(Row("bar_closed_at -> event received (p50 / p99 / max)", three(lat.get("from_close"))))
         per_minute = svc.get("events_per_minute")
         out.append(Row("events per minute (patterns + indicators)", n(per_minute),

@@ -480,7 +480,9 @@ def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
     last = lat["last_per_minute"]
     out["latency_ms"] = {"from_deadline": summary(lat["from_deadline"]), "from_close": summary(lat["from_close"]),
                          "close_lag": summary(lat["close_lag"]), "last_per_minute": {str(m): v for m, v in last.items()},
-                         "last_per_minute_summary": summary(list(last.values())), "closed_early": lat["closed_early"],
+                         "last_per_minute_summary": summary(list(last.values())),
+                         "first_per_minute_summary": summary(list(lat["first_per_minute"].values())),
+                         "closed_early": lat["closed_early"],
                          "events_outside_full_minutes": len(events) - len(measured)}
     if plan.extended:
         # Contiguous history: nothing before the feed went unobserved. Otherwise (start-up overran,

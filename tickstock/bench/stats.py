@@ -89,11 +89,14 @@ def event_latencies(events: Iterable[EventTimes], grace: float,
     ``wall_of`` is None; ``bar_closed_at`` and the receive time are wall times either way).
     ``from_deadline``: receive - deadline, every event; ``from_close``: receive -
     bar_closed_at (the service's own close stamp); ``close_lag``: bar_closed_at - deadline;
-    ``last_per_minute``: {minute start: latency of the minute's last event}; ``events_per_minute``."""
+    ``last_per_minute``: {minute start: latency of the minute's last event}; ``first_per_minute``:
+    the same for its first event (the time before anything of the close reached Redis);
+    ``events_per_minute``."""
     from_deadline: list[float] = []
     from_close: list[float] = []
     close_lag: list[float] = []
     last: dict[int, float] = {}
+    first: dict[int, float] = {}
     per_minute: dict[int, int] = defaultdict(int)
     early = 0
     for e in events:
@@ -112,8 +115,11 @@ def event_latencies(events: Iterable[EventTimes], grace: float,
         per_minute[minute] += 1
         if latency > last.get(minute, -math.inf):
             last[minute] = latency
+        if latency < first.get(minute, math.inf):
+            first[minute] = latency
     return {"from_deadline": from_deadline, "from_close": from_close, "close_lag": close_lag,
-            "last_per_minute": dict(sorted(last.items())), "events_per_minute": dict(sorted(per_minute.items())),
+            "last_per_minute": dict(sorted(last.items())), "first_per_minute": dict(sorted(first.items())),
+            "events_per_minute": dict(sorted(per_minute.items())),
             "closed_early": early}
 
 

@@ -25,7 +25,8 @@ def result(scenario="latency", symbols=500, **service_changes):
         "latency_ms": {"from_deadline": summary(104.2, 126.0, 134.5, n=3000),
                        "from_close": summary(103.0, 125.0, 133.0, n=3000),
                        "close_lag": summary(0.5, 1.0, 1.0), "last_per_minute": {"1728300000": 130.0},
-                       "last_per_minute_summary": summary(130.0, 134.5, 134.5, n=2), "closed_early": 0},
+                       "last_per_minute_summary": summary(130.0, 134.5, 134.5, n=2),
+                       "first_per_minute_summary": summary(61.0, 70.0, 70.0, n=2), "closed_early": 0},
         "events": 3000, "events_per_minute": 1500.0,
         "backlog": {"max_omem": 0, "max_tot_mem": 22_000, "reconnects": 0},
         "cpu_share": 0.38, "rss": {"max": 110 * 2**20, "end": 105 * 2**20, "first_period": 100 * 2**20},
@@ -57,6 +58,7 @@ def test_rows_put_the_floor_and_the_ceiling_beside_the_figures():
     assert latency.reference == "floor p99 40.0 ms"
     assert latency.ratio == "3.36x"
     assert latency.target == "p99 <= 40 ms and <= 2x floor"
+    assert t["close -> first event of the minute (p50 / p99 / max)"].value == "61.0 / 70.0 / 70.0 ms"
     rate = t["rate sent (achieved, whole run)"]
     assert rate.value == "500 ticks/s" and rate.reference == "" and rate.ratio == ""  # a paced latency run
     assert t["ticks sent -> in bars (sum of ohlcv_1min volume)"].value == "120,000 -> 119,990 (10 lost)"

@@ -75,6 +75,7 @@ def test_event_latencies_per_event_and_last_of_each_minute():
     assert lat["from_close"] == pytest.approx([10, 25, 20, 100, 40], abs=1e-3)
     assert lat["close_lag"] == pytest.approx([0, 5, 0, 0, 0], abs=1e-3)
     assert lat["last_per_minute"] == pytest.approx({MINUTE: 30, MINUTE + 60: 100}, abs=1e-3)
+    assert lat["first_per_minute"] == pytest.approx({MINUTE: 10, MINUTE + 60: 40}, abs=1e-3)
     assert lat["events_per_minute"] == {MINUTE: 3, MINUTE + 60: 2}
     assert lat["closed_early"] == 0
 

@@ -3,18 +3,11 @@
 Guarantees:
 - Logged first. Each row of ``PersistBars``, ``PersistEvents`` (rows derived from the published
   events here), ``PersistResults``, ``RecordSession`` and ``RecordHealth`` is appended to the
-  write-ahead log in ``spill_dir`` (``adapters/disk/wal.py``) before it is queued for the database.
-  The log is fsynced every ``fsync_interval`` seconds and at stop, so a process killed (even -9)
-  loses no row it has logged and a machine crash at most ``fsync_interval`` seconds of rows. A row
-  leaves the log only once committed, or refused and reported.
-- Logged after the close's burst. The rows of a bar close (``PersistBars``, ``PersistEvents``,
-  ``PersistResults``) arrive while the same close's events are still being analysed and published
-  on the one GIL; deriving and logging them then took GIL time from the burst (deriving the rows
-  alone is a third of the inline floor's close at 3,000 symbols). They are held as told (a list append) and
-  logged, in the order told, once no such message has come for ``_LOG_QUIET_SECONDS``, and never
-  later than ``_LOG_MAX_DELAY_SECONDS`` after the first of them; a ``RecordSession``, a ``Drain``
-  and the stop (``on_stop``, ``on_failure``) log them first. A kill -9 in that window loses them as
-  it loses what waits in a mailbox; ``backlog`` and every ``waiting`` count them meanwhile.
+  write-ahead log in ``spill_dir`` (``adapters/disk/wal.py``)
+  when the message is handled, before it is queued for the database. The log is fsynced every
+  ``fsync_interval`` seconds and at stop, so a process killed (even -9) loses no row it handled and a
+  machine crash at most ``fsync_interval`` seconds of rows. A row leaves the log only once committed,
+  or refused and reported.
 - Nothing lost, nothing twice. A later actor on the same directory (the next session, the restart
   after a crash, the next process after a kill -9) re-queues every row still in the log, before any
   new row, and writes it; replay is idempotent in the store (a bar is its session's part of the
@@ -66,8 +59,6 @@ from tickstock.messages.records import (
 _QUIET_SECONDS = 0.1      # no new rows for this long: a good moment to write
 _MAX_DELAY_SECONDS = 1.0  # ...but no row waits longer than this while the database is up
 _WRITE_SLICE_SECONDS = 0.5  # one timer tick writes at most this long, then reports and reads mail
-_LOG_QUIET_SECONDS = 0.05  # no result rows told for this long: the close's burst is over, log them
-_LOG_MAX_DELAY_SECONDS = 1.0  # ...but no told row waits longer than this to be logged
 
 # (table, store method, rows per call: None = batch_size). Write order: session rows first.
 _TABLES = (
@@ -232,9 +223,6 @@ class PersistenceActor(SupervisedActor):
         self._synced_at = 0.0
         self._reported_at = 0.0
         self._closed = False
-        # Result rows told and not yet logged (logged after the close's burst), and when the first came.
-        self._unlogged: list[PersistBars | PersistEvents | PersistResults] = []
-        self._unlogged_since: float | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -250,7 +238,7 @@ class PersistenceActor(SupervisedActor):
             raise
         except Exception as exc:  # start anyway: rows wait in the log until the database is back
             self._transient_failure(None, exc, now, connection=True)
-        tick = min(self.flush_interval, self.fsync_interval, self.report_interval, _LOG_QUIET_SECONDS)
+        tick = min(self.flush_interval, self.fsync_interval, self.report_interval)
         self._ticker = Ticker(self.actor_ref, tick, TimerTick, "persistence").start()
 
     def on_stop(self) -> None:
@@ -269,10 +257,6 @@ class PersistenceActor(SupervisedActor):
         self._closed = True
         if self._ticker is not None:
             self._ticker.stop()
-        try:
-            self._log_unlogged()
-        except Exception as exc:  # the stop goes on: the log and the store are closed whatever happens
-            self.log.error("logging the last told rows at stop failed: {!r}", exc)
         memory_only = sum(1 for t in self._tables.values() for position, _ in t.queue if position is None)
         logged = self.backlog - memory_only
         if self._wal is not None:
@@ -332,16 +316,25 @@ class PersistenceActor(SupervisedActor):
                 self._oldest_at = self._last_message_at
         return super().on_receive(message)
 
-    @handles(PersistBars, PersistResults, PersistEvents)
-    def _hold(self, message: PersistBars | PersistResults | PersistEvents) -> None:
-        # A close's rows: logged once its burst is over (module docstring), in the order told.
-        if self._unlogged_since is None:
-            self._unlogged_since = self._last_message_at
-        self._unlogged.append(message)
+    @handles(PersistBars)
+    def _bars(self, message: PersistBars) -> None:
+        self._accept(message.bars)
+        self._write_if_full()
+
+    @handles(PersistResults)
+    def _results(self, message: PersistResults) -> None:
+        self._accept(message.patterns + message.indicators)
+        self._write_if_full()
+
+    @handles(PersistEvents)
+    def _events(self, message: PersistEvents) -> None:
+        rows = [pattern_record(e, self.pattern_ttl) if type(e) is PatternDetected else indicator_record(e, self.indicator_ttl)
+                for e in message.events]
+        self._accept(rows)
+        self._write_if_full()
 
     @handles(RecordSession)
     def _session(self, message: RecordSession) -> None:
-        self._log_unlogged()  # the log keeps the order told
         self._accept((message.record,))
         self._write(time.monotonic() + _WRITE_SLICE_SECONDS)
 
@@ -352,10 +345,6 @@ class PersistenceActor(SupervisedActor):
     @handles(TimerTick)
     def _timer(self, message: TimerTick) -> None:
         now = time.time()  # the clock, not the tick: a tick may have waited in the mailbox
-        if self._unlogged and (now - self._last_message_at >= _LOG_QUIET_SECONDS
-                               or now - self._unlogged_since >= _LOG_MAX_DELAY_SECONDS):
-            self._log_unlogged()
-            self._write_if_full()
         self._maintain_wal(now)
         if self._due(now):
             self._write(time.monotonic() + _WRITE_SLICE_SECONDS)
@@ -367,7 +356,6 @@ class PersistenceActor(SupervisedActor):
     @handles(Drain)
     def _drain(self, message: Drain) -> PersistenceStats:
         deadline = time.monotonic() + message.timeout
-        self._log_unlogged()
         # One attempt for every table now, whatever its back-off (a set-aside table gets one try).
         self._retry_at = 0.0
         for table in self._tables.values():
@@ -391,37 +379,6 @@ class PersistenceActor(SupervisedActor):
         return self._snapshot()
 
     # -- receiving ----------------------------------------------------------------------------
-
-    def _log_unlogged(self) -> None:
-        """Derive, log and queue the held result rows, in the order told."""
-        held, self._unlogged, self._unlogged_since = self._unlogged, [], None
-        rows: list[Any] = []
-        for message in held:
-            kind = type(message)
-            if kind is PersistBars:
-                rows += message.bars
-            elif kind is PersistEvents:
-                rows += [pattern_record(e, self.pattern_ttl) if type(e) is PatternDetected
-                         else indicator_record(e, self.indicator_ttl) for e in message.events]
-            else:
-                rows += message.patterns + message.indicators
-        self._accept(rows)
-
-    def _unlogged_by_table(self) -> dict[str, int]:
-        """Rows told and not yet logged, per table (they are waiting like any other)."""
-        counts = dict.fromkeys(self._tables, 0)
-        for message in self._unlogged:
-            kind = type(message)
-            if kind is PersistBars:
-                counts["ohlcv_1min"] += len(message.bars)
-            elif kind is PersistEvents:
-                patterns = sum(1 for e in message.events if type(e) is PatternDetected)
-                counts["intraday_patterns"] += patterns
-                counts["intraday_indicators"] += len(message.events) - patterns
-            else:
-                counts["intraday_patterns"] += len(message.patterns)
-                counts["intraday_indicators"] += len(message.indicators)
-        return counts
 
     def _accept(self, rows: Iterable[Any]) -> None:
         rows = list(rows)
@@ -499,9 +456,7 @@ class PersistenceActor(SupervisedActor):
 
     @property
     def backlog(self) -> int:
-        """Rows told and not yet committed or refused: logged or not yet, in memory or on disk."""
-        unlogged = sum(self._unlogged_by_table().values()) if self._unlogged else 0
-        return sum(t.waiting for t in self._tables.values()) + unlogged
+        return sum(t.waiting for t in self._tables.values())
 
     def _has_rows(self, table: _Table) -> bool:
         return bool(table.queue) or table.disk_from is not None
@@ -669,14 +624,13 @@ class PersistenceActor(SupervisedActor):
     def _snapshot(self) -> PersistenceStats:
         now = time.time()
         t = self._tables
-        unlogged = self._unlogged_by_table()
         tables = tuple(
-            TableStats(x.name, x.waiting + unlogged[x.name], len(x.queue), x.written, x.refused, x.error,
+            TableStats(x.name, x.waiting, len(x.queue), x.written, x.refused, x.error,
                        x.error_kind.value if x.error_kind else "", x.failing_since, x.retry_at or None)
             for x in t.values()
         )
         isolated = tuple(
-            IsolatedTable(x.name, x.error, x.failing_since or now, x.waiting + unlogged[x.name], x.retry_at)
+            IsolatedTable(x.name, x.error, x.failing_since or now, x.waiting, x.retry_at)
             for x in t.values() if x.isolated
         )
         wal = self._wal.stats() if self._wal is not None else None

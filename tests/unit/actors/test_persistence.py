@@ -34,8 +34,6 @@ pytestmark = pytest.mark.timeout(10)
 
 T0 = 1_760_000_000.0
 QUIET = persistence_module._QUIET_SECONDS * 1.5  # a timer tick this long after the last rows writes them
-LOG_QUIET = persistence_module._LOG_QUIET_SECONDS * 1.2  # ...this long after: logs them, writes nothing yet
-assert LOG_QUIET < persistence_module._QUIET_SECONDS
 
 
 class _TimeModule:
@@ -135,11 +133,10 @@ def test_bars_are_buffered_and_written_in_batches_of_batch_size(clock):
     assert s.backlog == 0 and s.bars_written == 10 and s.db_connected is True
 
 
-def test_a_large_backlog_is_written_in_batches_by_the_tick_that_logs_it(clock):
+def test_a_large_backlog_is_written_without_waiting_for_the_timer(clock):
     store = FakeStore()
     actor = opened(store, batch_size=3)
     actor.on_receive(PersistBars(bars(30)))  # ten batches at once
-    tick(actor, clock, LOG_QUIET)  # logged; several batches waiting: written without waiting for quiet
     assert store.rows("upsert_bars") == list(bars(30))
     assert max(len(rows) for _, rows in store.calls) == 3
     assert stats(actor).backlog == 0
@@ -164,7 +161,6 @@ def test_published_events_become_rows_here_logged_first_with_their_ttls_and_row_
     doji = PatternDetected("AAPL", "Doji", 0.8, T0, b, "sid", {"body": 0.01}, (1.0,), T0 - 0.5, "5min")
     rsi = IndicatorCalculated("AAPL", "RSI", 61.0, {"value": 61.0}, T0, b, "sid", {"period": 14}, T0 - 0.5)
     actor.on_receive(PersistEvents((doji, rsi)))
-    tick(actor, clock, LOG_QUIET)
     logged = segment_rows(_SPILL)  # in the write-ahead log before any database call
     assert [type(r) for r in logged] == [PatternRecord, IndicatorRecord] and store.calls == []
     clock.advance(QUIET)
@@ -448,10 +444,8 @@ def test_every_row_is_in_the_log_before_it_is_queued_for_the_database(clock, spi
     actor.on_receive(PersistBars(tuple(told[1:3])))
     actor.on_receive(PersistResults((told[3],), (told[4],)))
     actor.on_receive(RecordHealth(told[5]))
-    # The session and health rows are on disk at once; a close's rows once its burst is over.
-    assert segment_rows(spill) == [told[0], told[5]]
-    tick(actor, clock, LOG_QUIET)
-    assert segment_rows(spill) == [told[0], told[5], *told[1:5]]  # in the order told
+    # No tick, no stop, no write: the rows are on disk already, in the order told.
+    assert segment_rows(spill) == told
     s = stats(actor)
     assert s.backlog == 6 and s.wal_pending == 6 and s.wal_segments == 1 and s.wal_bytes > 0
 
@@ -596,7 +590,6 @@ def test_memory_holds_at_most_the_cap_per_table_and_the_rest_is_read_back_from_t
     for i in range(10):
         actor.on_receive(PersistBars(bars(1, i)))
     actor.on_receive(PersistResults((pattern(),), ()))
-    tick(actor, clock, LOG_QUIET)
     s = stats(actor)
     assert s.backlog == 11 and s.rows_on_disk_only == 6
     bars_table = table(s, "ohlcv_1min")
@@ -621,84 +614,6 @@ def test_a_replay_larger_than_the_cap_is_written_whole_and_in_order(clock, spill
     assert table(stats(second), "ohlcv_1min").in_memory == 2 and stats(second).backlog == 9
     tick(second, clock)
     assert later.rows("upsert_bars") == list(bars(9))
-
-
-# -- a close's rows are logged after its burst ------------------------------------------------------
-
-
-def close_rows(i: int = 0) -> tuple[PersistBars, PersistEvents]:
-    """What one symbol's close tells persistence: its bar, then its published detection and value."""
-    b = bars(1, i)[0]
-    return (PersistBars((b,)),
-            PersistEvents((PatternDetected("AAPL", "Doji", 0.8, T0, b, "sid", {}, (), T0),
-                           IndicatorCalculated("AAPL", "RSI", 50.0 + i, {"value": 50.0 + i}, T0, b, "sid", {}, T0))))
-
-
-def test_a_close_s_rows_wait_unlogged_while_its_burst_goes_on_and_are_counted_as_waiting(clock, spill):
-    store = FakeStore()
-    actor = opened(store)
-    for message in close_rows():
-        actor.on_receive(message)
-    tick(actor, clock, LOG_QUIET / 2)  # rows came moments ago: the burst is still on
-    assert segment_rows(spill) == [] and store.calls == []
-    s = stats(actor)
-    assert s.backlog == 3 and s.waiting_by_table["ohlcv_1min"] == 1
-    assert (s.waiting_by_table["intraday_patterns"], s.waiting_by_table["intraday_indicators"]) == (1, 1)
-    tick(actor, clock, LOG_QUIET)  # quiet: logged, in the order told
-    assert [type(r) for r in segment_rows(spill)] == [Bar, PatternRecord, IndicatorRecord]
-    assert stats(actor).backlog == 3 and stats(actor).wal_pending == 3
-
-
-def test_rows_told_without_a_pause_are_logged_at_most_the_max_delay_after_the_first(clock, spill):
-    store = FakeStore()
-    actor = opened(store)
-    step = persistence_module._LOG_QUIET_SECONDS / 2
-    started = clock()
-    i = 0
-    while not segment_rows(spill):
-        actor.on_receive(close_rows(i)[0])  # a bar every half quiet period: never quiet
-        i += 1
-        tick(actor, clock, step)
-        assert clock() - started <= persistence_module._LOG_MAX_DELAY_SECONDS + step, "never logged"
-    assert clock() - started >= persistence_module._LOG_MAX_DELAY_SECONDS
-    assert segment_rows(spill) == list(bars(i))  # everything told so far, in order
-
-
-def test_a_session_record_logs_the_held_rows_first(clock, spill):
-    store = FakeStore()
-    store.down = True
-    actor = opened(store)
-    bar_message, events = close_rows()
-    actor.on_receive(bar_message)
-    actor.on_receive(RecordSession(session_record("completed")))
-    assert segment_rows(spill) == [*bar_message.bars, session_record("completed")]
-
-
-def test_drain_logs_and_writes_the_held_rows(clock, spill):
-    store = FakeStore()
-    actor = opened(store)
-    for message in close_rows():
-        actor.on_receive(message)
-    result = actor.on_receive(Drain(timeout=2))
-    assert result.backlog == 0 and store.rows("upsert_bars") == list(bars(1))
-    assert [r.pattern_type for r in store.rows("insert_patterns")] == ["Doji"]
-    assert [r.indicator_type for r in store.rows("insert_indicators")] == ["RSI"]
-
-
-def test_a_stop_logs_the_held_rows_for_the_next_actor(clock, spill):
-    store = FakeStore()
-    store.down = True
-    first = opened(store)
-    for message in close_rows():
-        first.on_receive(message)
-    first.on_stop()  # no tick ran since they were told
-    assert [type(r) for r in segment_rows(spill)] == [Bar, PatternRecord, IndicatorRecord]
-    later = FakeStore()
-    second = opened(later)
-    tick(second, clock)
-    assert later.rows("upsert_bars") == list(bars(1)) and stats(second).backlog == 0
-    assert len(later.rows("insert_patterns")) == 1 and len(later.rows("insert_indicators")) == 1
-    second.on_stop()
 
 
 # -- errors by kind --------------------------------------------------------------------------------------
@@ -971,7 +886,6 @@ def test_without_a_log_rows_are_kept_in_memory_beyond_the_cap_never_dropped(cloc
     store.down = True
     actor = opened(store, spill_dir=blocker / "spill", max_rows_in_memory=2, retry_interval=1.0)
     actor.on_receive(PersistBars(bars(5)))
-    tick(actor, clock, LOG_QUIET)
     assert table(stats(actor), "ohlcv_1min").in_memory == 5 and stats(actor).rows_on_disk_only == 0
     store.down = False
     tick(actor, clock, 1.5)

@@ -51,10 +51,7 @@ from tickstock.messages.bars import Bar
 from tickstock.messages.commands import (
     Drain, GetStats, PersistBars, PersistEvents, PersistResults, RecordHealth, RecordSession, TimerTick,
 )
-from tickstock.messages.events import PatternDetected
-from tickstock.messages.records import (
-    HealthRecord, IndicatorRecord, PatternRecord, SessionRecord, indicator_record, pattern_record,
-)
+from tickstock.messages.records import HealthRecord, IndicatorRecord, PatternRecord, SessionRecord, event_records
 
 _QUIET_SECONDS = 0.1      # no new rows for this long: a good moment to write
 _MAX_DELAY_SECONDS = 1.0  # ...but no row waits longer than this while the database is up
@@ -328,9 +325,7 @@ class PersistenceActor(SupervisedActor):
 
     @handles(PersistEvents)
     def _events(self, message: PersistEvents) -> None:
-        rows = [pattern_record(e, self.pattern_ttl) if type(e) is PatternDetected else indicator_record(e, self.indicator_ttl)
-                for e in message.events]
-        self._accept(rows)
+        self._accept(event_records(message.events, self.pattern_ttl, self.indicator_ttl))
         self._write_if_full()
 
     @handles(RecordSession)

@@ -3,8 +3,8 @@
 Per close, timed from the deadline: the aggregator closes every symbol's bar; for each bar the
 symbol's ``AnalysisPipeline`` (``definitions``: by default config.yaml's fallback, the baseline;
 ``--extended`` passes the set the service loads from the run's database) runs, its events are built by the
-``SymbolActor``'s own ``result_events`` and the rows derived from them as persistence derives them
-(``records.pattern_record``/``indicator_record``, row ids included); all events are encoded
+``SymbolActor``'s own ``result_events`` and the rows derived from them by persistence's own
+``records.event_records`` (row ids included; in the service, on the persistence actor's thread); all events are encoded
 (``encode_for_redis``, the publisher's own) and published pipelined to Redis (``RedisPublisher``,
 2,000 per round trip like the publisher) on channels of the run's own. A raw subscription listens on
 those channels (drained between closes, untimed), so Redis does the same fan-out as for the service.
@@ -38,18 +38,11 @@ from tickstock.bench.stats import summary
 from tickstock.bench.universe import history
 from tickstock.config import ChannelSettings, Settings
 from tickstock.messages.bars import BAR_SECONDS
-from tickstock.messages.events import IndicatorAlertRaised, PatternDetected
-from tickstock.messages.records import indicator_record, pattern_record
+from tickstock.messages.records import event_records
 from tickstock.messages.ticks import Tick
 
 TIMEFRAME = BASE_TIMEFRAME
 PIPELINE = 2000  # events per round trip, as the PublisherActor's _MAX_PIPELINE
-
-
-def _rows(events: list, pattern_ttl: float, indicator_ttl: float) -> list:
-    """The rows persistence derives from one bar's events (in the service: after the close's burst)."""
-    return [pattern_record(e, pattern_ttl) if type(e) is PatternDetected else indicator_record(e, indicator_ttl)
-            for e in events if type(e) is not IndicatorAlertRaised]
 
 
 def run_floor(symbols: Sequence[str], settings: Settings, redis_url: str, channels: ChannelSettings,
@@ -126,7 +119,7 @@ def run_floor(symbols: Sequence[str], settings: Settings, redis_url: str, channe
                     tb = time.perf_counter()
                     ev = result_events(out, bar.symbol, session_id, timeframe, time.time(), closed_at)
                     tc = time.perf_counter()
-                    derived = _rows(ev, a.pattern_ttl_seconds, a.indicator_ttl_seconds)
+                    derived = event_records(ev, a.pattern_ttl_seconds, a.indicator_ttl_seconds)
                     events.extend(ev)
                     rows += len(derived)
                     analysed.add(timeframe)

@@ -18,7 +18,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tickstock.messages.events import IndicatorCalculated, PatternDetected, bar_data
+from tickstock.messages.events import IndicatorAlertRaised, IndicatorCalculated, PatternDetected, bar_data
 from tickstock.messages.wire import iso_utc
 
 # Fixed namespace of TickStock's row ids: never change it (ids already written would no longer match).
@@ -166,3 +166,10 @@ def indicator_record(event: IndicatorCalculated, ttl: float) -> IndicatorRecord:
         timeframe=event.timeframe,
         row_id=indicator_row_id(event.session_id, event.symbol, event.indicator, bar.start, event.timeframe),
     )
+
+
+def event_records(events, pattern_ttl: float, indicator_ttl: float) -> list[PatternRecord | IndicatorRecord]:
+    """The rows of published ``events``, in order: a ``PatternRecord`` per detection, an
+    ``IndicatorRecord`` per indicator value; alerts are not stored (they have no table)."""
+    return [pattern_record(e, pattern_ttl) if type(e) is PatternDetected else indicator_record(e, indicator_ttl)
+            for e in events if type(e) is not IndicatorAlertRaised]

@@ -60,3 +60,18 @@ def test_row_ids_are_exactly_uuid5_in_the_row_id_namespace():
         assert _uuid5(*parts) == str(uuid.uuid5(ROW_ID_NAMESPACE, _SEP.join(parts)))
 
     check()
+
+
+def test_event_records_are_the_rows_of_detections_and_values_in_order_and_skip_alerts():
+    from tickstock.messages.bars import Bar
+    from tickstock.messages.events import IndicatorAlertRaised, IndicatorCalculated, PatternDetected
+    from tickstock.messages.records import event_records, indicator_record, pattern_record
+
+    bar = Bar("AAPL", 1_700_000_040, 1.0, 2.0, 0.5, 1.5, 100, 3)
+    rsi = IndicatorCalculated("AAPL", "RSI", 71.0, {"value": 71.0}, 1_700_000_102.0, bar, SID, {"period": 14})
+    alert = IndicatorAlertRaised("RSI_OVERBOUGHT", "AAPL", "RSI", 71.0, 70.0, "above", 1_700_000_102.0, SID)
+    doji = PatternDetected("AAPL", "Doji", 0.8, 1_700_000_102.0, bar, SID, {}, (), None, "5min")
+    rows = event_records([rsi, alert, doji], pattern_ttl=1800.0, indicator_ttl=900.0)
+    assert rows == [indicator_record(rsi, 900.0), pattern_record(doji, 1800.0)]
+    assert [type(r) for r in rows] == [IndicatorRecord, PatternRecord]
+    assert rows[1].expiration_timestamp == 1_700_000_102.0 + 1800.0 and rows[1].timeframe == "5min"

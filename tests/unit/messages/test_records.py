@@ -75,3 +75,40 @@ def test_event_records_are_the_rows_of_detections_and_values_in_order_and_skip_a
     assert rows == [indicator_record(rsi, 900.0), pattern_record(doji, 1800.0)]
     assert [type(r) for r in rows] == [IndicatorRecord, PatternRecord]
     assert rows[1].expiration_timestamp == 1_700_000_102.0 + 1800.0 and rows[1].timeframe == "5min"
+
+
+def test_ids_already_stored_never_change():
+    """Ids are in the database and in write-ahead logs of earlier versions: a replay must make the
+    same ones, so each kind of id is pinned to the value its first version gave."""
+    assert pattern_row_id(SID, "BRK.B", "Doji", 1_700_000_040, "5min") == "64fd38a9-1a28-50fb-94a4-b35c50b3ef78"
+    assert indicator_row_id(SID, "AAPL", "RSI", 1_700_000_040.0) == "fb04e3c2-ed0c-5ea0-bd93-4bf4500b5311"
+    assert HealthRecord(SID, 1_700_000_050.25, "healthy", 1, 2.0, 3.0, None, 0, 0).row_id == \
+        "a810fd97-e412-5516-be9e-dee4a4a08c0d"
+    content = PatternRecord("AAPL", "Doji", 0.85, 1_700_000_100.5, {"bar_timestamp": "x"}, levels=(1.5, 2.0),
+                            metadata={"session_id": SID})
+    assert content.row_id == "0a0aad39-dba7-5579-a78c-4535db70bbae"
+    assert IndicatorRecord("AAPL", "RSI", 70.0, 1.0, {"value": 70.0}).row_id == "4d4b3dca-ce70-5036-98df-bf0d78cb0a39"
+
+
+def test_pattern_and_indicator_ids_are_uuid5_of_their_joined_parts():
+    from hypothesis import given, strategies as st
+
+    from tickstock.messages.records import ROW_ID_NAMESPACE, _SEP
+
+    names = st.text(min_size=1, max_size=12)
+
+    @given(names, names, names, st.integers(0, 2**40), st.sampled_from(["1min", "5min", "15min", "60min"]))
+    def check(session_id, symbol, kind, start, timeframe):
+        for table, make in (("pattern", pattern_row_id), ("indicator", indicator_row_id)):
+            joined = _SEP.join([table, session_id, symbol, kind, str(start), timeframe])
+            assert make(session_id, symbol, kind, start, timeframe) == str(uuid.uuid5(ROW_ID_NAMESPACE, joined))
+
+    check()
+
+
+def test_records_are_immutable():
+    import pytest
+
+    row = IndicatorRecord("AAPL", "RSI", 70.0, 1.0, row_id="given")
+    with pytest.raises(AttributeError):
+        row.value = 71.0  # type: ignore[misc]

@@ -20,10 +20,16 @@ REPO = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("TICKSTOCK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
+# The key prefixes handed out by e2e_config in this process, until delete_keys_of_configs() runs.
+_PREFIXES: list[str] = []
+
+
 def e2e_config(tmp_path: Path, dsn: str, **overrides: Any) -> tuple[Path, dict]:
-    """A config file whose channels and keys carry a unique prefix, so runs never see each other."""
+    """A config file whose channels and keys carry a unique prefix, so runs never see each other.
+    Its keys are deleted after the test (``delete_keys_of_configs``, an autouse fixture)."""
     base = yaml.safe_load((REPO / "config.yaml").read_text())
     prefix = f"e2e{uuid.uuid4().hex[:8]}:"
+    _PREFIXES.append(prefix)
     base["channels"] = {k: prefix + v for k, v in base["channels"].items()}
     base["keys"] = {k: prefix + v for k, v in base["keys"].items()}
     base["database"]["url"] = dsn
@@ -42,6 +48,20 @@ def e2e_config(tmp_path: Path, dsn: str, **overrides: Any) -> tuple[Path, dict]:
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(base))
     return path, base
+
+
+def delete_keys_of_configs() -> int:
+    """Delete the keys under every prefix e2e_config handed out (the service's heartbeat key has no
+    TTL, by the interface: without this each test would leave one in the shared Redis)."""
+    client = redis.Redis.from_url(REDIS_URL)
+    deleted = 0
+    try:
+        while _PREFIXES:
+            keys = list(client.scan_iter(match=_PREFIXES.pop() + "*", count=1000))
+            deleted += client.delete(*keys) if keys else 0
+    finally:
+        client.close()
+    return deleted
 
 
 class Watcher:

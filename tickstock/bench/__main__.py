@@ -24,6 +24,7 @@ channel names of its own.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 
@@ -71,6 +72,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--scenario")
@@ -93,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def log(text: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+    # A SIGTERM (a timeout, a kill) unwinds like an error: the service is stopped, the run's database
+    # dropped and its keys deleted, instead of a service left running on a database of its own.
+    signal.signal(signal.SIGTERM, _terminated)
 
     result = run(plan, log=log)
     result["settings"]["command"] = "python -m tickstock.bench " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -3,6 +3,8 @@ a prefix of their own, a generated configuration, and the service as a subproces
 
 Nothing here touches the shared Redis's or PostgreSQL's other data: every name carries the run's
 prefix (``bench<8 hex>:``) and the database is ``tickstock_bench_<hex>``, dropped ``WITH (FORCE)``.
+What the run leaves in Redis under its prefix (the service's heartbeat key has no TTL, by the
+interface) is deleted when the sandbox closes, so runs do not pile up keys in the shared server.
 
 ``--extended`` (issue 10 item 4): after migrating, ``apply_extended`` switches on, in that database
 only, ten common TA-Lib functions on every timeframe (``EXTENDED_PATTERNS``/``EXTENDED_INDICATORS``,
@@ -28,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg2
+import redis
 import yaml
 
 from tickstock.adapters.postgres import scratch
@@ -317,5 +320,21 @@ class Sandbox:
         try:
             self._db.__exit__(None, None, None)
         finally:
-            if self._tmp is not None:
-                self._tmp.cleanup()
+            try:
+                delete_prefixed_keys(self.redis_url, self.prefix)
+            finally:
+                if self._tmp is not None:
+                    self._tmp.cleanup()
+
+
+def delete_prefixed_keys(redis_url: str, prefix: str) -> int:
+    """Delete every key whose name starts with ``prefix`` (a run's own, ``bench<8 hex>:``); returns
+    how many. Refuses a prefix that is not a benchmark's, so no other data can be matched."""
+    if not (prefix.startswith("bench") and prefix.endswith(":") and len(prefix) > len("bench:")):
+        raise ValueError(f"not a benchmark's key prefix: {prefix!r}")
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        return client.delete(*keys) if keys else 0
+    finally:
+        client.close()

@@ -147,3 +147,11 @@ def test_floor_shards_are_parsed_and_need_the_floor():
         make_plan("latency", floor_shards=2, floor=False)
     with pytest.raises(ValueError, match="--floor-shards"):
         make_plan("latency", floor_shards=0)
+
+
+@pytest.mark.parametrize("prefix", ["", "bench", "bench:", "tickstock:", "e2e1234abcd:", "bench1234abcd"])
+def test_only_a_benchmark_s_own_prefix_can_be_cleared(prefix):
+    from tickstock.bench.sandbox import delete_prefixed_keys
+
+    with pytest.raises(ValueError, match="not a benchmark's key prefix"):
+        delete_prefixed_keys("redis://127.0.0.1:6379/0", prefix)

@@ -6,16 +6,22 @@ symbols, 12 event minutes at 120x: ~20 s) and one short receive-ceiling attempt.
 figures exist and add up, never a speed."""
 
 import json
+import os
+import signal
+import subprocess
 import sys
 import uuid
 from pathlib import Path
 
 import pytest
+import redis
+import yaml
 
 from tests.launched import Launched
+from tests.pg import query
 from tickstock.bench.ceiling import receive_once
 from tickstock.bench.report import render
-from tickstock.bench.sandbox import REDIS_URL
+from tickstock.bench.sandbox import ADMIN_DSN, REDIS_URL
 from tickstock.bench.scenarios import make_plan, run
 
 pytestmark = pytest.mark.e2e
@@ -55,6 +61,51 @@ def test_the_smallest_latency_scenario(head_start: Launched):
         [*LATENCY_ARGS, "--keep-dir", str(out.parent / "run"), "--json", str(out)])
     assert "close -> last event of the minute" in text and "ticks sent -> in bars" in text
     assert text == render(result) + "\n"  # the table printed is the JSON's
+    assert keys_under(run_prefix(head_start.workdir / "run")) == []  # the heartbeat key included
+
+
+def run_prefix(run_dir: Path) -> str:
+    """The run's key prefix, from the configuration it kept (every key carries it)."""
+    heartbeat = yaml.safe_load((run_dir / "config.yaml").read_text())["keys"]["heartbeat"]
+    return heartbeat[:heartbeat.index(":") + 1]
+
+
+def keys_under(prefix: str) -> list[bytes]:
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        return list(client.scan_iter(match=prefix + "*"))
+    finally:
+        client.close()
+
+
+@pytest.mark.timeout(180)
+def test_a_sigterm_stops_the_service_and_drops_what_the_run_made(tmp_path):
+    """A benchmark killed by SIGTERM (a CI timeout, a kill) unwinds as on an error: its service is
+    stopped, its database dropped, its keys deleted; nothing keeps running on the shared servers."""
+    run_dir = tmp_path / "run"
+    bench = subprocess.Popen([sys.executable, "-m", "tickstock.bench", "--scenario", "latency", "--symbols", "5",
+                              "--minutes", "3", "--no-floor", "--no-ceiling", "--keep-dir", str(run_dir)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        service_pid = None
+        for line in bench.stderr:  # "[hh:mm:ss] service: pid N, ..." once the service runs
+            if "session started" in line:
+                break
+            if "service: pid" in line:
+                service_pid = int(line.split("service: pid ")[1].split(",")[0])
+        assert service_pid is not None, "the service never started"
+        prefix = run_prefix(run_dir)
+        database = yaml.safe_load((run_dir / "config.yaml").read_text())["database"]["url"].rsplit("/", 1)[1]
+        assert keys_under(prefix), "the running service has written its heartbeat"
+        bench.send_signal(signal.SIGTERM)
+        assert bench.wait(120) == 128 + signal.SIGTERM
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+    with pytest.raises(ProcessLookupError):
+        os.kill(service_pid, 0)  # stopped and reaped by the bench
+    assert keys_under(prefix) == []
+    assert query(ADMIN_DSN, "SELECT 1 FROM pg_database WHERE datname = %s", database) == []
 
 
 @pytest.mark.timeout(120)

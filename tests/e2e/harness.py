@@ -20,13 +20,14 @@ REPO = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("TICKSTOCK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-# The key prefixes handed out by e2e_config in this process, until delete_keys_of_configs() runs.
+# Every key prefix e2e_config handed out in this process, in order.
 _PREFIXES: list[str] = []
 
 
 def e2e_config(tmp_path: Path, dsn: str, **overrides: Any) -> tuple[Path, dict]:
     """A config file whose channels and keys carry a unique prefix, so runs never see each other.
-    Its keys are deleted after the test (``delete_keys_of_configs``, an autouse fixture)."""
+    Its keys are deleted after the test that made it, or at the end of the session for a config
+    made outside a test (a run launched ahead of its test): tests/e2e/conftest.py."""
     base = yaml.safe_load((REPO / "config.yaml").read_text())
     prefix = f"e2e{uuid.uuid4().hex[:8]}:"
     _PREFIXES.append(prefix)
@@ -50,14 +51,20 @@ def e2e_config(tmp_path: Path, dsn: str, **overrides: Any) -> tuple[Path, dict]:
     return path, base
 
 
-def delete_keys_of_configs() -> int:
-    """Delete the keys under every prefix e2e_config handed out (the service's heartbeat key has no
-    TTL, by the interface: without this each test would leave one in the shared Redis)."""
+def prefixes_made() -> int:
+    """How many prefixes e2e_config has handed out so far (a mark for ``delete_keys_of_configs``)."""
+    return len(_PREFIXES)
+
+
+def delete_keys_of_configs(since: int = 0) -> int:
+    """Delete the keys under the prefixes e2e_config handed out from mark ``since`` on (the
+    service's heartbeat key has no TTL, by the interface: without this each run would leave one in
+    the shared Redis). Returns how many keys were deleted."""
     client = redis.Redis.from_url(REDIS_URL)
     deleted = 0
     try:
-        while _PREFIXES:
-            keys = list(client.scan_iter(match=_PREFIXES.pop() + "*", count=1000))
+        for prefix in _PREFIXES[since:]:
+            keys = list(client.scan_iter(match=prefix + "*", count=1000))
             deleted += client.delete(*keys) if keys else 0
     finally:
         client.close()

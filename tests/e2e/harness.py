@@ -16,6 +16,8 @@ from typing import Any
 import redis
 import yaml
 
+from tickstock.adapters.redis.keys import delete_keys_with_prefix
+
 REPO = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("TICKSTOCK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -60,15 +62,7 @@ def delete_keys_of_configs(since: int = 0) -> int:
     """Delete the keys under the prefixes e2e_config handed out from mark ``since`` on (the
     service's heartbeat key has no TTL, by the interface: without this each run would leave one in
     the shared Redis). Returns how many keys were deleted."""
-    client = redis.Redis.from_url(REDIS_URL)
-    deleted = 0
-    try:
-        for prefix in _PREFIXES[since:]:
-            keys = list(client.scan_iter(match=prefix + "*", count=1000))
-            deleted += client.delete(*keys) if keys else 0
-    finally:
-        client.close()
-    return deleted
+    return sum(delete_keys_with_prefix(REDIS_URL, prefix) for prefix in _PREFIXES[since:])
 
 
 class Watcher:

@@ -30,10 +30,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg2
-import redis
 import yaml
 
 from tickstock.adapters.postgres import scratch
+from tickstock.adapters.redis.keys import delete_keys_with_prefix
 from tickstock.analysis import DefinitionSet, select_definitions
 from tickstock.bars.timeframes import TIMEFRAMES
 from tickstock.bench.universe import history
@@ -332,9 +332,4 @@ def delete_prefixed_keys(redis_url: str, prefix: str) -> int:
     how many. Refuses a prefix that is not a benchmark's, so no other data can be matched."""
     if not (prefix.startswith("bench") and prefix.endswith(":") and len(prefix) > len("bench:")):
         raise ValueError(f"not a benchmark's key prefix: {prefix!r}")
-    client = redis.Redis.from_url(redis_url)
-    try:
-        keys = list(client.scan_iter(match=prefix + "*", count=1000))
-        return client.delete(*keys) if keys else 0
-    finally:
-        client.close()
+    return delete_keys_with_prefix(redis_url, prefix)

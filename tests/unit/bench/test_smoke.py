@@ -14,11 +14,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-import redis
 import yaml
 
 from tests.launched import Launched
 from tests.pg import query
+from tickstock.adapters.redis.keys import keys_with_prefix
 from tickstock.bench.ceiling import receive_once
 from tickstock.bench.report import render
 from tickstock.bench.sandbox import ADMIN_DSN, REDIS_URL
@@ -61,21 +61,13 @@ def test_the_smallest_latency_scenario(head_start: Launched):
         [*LATENCY_ARGS, "--keep-dir", str(out.parent / "run"), "--json", str(out)])
     assert "close -> last event of the minute" in text and "ticks sent -> in bars" in text
     assert text == render(result) + "\n"  # the table printed is the JSON's
-    assert keys_under(run_prefix(head_start.workdir / "run")) == []  # the heartbeat key included
+    assert keys_with_prefix(REDIS_URL, run_prefix(head_start.workdir / "run")) == []  # the heartbeat key included
 
 
 def run_prefix(run_dir: Path) -> str:
     """The run's key prefix, from the configuration it kept (every key carries it)."""
     heartbeat = yaml.safe_load((run_dir / "config.yaml").read_text())["keys"]["heartbeat"]
     return heartbeat[:heartbeat.index(":") + 1]
-
-
-def keys_under(prefix: str) -> list[bytes]:
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        return list(client.scan_iter(match=prefix + "*"))
-    finally:
-        client.close()
 
 
 @pytest.mark.timeout(180)
@@ -96,7 +88,7 @@ def test_a_sigterm_stops_the_service_and_drops_what_the_run_made(tmp_path):
         assert service_pid is not None, "the service never started"
         prefix = run_prefix(run_dir)
         database = yaml.safe_load((run_dir / "config.yaml").read_text())["database"]["url"].rsplit("/", 1)[1]
-        assert keys_under(prefix), "the running service has written its heartbeat"
+        assert keys_with_prefix(REDIS_URL, prefix), "the running service has written its heartbeat"
         bench.send_signal(signal.SIGTERM)
         assert bench.wait(120) == 128 + signal.SIGTERM
     finally:
@@ -104,7 +96,7 @@ def test_a_sigterm_stops_the_service_and_drops_what_the_run_made(tmp_path):
             bench.kill()
     with pytest.raises(ProcessLookupError):
         os.kill(service_pid, 0)  # stopped and reaped by the bench
-    assert keys_under(prefix) == []
+    assert keys_with_prefix(REDIS_URL, prefix) == []
     assert query(ADMIN_DSN, "SELECT 1 FROM pg_database WHERE datname = %s", database) == []
 
 

@@ -14,25 +14,27 @@ def _match_prefix(prefix: str) -> str:
     return _GLOB_SPECIAL.sub(r"\\\1", prefix) + "*"
 
 
+def _scan(client: redis.Redis, prefix: str) -> list[bytes]:
+    return list(client.scan_iter(match=_match_prefix(prefix), count=1000))
+
+
 def keys_with_prefix(redis_url: str, prefix: str) -> list[bytes]:
     """Every key whose name starts with ``prefix``, by SCAN (never KEYS: it does not block a shared server)."""
     client = redis.Redis.from_url(redis_url)
     try:
-        return list(client.scan_iter(match=_match_prefix(prefix), count=1000))
+        return _scan(client, prefix)
     finally:
         client.close()
 
 
 def delete_keys_with_prefix(redis_url: str, prefix: str) -> int:
     """Delete every key whose name starts with ``prefix``; returns how many were deleted.
-    ``prefix`` must not be empty: this never empties a shared server."""
+    ``prefix`` must not be empty: this never empties a shared server. One connection does the scan and the delete."""
     if not prefix:
         raise ValueError("an empty prefix would match every key")
-    keys = keys_with_prefix(redis_url, prefix)
-    if not keys:
-        return 0
     client = redis.Redis.from_url(redis_url)
     try:
-        return client.delete(*keys)
+        keys = _scan(client, prefix)
+        return client.delete(*keys) if keys else 0
     finally:
         client.close()

@@ -74,14 +74,16 @@ TIMEFRAME = BASE_TIMEFRAME
 
 def result_events(out: Any, symbol: str, session_id: str, timeframe: str, now: float, closed_at: float) -> list:
     """The events of one pipeline output on a bar of ``timeframe``: its detections, indicator
-    values and alerts, in that order, stamped ``now`` and carrying the bar's ``closed_at``."""
+    values and alerts, in that order, stamped ``now`` and carrying the bar's ``closed_at``. An event
+    takes its result's dicts as they are: a result owns them (``PatternResult``), and this runs for
+    every result of every symbol at a bar close."""
     events: list = [
-        PatternDetected(symbol, p.name, p.confidence, now, p.bar, session_id, dict(p.parameters), tuple(p.levels),
+        PatternDetected(symbol, p.name, p.confidence, now, p.bar, session_id, p.parameters, p.levels,
                         closed_at, timeframe)
         for p in out.patterns
     ]
     events += [
-        IndicatorCalculated(symbol, i.name, i.value, dict(i.values), now, i.bar, session_id, dict(i.metadata),
+        IndicatorCalculated(symbol, i.name, i.value, i.values, now, i.bar, session_id, i.metadata,
                             closed_at, timeframe)
         for i in out.indicators
     ]

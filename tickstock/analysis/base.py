@@ -37,7 +37,11 @@ __all__ = [
 
 class PatternResult(msgspec.Struct, frozen=True):
     """One detection (a frozen Struct, not a dataclass: one is built per result of every bar close,
-    ~0.2 us against ~1.5 us). ``parameters`` is JSON-safe (str/int/bool/finite float, nested dicts/lists)."""
+    ~0.2 us against ~1.5 us). ``parameters`` is JSON-safe (str/int/bool/finite float, nested dicts/lists).
+
+    A result owns its dicts (here and in ``IndicatorResult``): a component builds them afresh for
+    every result and never touches them again, so the events made from a result take them as they
+    are, without a copy (``result_events``; tested for every component)."""
 
     name: str                     # canonical component name, e.g. "Doji"
     confidence: float             # 0..1, never NaN
@@ -47,7 +51,8 @@ class PatternResult(msgspec.Struct, frozen=True):
 
 
 class IndicatorResult(msgspec.Struct, frozen=True):
-    """One indicator value for one bar: ``values`` is what the dashboard shows, e.g. {"value": 72.5}."""
+    """One indicator value for one bar: ``values`` is what the dashboard shows, e.g. {"value": 72.5},
+    floats only (a count, such as VWAP's volume, too: the wire shows floats)."""
 
     name: str                     # canonical component name, e.g. "RSI"
     value: float                  # finite

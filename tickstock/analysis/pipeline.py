@@ -28,7 +28,7 @@ Guarantees:
 
 from __future__ import annotations
 
-import math
+from math import isfinite
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -246,18 +246,33 @@ class AnalysisPipeline:
 
 
 def _check_results(results: list[Result]) -> None:
-    """Reject what must never reach the wire; raising here counts as the component's failure."""
+    """Reject what must never reach the wire; raising here counts as the component's failure.
+    Runs on every result of every bar close: the well-formed case (a float value or confidence) is
+    decided by type checks alone, anything else by the full checks."""
     if not isinstance(results, list):
         raise TypeError(f"update() must return a list, got {type(results).__name__}")
     for r in results:
-        if isinstance(r, PatternResult):
-            if not (isinstance(r.confidence, (int, float)) and 0.0 <= r.confidence <= 1.0):
-                raise ValueError(f"{r.name}: confidence {r.confidence!r} outside 0..1")
-        elif isinstance(r, IndicatorResult):
-            if not (isinstance(r.value, (int, float)) and math.isfinite(r.value)):
-                raise ValueError(f"{r.name}: non-finite value {r.value!r}")
-        else:
-            raise TypeError(f"update() returned a {type(r).__name__}, not a PatternResult/IndicatorResult")
+        kind = type(r)
+        if kind is IndicatorResult:
+            value = r.value
+            if type(value) is float and isfinite(value):
+                continue
+        elif kind is PatternResult:
+            confidence = r.confidence
+            if type(confidence) is float and 0.0 <= confidence <= 1.0:
+                continue
+        _check_result(r)
+
+
+def _check_result(r: Result) -> None:
+    if isinstance(r, PatternResult):
+        if not (isinstance(r.confidence, (int, float)) and 0.0 <= r.confidence <= 1.0):
+            raise ValueError(f"{r.name}: confidence {r.confidence!r} outside 0..1")
+    elif isinstance(r, IndicatorResult):
+        if not (isinstance(r.value, (int, float)) and isfinite(r.value)):
+            raise ValueError(f"{r.name}: non-finite value {r.value!r}")
+    else:
+        raise TypeError(f"update() returned a {type(r).__name__}, not a PatternResult/IndicatorResult")
 
 
 def _short_repr(exc: BaseException) -> str:

@@ -43,6 +43,7 @@ not finite is left out of ``values`` (the wire never carries NaN or infinity). `
 from __future__ import annotations
 
 import math
+from math import isfinite
 from functools import lru_cache
 from operator import attrgetter
 from typing import Any, Callable, ClassVar
@@ -105,11 +106,16 @@ class TalibComponent(Component):
     def _value(self, bar: Bar) -> Any:
         """TA-Lib's output for ``bar`` (a scalar or a tuple), or None while there is none."""
         self._count += 1
+        handle = self._handle
+        if handle is not None:  # every bar after the warm-up: one C call, nothing else
+            return handle.update(self._get(bar)) if self._single_input else handle.update(*self._get(bar))
+        return self._warming_value(bar)
+
+    def _warming_value(self, bar: Bar) -> Any:
+        """Until the stream handle opens: keep the bars, open the handle once there are enough."""
         row = self._get(bar)
         if self._single_input:
             row = (row,)
-        if self._handle is not None:
-            return self._handle.update(*row)
         history = self._history
         assert history is not None
         history.append(tuple(float(x) for x in row))
@@ -189,17 +195,22 @@ class TalibIndicator(TalibComponent):
         value = self._value(bar)
         if value is None:
             return []
-        if isinstance(value, tuple):
+        if type(value) is tuple:
             primary = float(value[0])
-            if not math.isfinite(primary):
+            if not isfinite(primary):
                 return []
-            values = {k: float(v) for k, v in zip(self._keys, value) if math.isfinite(v)}
+            if all(map(isfinite, value)):  # the common case: every output defined
+                values = dict(zip(self._keys, map(float, value)))
+            else:
+                values = {k: float(v) for k, v in zip(self._keys, value) if isfinite(v)}
         else:
             primary = float(value)
-            if not math.isfinite(primary):
+            if not isfinite(primary):
                 return []
             values = {"value": primary}
-        return [IndicatorResult(self.name, primary, values, bar, {**self._metadata, "bars_used": self._count})]
+        metadata = self._metadata.copy()
+        metadata["bars_used"] = self._count
+        return [IndicatorResult(self.name, primary, values, bar, metadata)]
 
 
 _CLASSES: dict[tuple[str, str], type[TalibComponent]] = {}

@@ -101,6 +101,6 @@ class VWAP(Component):
         if self._volume <= 0:
             return []
         vwap = self._notional / self._volume
-        return [IndicatorResult(self.name, vwap, {"value": vwap, "volume": self._volume}, bar, {
+        return [IndicatorResult(self.name, vwap, {"value": vwap, "volume": float(self._volume)}, bar, {
             "session": session.date.isoformat(), "bars_used": self._bars, "estimated_bars": self._estimated,
         })]

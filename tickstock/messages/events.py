@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from tickstock.messages.bars import Bar
-from tickstock.messages.wire import dumps, finite_or_none, iso_utc
+from tickstock.messages.wire import dumps, finite_or_none, finite_values, iso_utc
 
 SESSION_STATUSES = ("completed", "stopped", "failed")
 HEALTH_STATUSES = ("healthy", "warning", "critical")
@@ -183,9 +183,8 @@ class IndicatorCalculated(msgspec.Struct, frozen=True):
         if self.bar_closed_at is not None:
             metadata["bar_closed_at"] = iso_utc(self.bar_closed_at)
         return _IndicatorWire("streaming_indicator", _Calculation(
-            self.symbol, self.indicator, self.indicator, finite_or_none(self.value),
-            {k: finite_or_none(v) for k, v in self.values.items()}, iso_utc(self.calculated_at), self.timeframe,
-            metadata,
+            self.symbol, self.indicator, self.indicator, finite_or_none(self.value), finite_values(self.values),
+            iso_utc(self.calculated_at), self.timeframe, metadata,
         ))
 
 

@@ -66,6 +66,19 @@ def finite_or_none(value: float | None) -> float | None:
     return float(value)
 
 
+def finite_values(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with every value a finite number or ``None``: the dict itself when every value
+    already is a finite number (the common case, decided by one sum: it is finite only if every term
+    is), otherwise a copy with each value passed through :func:`finite_or_none`. Runs for every
+    indicator value of every bar close."""
+    try:
+        if math.isfinite(sum(values.values())):
+            return values
+    except TypeError:  # a None (or a non-number) among them: decided value by value
+        pass
+    return {k: finite_or_none(v) for k, v in values.items()}
+
+
 _ENCODER = msgspec.json.Encoder()
 
 

@@ -32,3 +32,23 @@ def test_the_cache_is_bounded():
     for i in range(wire._ISO_CACHE_SIZE + 10):
         assert iso_utc(1_700_000_000 + i * 0.001) == reference(1_700_000_000 + i * 0.001)
     assert len(wire._ISO_BY_INSTANT) <= wire._ISO_CACHE_SIZE
+
+
+@given(st.dictionaries(st.text(max_size=5), st.one_of(st.floats(), st.none(), st.integers(-10**6, 10**6)), max_size=6))
+def test_finite_values_is_finite_or_none_value_by_value(values):
+    out = wire.finite_values(values)
+    assert out.keys() == values.keys()
+    for key, value in values.items():
+        expected = wire.finite_or_none(value)
+        assert out[key] == expected and (expected is None) == (out[key] is None)
+
+
+@given(st.dictionaries(st.text(max_size=5), st.floats(allow_nan=False, allow_infinity=False), max_size=6))
+def test_finite_values_passes_finite_floats_through_without_a_copy(values):
+    assert wire.finite_values(values) is values
+
+
+def test_finite_values_copies_rather_than_changes_what_it_cleans():
+    values = {"value": 1.0, "upper": float("nan"), "lower": float("-inf")}
+    assert wire.finite_values(values) == {"value": 1.0, "upper": None, "lower": None}
+    assert values["upper"] != values["upper"] and values["lower"] == float("-inf")  # the input is untouched

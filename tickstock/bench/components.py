@@ -5,6 +5,8 @@ built once per symbol, primed with ``--prime-bars`` bars (200) and then timed ov
 bars (60), symbol after symbol within each bar, as a bar close runs them. Printed per component: the
 microseconds per bar per symbol and its priming cost, in CPU time of this process (not wall time:
 on a shared machine the wall clock also counts waiting for a core), the best of ``--repeat`` runs.
+The garbage collector is paused while a timing runs, as the service pauses it around its closes
+(tickstock/heap.py).
 
 Sets: the baseline (Doji, Hammer, HeadShoulders, InverseHeadShoulders, RSI 14, SMA 20) and ten
 common TA-Lib functions served by ``talib.stream`` handles (Engulfing, MorningStar, ShootingStar,
@@ -13,11 +15,15 @@ also prints the two alternatives the issue asks about: calling the Function API 
 last 200 bars at every close ("window"), and one call over the concatenated windows of all symbols
 ("batched", the last value of each symbol read out of it) -- and, from the measured costs, the
 work of one close with every timeframe closing at once (the top of an hour: 1, 5, 15, 60 minutes).
+After the analysis comes the rest of a close's path, per result of the baseline + TA-Lib pipeline:
+building its event (the symbol actor's ``result_events``) and encoding it for Redis (the publisher's
+``encode_for_redis``).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -26,9 +32,12 @@ from typing import Any
 import numpy as np
 import talib
 
+from tickstock.actors.publisher import encode_for_redis
+from tickstock.actors.symbol import result_events
 from tickstock.analysis import AnalysisPipeline, Definition, create
 from tickstock.analysis.talib_functions import TalibComponent
 from tickstock.bench.universe import history
+from tickstock.config import ChannelSettings
 from tickstock.messages.bars import Bar
 
 BASELINE: tuple[tuple[str, dict[str, Any]], ...] = (
@@ -99,6 +108,26 @@ def time_pipeline(definitions: list[Definition], series: list[list[Bar]], prime:
     return (clock() - t0) / (len(series) * live) * 1e6
 
 
+def time_events(definitions: list[Definition], series: list[list[Bar]], prime: int,
+                clock: Callable[[], float] = time.process_time) -> tuple[float, float, int]:
+    """(us per result to build its event, us per result to encode it, results) over the live bars."""
+    pipelines = []
+    for bars in series:
+        pipeline = AnalysisPipeline(definitions, symbol=bars[0].symbol)
+        pipeline.prime(bars[:prime])
+        pipelines.append(pipeline)
+    outputs = [(pipeline.on_bar(bars[k]), bars[k].symbol)
+               for k in range(prime, len(series[0])) for pipeline, bars in zip(pipelines, series)]
+    now = time.time()
+    t0 = clock()
+    events = [e for out, symbol in outputs for e in result_events(out, symbol, "bench-session", "1min", now, now)]
+    t1 = clock()
+    encode_for_redis(events, ChannelSettings(), 0.8)
+    t2 = clock()
+    n = max(1, len(events))
+    return (t1 - t0) / n * 1e6, (t2 - t1) / n * 1e6, len(events)
+
+
 def time_stream_only(name: str, params: dict[str, Any], series: list[list[Bar]], prime: int,
                      clock: Callable[[], float] = time.process_time) -> float:
     """us per bar per symbol of the TA-Lib stream handle's update alone (no result built)."""
@@ -140,6 +169,16 @@ def time_window_calls(name: str, params: dict[str, Any], series: list[list[Bar]]
 
 
 def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> dict[str, Any]:
+    was_enabled = gc.isenabled()
+    gc.disable()  # as the service around its closes: a collection would land in whichever timing it hit
+    try:
+        return _run(args, out)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _run(args: argparse.Namespace, out: Callable[[str], None]) -> dict[str, Any]:
     series = _series(args.symbols, args.prime_bars + args.bars)
     result: dict[str, Any] = {"symbols": args.symbols, "prime_bars": args.prime_bars, "live_bars": args.bars,
                               "components": {}, "window": {}}
@@ -181,6 +220,12 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> dict[st
     out(f"one close, {args.symbols} symbols: {one_close:.1f} ms of analysis per timeframe;"
         f" {TIMEFRAMES} timeframes at the top of an hour: {one_close * TIMEFRAMES:.1f} ms (one core, no actors)")
     result["close_ms"] = {"one_timeframe": one_close, "all_timeframes": one_close * TIMEFRAMES}
+    runs = [time_events(definitions["baseline"] + definitions["ta-lib"], series, args.prime_bars)
+            for _ in range(args.repeat)]
+    build, encode, results = min(r[0] for r in runs), min(r[1] for r in runs), runs[0][2]
+    result["per_result_us"] = {"event": build, "encode": encode, "results": results}
+    out(f"then, per result ({results:,} over the live bars): its event built {build:.2f} us, encoded for Redis"
+        f" {encode:.2f} us")
     return result
 
 

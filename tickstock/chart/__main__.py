@@ -2,13 +2,15 @@
 
     python -m tickstock.chart AAPL --session 0b7c6a52-... -o aapl.png
     python -m tickstock.chart AAPL --date 2025-10-07 -o aapl.png   # that America/New_York trading date
+    python -m tickstock.chart AAPL --minutes 90 -o aapl.png         # the 90 minutes up to AAPL's newest bar
     python -m tickstock.chart AAPL -o aapl.png                      # the date of AAPL's newest bar
 
 Reads only PostgreSQL (``database.url`` / ``TICKSTOCK_DATABASE_URL``), on a read-only connection:
 ``ohlcv_1min`` for the candles, ``intraday_patterns`` for the detections (by their
 ``pattern_data.bar_timestamp``; for a session, ``metadata.session_id``), ``intraday_indicators`` for
 SMA and RSI. A session's bars are those from its start to its stop (``streaming_sessions``; when
-it has no row there, the span of its detections and indicator values). Exit codes: 0 written,
+it has no row there, the span of its detections and indicator values). ``--minutes N``: the N
+minutes that end with the symbol's newest bar, whatever dates they fall on. Exit codes: 0 written,
 1 nothing to draw or the database unreadable, 2 bad arguments or configuration.
 """
 
@@ -18,7 +20,7 @@ import argparse
 import re
 import sys
 import uuid
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -41,12 +43,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument("--session", metavar="ID", help="a session id (streaming_sessions / metadata.session_id)")
     scope.add_argument("--date", metavar="YYYY-MM-DD", help=f"a trading date ({EXCHANGE_TZ_NAME} calendar date)")
+    scope.add_argument("--minutes", type=int, metavar="N", help="the N minutes that end with the newest bar")
     parser.add_argument("--config", help="configuration file (default $TICKSTOCK_CONFIG, else config.yaml)")
     parser.add_argument("-o", "--output", required=True, metavar="FILE.png", help="the PNG to write")
     args = parser.parse_args(argv)
     args.symbol = args.symbol.upper()
     if not _SYMBOL.fullmatch(args.symbol):
         parser.error(f"symbol {args.symbol!r} is not a ticker")
+    if args.minutes is not None and args.minutes < 1:
+        parser.error(f"--minutes must be at least 1, got {args.minutes}")
     if args.session is not None:
         try:
             args.session = str(uuid.UUID(args.session))
@@ -81,7 +86,7 @@ def safe_dsn(dsn: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def load(db, symbol: str, session_id: str | None, day: date | None):
+def load(db, symbol: str, session_id: str | None, day: date | None, minutes: int | None = None):
     """The chart's data for the request, read through ``db`` (a ``ReadbackQueries``)."""
     from tickstock.adapters.postgres.readback import bar_time
     from tickstock.chart.data import assemble
@@ -104,6 +109,16 @@ def load(db, symbol: str, session_id: str | None, day: date | None):
         scope = f"session {session_id}"
         if not bars:
             raise NothingToDraw(f"no bars for {symbol} in ohlcv_1min during session {session_id}")
+    elif minutes is not None:
+        latest = db.latest_bar_start(symbol)
+        if latest is None:
+            raise NothingToDraw(f"no bars for {symbol} in ohlcv_1min")
+        end = latest + BAR_SECONDS
+        start = end - minutes * BAR_SECONDS
+        bars = db.bars(symbol, start, end)
+        patterns = db.detections(symbol, start, end)
+        indicators = db.indicator_values(symbol, start, end)
+        scope = f"the {minutes} minutes to {datetime.fromtimestamp(end, timezone.utc):%Y-%m-%d %H:%M} UTC"
     else:
         if day is None:
             latest = db.latest_bar_start(symbol)
@@ -132,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     url = settings.database.url
     try:
         with ReadbackQueries(url, connect_timeout=settings.database.connect_timeout_seconds) as db:
-            data = load(db, args.symbol, args.session, args.date)
+            data = load(db, args.symbol, args.session, args.date, args.minutes)
     except NothingToDraw as exc:
         print(f"tickstock.chart: {exc}", file=sys.stderr)
         return 1

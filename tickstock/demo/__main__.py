@@ -253,7 +253,7 @@ class Demo:
         return problems
 
     def run_chart(self) -> None:
-        argv = self.commands.chart()
+        argv = self.commands.chart(self.options.minutes)
         done = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=_STEP_TIMEOUT)
         if done.returncode != 0:
             raise DemoFailed(f"the chart failed: {done.stderr.strip() or done.stdout.strip()}")

@@ -176,8 +176,12 @@ class Commands:
     def chart_path(self) -> Path:
         return self.out / f"{CHART_SYMBOL}.png"
 
-    def chart(self) -> list[str]:
-        return self._module("tickstock.chart", CHART_SYMBOL, "-o", str(self.chart_path))
+    def chart(self, live_minutes: int) -> list[str]:
+        """The chart of the history and the ``live_minutes`` the demo ran (and the minutes it started
+        and stopped in), whatever dates they fall on: the history of a demo run just after midnight
+        in New York lies on the day before."""
+        minutes = HISTORY_MINUTES + live_minutes + 3
+        return self._module("tickstock.chart", CHART_SYMBOL, "--minutes", str(minutes), "-o", str(self.chart_path))
 
 
 def launch_delay(now: float, margin: float = LAUNCH_MARGIN) -> float:

@@ -98,3 +98,19 @@ def test_nothing_to_draw_exits_1_with_a_clear_message(tmp_path, filled, args, me
     assert done.returncode == 1
     assert done.stderr.strip() == f"tickstock.chart: {message}"
     assert not output.exists()
+
+
+def test_the_last_minutes_span_new_york_midnight(tmp_path, store, database):
+    """AMD: 40 bars from 23:30 to 00:10 New York time (04:30-05:10 UTC). ``--minutes`` charts the
+    minutes that end with the newest bar across the date line (the demo's chart right after
+    midnight); the default, the newest bar's date, has only the 10 after midnight."""
+    midnight_utc = 1_764_651_600  # 2025-12-02T05:00Z = 00:00 in New York (EST)
+    store.upsert_bars(bars("AMD", n=40, start=midnight_utc - 30 * 60))
+    done, output = chart(tmp_path, database, "AMD", "--minutes", "40")
+    assert done.returncode == 0, done.stderr
+    assert "AMD, the 40 minutes to 2025-12-02 05:10 UTC, 40 bars" in done.stdout
+    check_png(output)
+    done, output = chart(tmp_path, database, "AMD", "--minutes", "15")
+    assert "the 15 minutes to 2025-12-02 05:10 UTC, 15 bars" in done.stdout
+    done, _ = chart(tmp_path, database, "AMD")
+    assert "2025-12-02 (America/New_York), 10 bars" in done.stdout

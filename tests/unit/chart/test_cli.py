@@ -21,6 +21,7 @@ def test_arguments():
     args = parse_args(["aapl", "--session", "0B7C6A52-7C0E-4D0E-9D57-2F1A4B1F9E11", "-o", "x.png"])
     assert (args.symbol, args.session, args.date) == ("AAPL", "0b7c6a52-7c0e-4d0e-9d57-2f1a4b1f9e11", None)
     assert parse_args(["BRK.B", "--date", "2025-10-07", "-o", "x.PNG"]).date == date(2025, 10, 7)
+    assert parse_args(["AAPL", "--minutes", "90", "-o", "x.png"]).minutes == 90
 
 
 @pytest.mark.parametrize("argv, problem", [
@@ -30,6 +31,8 @@ def test_arguments():
     (["AAPL", "--session", "abc", "-o", "x.png"], "not a session id"),
     (["AAPL", "--date", "2025-02-30", "-o", "x.png"], "not a date"),
     (["AAPL", "--date", "2025-10-07", "--session", "0b7c6a52-7c0e-4d0e-9d57-2f1a4b1f9e11", "-o", "x.png"], "not allowed"),
+    (["AAPL", "--minutes", "0", "-o", "x.png"], "--minutes must be at least 1"),
+    (["AAPL", "--minutes", "90", "--date", "2025-10-07", "-o", "x.png"], "not allowed"),
 ])
 def test_bad_arguments_exit_2_naming_the_problem(argv, problem, capsys):
     with pytest.raises(SystemExit) as info:

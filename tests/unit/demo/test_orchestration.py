@@ -67,7 +67,7 @@ class StubCommands(Commands):
     def monitor(self, rows: int) -> list[str]:
         return self._stub("monitor")
 
-    def chart(self) -> list[str]:
+    def chart(self, live_minutes: int) -> list[str]:
         return self._stub("chart")
 
 

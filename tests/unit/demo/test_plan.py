@@ -84,7 +84,7 @@ def test_children_get_the_demos_settings_file_and_no_override() -> None:
 def test_every_command_reads_the_demos_settings_and_the_simulator_gets_the_injections() -> None:
     commands = Commands(Path("/d/config.yaml"), Path("/d"), python="py")
     argvs = [commands.embedded("start", ("redis",)), commands.probe(), commands.history(), commands.service(),
-             commands.simulator(), commands.monitor(5), commands.chart()]
+             commands.simulator(), commands.monitor(5), commands.chart(4)]
     for argv in argvs:
         assert argv[:2] == ["py", "-m"] and argv[-2:] == ["--config", "/d/config.yaml"]
     assert commands.simulator()[3:] == ["--universe", "demo", "--seed", "1", "--inject", "NVDA:doji",
@@ -92,7 +92,8 @@ def test_every_command_reads_the_demos_settings_and_the_simulator_gets_the_injec
     history = commands.history()
     assert history[history.index("--calm") + 1] == "AAPL" and "--replace" in history
     assert history[history.index("--seed") + 1] == "1"  # the simulator's seed: the walk continues the history
-    assert commands.chart()[3:6] == ["AAPL", "-o", "/d/AAPL.png"] and commands.chart_path == Path("/d/AAPL.png")
+    assert commands.chart(4)[3:8] == ["AAPL", "--minutes", "67", "-o", "/d/AAPL.png"]  # 60 of history, 4 live, 3 more
+    assert commands.chart_path == Path("/d/AAPL.png")
 
 
 # -- timing -------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from tickstock.config import ConfigError, load_settings
 from tickstock.market.calendar import EXCHANGE_TZ, EXCHANGE_TZ_NAME
 from tickstock.messages.bars import BAR_SECONDS
 
+_MAX_MINUTES = 366 * 24 * 60
 _SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,19}$")
 
 
@@ -50,8 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.symbol = args.symbol.upper()
     if not _SYMBOL.fullmatch(args.symbol):
         parser.error(f"symbol {args.symbol!r} is not a ticker")
-    if args.minutes is not None and args.minutes < 1:
-        parser.error(f"--minutes must be at least 1, got {args.minutes}")
+    if args.minutes is not None and not 1 <= args.minutes <= _MAX_MINUTES:
+        parser.error(f"--minutes must be between 1 and {_MAX_MINUTES:,} (a year), got {args.minutes}")
     if args.session is not None:
         try:
             args.session = str(uuid.UUID(args.session))

@@ -31,7 +31,8 @@ def test_arguments():
     (["AAPL", "--session", "abc", "-o", "x.png"], "not a session id"),
     (["AAPL", "--date", "2025-02-30", "-o", "x.png"], "not a date"),
     (["AAPL", "--date", "2025-10-07", "--session", "0b7c6a52-7c0e-4d0e-9d57-2f1a4b1f9e11", "-o", "x.png"], "not allowed"),
-    (["AAPL", "--minutes", "0", "-o", "x.png"], "--minutes must be at least 1"),
+    (["AAPL", "--minutes", "0", "-o", "x.png"], "--minutes must be between 1 and 527,040 (a year), got 0"),
+    (["AAPL", "--minutes", "10000000", "-o", "x.png"], "--minutes must be between 1 and 527,040"),
     (["AAPL", "--minutes", "90", "--date", "2025-10-07", "-o", "x.png"], "not allowed"),
 ])
 def test_bad_arguments_exit_2_naming_the_problem(argv, problem, capsys):

@@ -14,10 +14,11 @@ def test_every_component_is_timed_and_the_alternatives_reported() -> None:
     assert sorted(result["components"]) == sorted(names)
     assert all(c["us_per_bar"] > 0 for c in result["components"].values())
     assert sorted(result["window"]) == sorted(n for n, _ in TALIB)
+    assert all(set(w) == {"stream", "window", "batched", "shortest"} for w in result["window"].values())
     assert result["pipeline"]["baseline+ta-lib"] > 0 and result["close_ms"]["all_timeframes"] > 0
     assert result["per_result_us"]["results"] > 0 and result["per_result_us"]["encode"] > 0
     text = "\n".join(lines)
-    assert all(name in text for name in names) and "batched" in text and "encoded for Redis" in text
+    assert all(name in text for name in names) and "batched" in text and "shortest" in text and "encoded for Redis" in text
 
 
 def test_the_bench_cli_routes_the_components_scenario(capsys) -> None:

@@ -42,7 +42,6 @@ not finite is left out of ``values`` (the wire never carries NaN or infinity). `
 
 from __future__ import annotations
 
-import math
 from math import isfinite
 from functools import lru_cache
 from operator import attrgetter
@@ -271,7 +270,7 @@ def _split_params(spec: FunctionSpec, params: dict[str, Any],
 
 
 def _real(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not isfinite(value):
         raise ValueError(f"parameter {name!r} must be a finite number, got {value!r}")
     return float(value)
 

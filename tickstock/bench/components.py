@@ -93,14 +93,20 @@ def time_component(name: str, params: dict[str, Any], series: list[list[Bar]], p
     return (t2 - t1) / (n * live) * 1e6, (t1 - t0) / (n * prime) * 1e6
 
 
-def time_pipeline(definitions: list[Definition], series: list[list[Bar]], prime: int,
-                  clock: Callable[[], float] = time.process_time) -> float:
-    """us per live bar per symbol for a whole pipeline (gating, result checks included)."""
+def _primed_pipelines(definitions: list[Definition], series: list[list[Bar]], prime: int) -> list[AnalysisPipeline]:
+    """One pipeline per symbol, primed with its first ``prime`` bars."""
     pipelines = []
     for bars in series:
         pipeline = AnalysisPipeline(definitions, symbol=bars[0].symbol)
         pipeline.prime(bars[:prime])
         pipelines.append(pipeline)
+    return pipelines
+
+
+def time_pipeline(definitions: list[Definition], series: list[list[Bar]], prime: int,
+                  clock: Callable[[], float] = time.process_time) -> float:
+    """us per live bar per symbol for a whole pipeline (gating, result checks included)."""
+    pipelines = _primed_pipelines(definitions, series, prime)
     live = len(series[0]) - prime
     t0 = clock()
     for k in range(prime, prime + live):
@@ -112,11 +118,7 @@ def time_pipeline(definitions: list[Definition], series: list[list[Bar]], prime:
 def time_events(definitions: list[Definition], series: list[list[Bar]], prime: int,
                 clock: Callable[[], float] = time.process_time) -> tuple[float, float, int]:
     """(us per result to build its event, us per result to encode it, results) over the live bars."""
-    pipelines = []
-    for bars in series:
-        pipeline = AnalysisPipeline(definitions, symbol=bars[0].symbol)
-        pipeline.prime(bars[:prime])
-        pipelines.append(pipeline)
+    pipelines = _primed_pipelines(definitions, series, prime)
     outputs = [(pipeline.on_bar(bars[k]), bars[k].symbol)
                for k in range(prime, len(series[0])) for pipeline, bars in zip(pipelines, series)]
     now = time.time()

@@ -110,29 +110,27 @@ def load(db, symbol: str, session_id: str | None, day: date | None, minutes: int
         scope = f"session {session_id}"
         if not bars:
             raise NothingToDraw(f"no bars for {symbol} in ohlcv_1min during session {session_id}")
-    elif minutes is not None:
-        latest = db.latest_bar_start(symbol)
-        if latest is None:
-            raise NothingToDraw(f"no bars for {symbol} in ohlcv_1min")
-        end = latest + BAR_SECONDS
-        start = end - minutes * BAR_SECONDS
-        bars = db.bars(symbol, start, end)
-        patterns = db.detections(symbol, start, end)
-        indicators = db.indicator_values(symbol, start, end)
-        scope = f"the {minutes} minutes to {datetime.fromtimestamp(end, timezone.utc):%Y-%m-%d %H:%M} UTC"
-    else:
-        if day is None:
+    else:  # a time range: the last minutes, a date, or the date of the newest bar
+        if minutes is not None or day is None:
             latest = db.latest_bar_start(symbol)
             if latest is None:
                 raise NothingToDraw(f"no bars for {symbol} in ohlcv_1min")
-            day = exchange_date(latest)
-        start, end = day_range(day)
+        if minutes is not None:
+            end = latest + BAR_SECONDS
+            start = end - minutes * BAR_SECONDS
+            scope = f"the {minutes} minutes to {datetime.fromtimestamp(end, timezone.utc):%Y-%m-%d %H:%M} UTC"
+            where = f"in {scope}"
+        else:
+            if day is None:
+                day = exchange_date(latest)
+            start, end = day_range(day)
+            scope = f"{day.isoformat()} ({EXCHANGE_TZ_NAME})"
+            where = f"on {scope}"
         bars = db.bars(symbol, start, end)
         if not bars:
-            raise NothingToDraw(f"no bars for {symbol} on {day.isoformat()} ({EXCHANGE_TZ_NAME}) in ohlcv_1min")
+            raise NothingToDraw(f"no bars for {symbol} {where} in ohlcv_1min")
         patterns = db.detections(symbol, start, end)
         indicators = db.indicator_values(symbol, start, end)
-        scope = f"{day.isoformat()} ({EXCHANGE_TZ_NAME})"
     return assemble(symbol, scope, bars, patterns, indicators)
 
 

@@ -23,37 +23,35 @@ def walk(seed: int, n: int = 1500) -> list[Bar]:
     return to_bars(closes, closes, closes, closes, start=SESSION_OPEN)
 
 
-CANDLE_BARS = shape_bars(7, 3000, start=SESSION_OPEN)
+# Each entry: a component and the series it is fed, a fresh component per series (every random walk
+# restarts the clock, so head-and-shoulders gets one detector per walk).
+CANDLES = [shape_bars(7, 3000, start=SESSION_OPEN)]
+SHORT = [CANDLES[0][:300]]
+WALKS = [walk(seed) for seed in range(8)]
 COMPONENTS = [
-    ("Doji", {}, CANDLE_BARS), ("Hammer", {}, CANDLE_BARS),
-    ("HeadShoulders", {"pivot_pct": 0.003}, [b for seed in range(8) for b in walk(seed)]),
-    ("InverseHeadShoulders", {"pivot_pct": 0.003}, [b for seed in range(8) for b in walk(seed)]),
-    ("RSI", {"period": 14}, CANDLE_BARS[:300]), ("SMA", {"period": 20}, CANDLE_BARS[:300]),
-    ("VWAP", {}, CANDLE_BARS[:300]),
-    ("Engulfing", {}, CANDLE_BARS), ("CDLDOJI", {}, CANDLE_BARS),          # TA-Lib candles
-    ("EMA", {"period": 20}, CANDLE_BARS[:300]), ("MACD", {}, CANDLE_BARS[:300]),  # one and three outputs
+    ("Doji", {}, CANDLES), ("Hammer", {}, CANDLES),
+    ("HeadShoulders", {"pivot_pct": 0.003}, WALKS), ("InverseHeadShoulders", {"pivot_pct": 0.003}, WALKS),
+    ("RSI", {"period": 14}, SHORT), ("SMA", {"period": 20}, SHORT), ("VWAP", {}, SHORT),
+    ("Engulfing", {}, CANDLES), ("CDLDOJI", {}, CANDLES),    # TA-Lib candles
+    ("EMA", {"period": 20}, SHORT), ("MACD", {}, SHORT),     # TA-Lib indicators, one and three outputs
 ]
+INDICATORS = [c for c in COMPONENTS if create(c[0], c[1]).kind == "indicator"]
 
 
-def results_of(name: str, params: dict, bars: list[Bar]) -> list:
-    if name in ("HeadShoulders", "InverseHeadShoulders"):  # one detector per walk: each walk restarts the clock
-        walks = [bars[i:i + 1500] for i in range(0, len(bars), 1500)]
-        return [r for w in walks for component in [create(name, params)] for b in w for r in component.update(b)]
-    component = create(name, params)
-    return [r for b in bars for r in component.update(b)]
+def results_of(name: str, params: dict, series: list[list[Bar]]) -> list:
+    return [r for bars in series for component in [create(name, params)] for b in bars for r in component.update(b)]
 
 
-@pytest.mark.parametrize("name,params,bars", COMPONENTS, ids=[c[0] for c in COMPONENTS])
-def test_every_result_has_dicts_of_its_own(name: str, params: dict, bars: list[Bar]) -> None:
-    results = results_of(name, params, bars)
+@pytest.mark.parametrize("name,params,series", COMPONENTS, ids=[c[0] for c in COMPONENTS])
+def test_every_result_has_dicts_of_its_own(name: str, params: dict, series: list[list[Bar]]) -> None:
+    results = results_of(name, params, series)
     assert len(results) >= 2, f"{name}: too few results for the check to mean anything"
     dicts = [d for r in results for d in ((r.parameters,) if isinstance(r, PatternResult) else (r.values, r.metadata))]
     assert len({id(d) for d in dicts}) == len(dicts)  # all alive at once: equal ids would be one dict shared
 
 
-@pytest.mark.parametrize("name,params,bars", [c for c in COMPONENTS if create(c[0], c[1]).kind == "indicator"],
-                         ids=[c[0] for c in COMPONENTS if create(c[0], c[1]).kind == "indicator"])
-def test_indicator_values_are_floats(name: str, params: dict, bars: list[Bar]) -> None:
-    results = results_of(name, params, bars)
+@pytest.mark.parametrize("name,params,series", INDICATORS, ids=[c[0] for c in INDICATORS])
+def test_indicator_values_are_floats(name: str, params: dict, series: list[list[Bar]]) -> None:
+    results = results_of(name, params, series)
     assert results
     assert all(type(v) is float for r in results for v in r.values.values())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from tickstock.bench.__main__ import main as bench_main
 from tickstock.bench.components import BASELINE, OTHER, TALIB, parse_args, run
 
@@ -25,3 +27,12 @@ def test_the_bench_cli_routes_the_components_scenario(capsys) -> None:
     assert bench_main(["--scenario", "components", "--symbols", "2", "--prime-bars", "40", "--bars", "2",
                        "--window", "40", "--repeat", "1"]) == 0
     assert "us/bar/symbol" in capsys.readouterr().out
+
+
+def test_the_collector_is_paused_while_timing_and_resumed_after() -> None:
+    seen: list[bool] = []  # gc.isenabled() at every line printed, i.e. between the timings
+    assert gc.isenabled()
+    run(parse_args(["--symbols", "2", "--prime-bars", "40", "--bars", "2", "--window", "40", "--repeat", "1"]),
+        out=lambda line: seen.append(gc.isenabled()))
+    assert seen and not any(seen)
+    assert gc.isenabled()

@@ -154,7 +154,20 @@ def run_floor(symbols: Sequence[str], settings: Settings, redis_url: str, channe
         "timeframes": [TIMEFRAME, *higher_timeframes],
         "per_close_timeframes": timeframes_per_close,
         "per_close_ms_by_closing": split_by_closing(per_close, timeframes_per_close),
+        "closes_of_every_timeframe": closes_of_every_timeframe(per_close, phases, events_per_close,
+                                                               timeframes_per_close, [TIMEFRAME, *higher_timeframes]),
     }
+
+
+def closes_of_every_timeframe(per_close: Sequence[float], phases: dict[str, list[float]], events: Sequence[int],
+                              timeframes: Sequence[Sequence[str]], configured: Sequence[str]) -> list[dict]:
+    """The closes where every configured timeframe closed at once (the top of an hour at :30 UTC,
+    when 1, 5, 15 and 60 minutes are configured): the heaviest close of a run, each with its time,
+    its events and its time by phase. None when only 1-minute bars are configured."""
+    if len(configured) < 2:
+        return []
+    return [{"ms": per_close[i], "events": events[i], "phases_ms": {k: v[i] for k, v in phases.items()}}
+            for i, tfs in enumerate(timeframes) if set(tfs) == set(configured)]
 
 
 def split_by_closing(values: Sequence[float], timeframes: Sequence[Sequence[str]]) -> dict:

@@ -142,6 +142,10 @@ def rows(result: dict) -> list[Row]:
                            target=" / ".join(phases)))
         if len(floor.get("timeframes") or ()) > 1:
             out += _split_rows(floor.get("per_close_ms_by_closing"), "floor", "closes")
+        for close in floor.get("closes_of_every_timeframe") or ():
+            out.append(Row(f"  floor: the close of every timeframe ({'/'.join(floor['timeframes'])}), by phase",
+                           f"{ms(close['ms'])} ms: " + " / ".join(ms(v) for v in close["phases_ms"].values()) + " ms",
+                           target=f"{close['events']:,} events; " + " / ".join(close["phases_ms"])))
     sharded = result.get("floor_sharded")
     if sharded and floor_close:
         shares = " + ".join(f"{k:,}" for k in sharded["symbols_per_shard"])

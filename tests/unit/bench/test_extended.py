@@ -10,7 +10,7 @@ import pytest
 from tickstock.analysis import definitions_from_config, registry, select_definitions
 from tickstock.analysis.talib_functions import TalibComponent
 from tickstock.bench.__main__ import parse_args
-from tickstock.bench.floor import split_by_closing
+from tickstock.bench.floor import closes_of_every_timeframe, split_by_closing
 from tickstock.bench.report import render, rows
 from tickstock.bench.sandbox import (
     EXTENDED_NAMES, EXTENDED_TIMEFRAMES, apply_extended, base_config, check_extended, describe_definitions,
@@ -229,6 +229,16 @@ def test_last_event_latencies_are_split_by_what_closed():
     assert floor["minutes_closing"] == {"5min": 1, "15min": 0, "60min": 0}
 
 
+def test_the_close_of_every_timeframe_is_kept_with_its_phases_and_events():
+    phases = {"analysis": [1.0, 2.0, 30.0], "encode": [0.5, 0.6, 9.0]}
+    timeframes = [["1min"], ["1min", "5min", "15min"], list(ALL)]
+    got = closes_of_every_timeframe([2.0, 4.0, 50.0], phases, [100, 200, 900], timeframes, ALL)
+    assert got == [{"ms": 50.0, "events": 900, "phases_ms": {"analysis": 30.0, "encode": 9.0}}]
+    # 1, 5 and 15 minutes configured: the close of those three is the close of every timeframe
+    assert [c["ms"] for c in closes_of_every_timeframe([2.0, 4.0], phases, [1, 2], timeframes[:2], ALL[:3])] == [4.0]
+    assert closes_of_every_timeframe([2.0], phases, [1], [["1min"]], ["1min"]) == []  # 1 minute only: none
+
+
 # -- the table and the notes ----------------------------------------------------------------------
 
 def extended_result():
@@ -257,6 +267,17 @@ def test_the_table_says_the_extended_set_was_on_and_splits_by_what_closed():
     assert higher.target == "5min x1"
     assert any("floor: closes where a 5/15/60-minute bar closed too (1;" in f and table[f].target == "5min x1"
                for f in table)
+    assert not any("close of every timeframe" in f for f in table)  # no :30 close in this run
+
+
+def test_the_floor_s_close_of_every_timeframe_is_a_row_with_its_phases():
+    r = extended_result()
+    r["floor"]["closes_of_every_timeframe"] = [
+        {"ms": 146.8, "events": 9512, "phases_ms": {"close_bars": 0.3, "analysis": 70.2, "events": 4.1,
+                                                    "rows": 38.0, "encode": 19.5, "publish": 14.7}}]
+    row = {row.figure: row for row in rows(r)}["  floor: the close of every timeframe (1min/5min/15min/60min), by phase"]
+    assert row.value == "147 ms: 0.3 / 70.2 / 4.1 / 38.0 / 19.5 / 14.7 ms"
+    assert row.target == "9,512 events; close_bars / analysis / events / rows / encode / publish"
 
 
 def test_a_baseline_run_keeps_issue_8_s_target_and_no_split():

@@ -36,7 +36,7 @@ from tickstock.analysis.base import Component, IndicatorResult, PatternResult, R
 from tickstock.analysis.definitions import Definition, DefinitionSet
 from tickstock.messages.bars import Bar
 
-__all__ = ["AnalysisPipeline", "ComponentError", "IndicatorAlert", "PipelineOutput"]
+__all__ = ["AnalysisPipeline", "ComponentError", "IndicatorAlert", "PipelineOutput", "short_repr"]
 
 _MAX_PENDING_ERRORS = 50   # errors kept from priming; a broken component is disabled long before
 _MAX_ERROR_REPR = 500
@@ -124,7 +124,7 @@ class AnalysisPipeline:
             try:
                 component = definition.create()
             except Exception as exc:  # validated at load time; still, one bad row must not stop a symbol
-                self._pending.append(ComponentError(definition.name, symbol, 0, _short_repr(exc), True))
+                self._pending.append(ComponentError(definition.name, symbol, 0, short_repr(exc), True))
                 continue
             self._slots.append(_Slot(definition, component))
 
@@ -188,7 +188,7 @@ class AnalysisPipeline:
                 slot.disabled = slot.failures >= self.max_failures
                 if len(self._pending) < _MAX_PENDING_ERRORS:
                     self._pending.append(ComponentError(slot.definition.name, self.symbol, bar.start,
-                                                        _short_repr(exc), slot.disabled))
+                                                        short_repr(exc), slot.disabled))
                 if slot.disabled:
                     return
                 continue
@@ -215,7 +215,7 @@ class AnalysisPipeline:
                 slot.failures += 1
                 slot.disabled = slot.failures >= self.max_failures
                 out.errors.append(ComponentError(slot.definition.name, self.symbol, bar.start,
-                                                 _short_repr(exc), slot.disabled))
+                                                 short_repr(exc), slot.disabled))
                 continue
             if slot.failures:
                 slot.failures = 0
@@ -275,6 +275,6 @@ def _check_result(r: Result) -> None:
         raise TypeError(f"update() returned a {type(r).__name__}, not a PatternResult/IndicatorResult")
 
 
-def _short_repr(exc: BaseException) -> str:
+def short_repr(exc: BaseException) -> str:
     text = repr(exc)
     return text if len(text) <= _MAX_ERROR_REPR else text[: _MAX_ERROR_REPR - 3] + "..."

@@ -102,8 +102,10 @@ class TalibComponent(Component):
                      if name in self.spec.column_params and column != default}
         return {**self.talib_params, **overrides, **self._own}
 
-    def _value(self, bar: Bar) -> Any:
-        """TA-Lib's output for ``bar`` (a scalar or a tuple), or None while there is none."""
+    def output(self, bar: Bar) -> Any:
+        """Step the state one bar: TA-Lib's output for ``bar`` (a scalar or a tuple), or None while
+        there is none. ``update(bar)`` is ``result_of(output(bar), bar)``; a caller stepping many
+        symbols' components (``TalibBatch``) calls the two apart."""
         self._count += 1
         handle = self._handle
         if handle is not None:  # every bar after the warm-up: one C call, nothing else
@@ -135,7 +137,14 @@ class TalibComponent(Component):
 
     def advance(self, bar: Bar) -> object:
         """Priming: the state moves, no result is built."""
-        return self._value(bar)
+        return self.output(bar)
+
+    def update(self, bar: Bar) -> list[Result]:
+        return self.result_of(self.output(bar), bar)
+
+    def result_of(self, value: Any, bar: Bar) -> list[Result]:
+        """The results of TA-Lib's output ``value`` on ``bar`` (what ``output`` returned for it)."""
+        raise NotImplementedError
 
 
 class TalibPattern(TalibComponent):
@@ -165,8 +174,7 @@ class TalibPattern(TalibComponent):
         share = (strength - 100) / 100.0
         return unit_interval(self.confidence + (self.confirmed_confidence - self.confidence) * share)
 
-    def update(self, bar: Bar) -> list[Result]:
-        value = self._value(bar)
+    def result_of(self, value: Any, bar: Bar) -> list[Result]:
         if not value:  # None (warming up) or 0 (no pattern)
             return []
         signal = int(value)
@@ -190,8 +198,7 @@ class TalibIndicator(TalibComponent):
         self._metadata = meta
         self._keys = self.spec.value_keys
 
-    def update(self, bar: Bar) -> list[Result]:
-        value = self._value(bar)
+    def result_of(self, value: Any, bar: Bar) -> list[Result]:
         if value is None:
             return []
         if type(value) is tuple:

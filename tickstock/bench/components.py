@@ -19,7 +19,8 @@ last 200 bars at every close ("window"), and one call over the concatenated wind
 work of one close with every timeframe closing at once (the top of an hour: 1, 5, 15, 60 minutes).
 After the analysis comes the rest of a close's path, per result of the baseline + TA-Lib pipeline:
 building its event (the symbol actor's ``result_events``) and encoding it for Redis (the publisher's
-``encode_for_redis``).
+``encode_for_redis``). Last, the analysis of that heaviest close two ways: every symbol's pipelines,
+as the service runs them, and the TA-Lib definitions stepped across symbols by ``TalibBatch``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from talib import stream
 from tickstock.actors.publisher import encode_for_redis
 from tickstock.actors.symbol import result_events
 from tickstock.analysis import AnalysisPipeline, Definition, create
+from tickstock.analysis.talib_batch import TalibBatch
 from tickstock.analysis.talib_functions import TalibComponent
 from tickstock.bench.universe import history
 from tickstock.config import ChannelSettings
@@ -132,6 +134,48 @@ def time_events(definitions: list[Definition], series: list[list[Bar]], prime: i
     t2 = clock()
     n = max(1, len(events))
     return (t1 - t0) / n * 1e6, (t2 - t1) / n * 1e6, len(events)
+
+
+def time_close_of_every_timeframe(baseline: list[Definition], talib_set: list[Definition], series: list[list[Bar]],
+                                  prime: int, timeframes: int = TIMEFRAMES,
+                                  clock: Callable[[], float] = time.process_time) -> dict[str, float]:
+    """The analysis of the heaviest close, every timeframe at once (:30 UTC): the baseline on 1
+    minute, ``talib_set`` on ``timeframes`` timeframes (each fed the same bars here: the cost is a
+    bar's, whatever its span). ms per close and results per close, two ways: every symbol's
+    pipelines in turn, as the service runs them today, and the TA-Lib definitions stepped across
+    symbols by ``TalibBatch`` (the baseline still per symbol). Both give the same results (for the
+    batch's exactness see tests/unit/analysis/test_talib_batch.py)."""
+    live = range(prime, len(series[0]))
+    base = _primed_pipelines(baseline, series, prime)
+    per_tf = [_primed_pipelines(talib_set, series, prime) for _ in range(timeframes)]
+    n_pipelines = 0
+    t0 = clock()
+    for k in live:
+        for i, bars in enumerate(series):
+            bar = bars[k]
+            out = base[i].on_bar(bar)
+            n_pipelines += len(out.patterns) + len(out.indicators)
+            for pipelines in per_tf:
+                out = pipelines[i].on_bar(bar)
+                n_pipelines += len(out.patterns) + len(out.indicators)
+    t1 = clock()
+    base = _primed_pipelines(baseline, series, prime)
+    batches = [TalibBatch(d, [bars[0].symbol for bars in series]) for _ in range(timeframes) for d in talib_set]
+    for batch in batches:
+        for bars in series:
+            batch.prime(bars[0].symbol, bars[:prime])
+    n_batched = 0
+    t2 = clock()
+    for k in live:
+        close = [bars[k] for bars in series]
+        for pipeline, bar in zip(base, close):
+            out = pipeline.on_bar(bar)
+            n_batched += len(out.patterns) + len(out.indicators)
+        for batch in batches:
+            n_batched += len(batch.step(close).results)
+    t3 = clock()
+    return {"per_symbol_ms": (t1 - t0) / len(live) * 1e3, "batched_ms": (t3 - t2) / len(live) * 1e3,
+            "results": n_pipelines / len(live), "results_batched": n_batched / len(live)}
 
 
 def time_stream_only(name: str, params: dict[str, Any], series: list[list[Bar]], prime: int,
@@ -270,6 +314,15 @@ def _run(args: argparse.Namespace, out: Callable[[str], None]) -> dict[str, Any]
     result["per_result_us"] = {"event": build, "encode": encode, "results": results}
     out(f"then, per result ({results:,} over the live bars): its event built {build:.2f} us, encoded for Redis"
         f" {encode:.2f} us")
+    runs = [time_close_of_every_timeframe(definitions["baseline"], definitions["ta-lib"], series, args.prime_bars)
+            for _ in range(args.repeat)]
+    every = {"per_symbol_ms": min(r["per_symbol_ms"] for r in runs), "batched_ms": min(r["batched_ms"] for r in runs),
+             "results": runs[0]["results"], "results_batched": runs[0]["results_batched"]}
+    result["close_of_every_timeframe"] = every
+    out(f"the close of every timeframe (baseline on 1 minute, the ten TA-Lib on {TIMEFRAMES} timeframes), analysis"
+        f" only: every symbol's pipelines {every['per_symbol_ms']:.1f} ms, the TA-Lib definitions stepped across"
+        f" symbols (TalibBatch) {every['batched_ms']:.1f} ms ({every['batched_ms'] / every['per_symbol_ms']:.2f}x);"
+        f" {every['results']:,.0f} and {every['results_batched']:,.0f} results")
     return result
 
 

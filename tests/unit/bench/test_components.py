@@ -23,8 +23,11 @@ def test_every_component_is_timed_and_the_alternatives_reported() -> None:
     assert all(set(w) == {"stream", "stepped", "window", "batched", "shortest"} for w in result["window"].values())
     assert result["pipeline"]["baseline+ta-lib"] > 0 and result["close_ms"]["all_timeframes"] > 0
     assert result["per_result_us"]["results"] > 0 and result["per_result_us"]["encode"] > 0
+    every = result["close_of_every_timeframe"]
+    assert every["per_symbol_ms"] > 0 and every["batched_ms"] > 0
+    assert every["results"] == every["results_batched"] > 0  # the batch keeps every result
     text = "\n".join(lines)
-    assert all(name in text for name in names) and "stepped" in text and "batched" in text and "shortest" in text and "encoded for Redis" in text
+    assert all(name in text for name in names) and "stepped" in text and "batched" in text and "shortest" in text and "encoded for Redis" in text and "TalibBatch" in text
 
 
 def test_the_bench_cli_routes_the_components_scenario(capsys) -> None:

@@ -1,11 +1,12 @@
 """TalibBatch: one TA-Lib definition on one timeframe, for many symbols, stepped once per close.
 
 Why: at a close every symbol's pipeline runs every TA-Lib slot in turn, and most of a slot's cost is
-not TA-Lib's (its stream update is a sixth of it or less) but the per-symbol Python around it. A batch
+not TA-Lib's (its stream update is a quarter of it or less) but the per-symbol Python around it. A batch
 steps one function for all symbols of a close in one loop: measured on the :30 close of 500 symbols
-with ten TA-Lib functions on four timeframes, 0.4-0.5x the per-symbol pipelines' analysis, with the
-same results (``python -m tickstock.bench --scenario components --extended``, "one close of every
-timeframe").
+with ten TA-Lib functions on four timeframes, 0.7-0.8x the per-symbol pipelines' analysis, with the
+same results (``python -m tickstock.bench --scenario components``, "the close of every timeframe").
+Used by that benchmark; not yet by the service, which needs a step that sees every symbol's bars of
+a close to call it (issue 10).
 
 Guarantees (tests/unit/analysis/test_talib_batch.py proves each):
 

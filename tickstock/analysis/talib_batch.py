@@ -47,10 +47,9 @@ class BatchOutput:
 
 
 class _SymbolState:
-    __slots__ = ("component", "output", "result_of", "seen", "last_start", "failures", "disabled")
+    __slots__ = ("output", "result_of", "seen", "last_start", "failures", "disabled")
 
     def __init__(self, component: TalibComponent) -> None:
-        self.component = component
         self.output = component.output
         self.result_of = component.result_of
         self.seen = 0
@@ -144,11 +143,8 @@ class TalibBatch:
             state.last_start = bar.start
             try:
                 value = state.output(bar)
-                if pattern and not value:  # no pattern (or still warming up): nothing to build
-                    if state.failures:
-                        state.failures = 0
-                    continue
-                got = state.result_of(value, bar)
+                # a candle's 0 (no pattern) or None (warming up): no result to build
+                got = state.result_of(value, bar) if value or not pattern else None
             except Exception as exc:  # isolation: this symbol's result on this bar only
                 out.errors.append(self._failed(bar.symbol, state, bar, exc))
                 continue

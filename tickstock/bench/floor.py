@@ -163,7 +163,7 @@ def closes_of_every_timeframe(per_close: Sequence[float], phases: dict[str, list
                               timeframes: Sequence[Sequence[str]], configured: Sequence[str]) -> list[dict]:
     """The closes where every configured timeframe closed at once (the top of an hour at :30 UTC,
     when 1, 5, 15 and 60 minutes are configured): the heaviest close of a run, each with its time,
-    its events and its time by phase. None when only 1-minute bars are configured."""
+    its events and its time by phase. Empty when only 1-minute bars are configured."""
     if len(configured) < 2:
         return []
     return [{"ms": per_close[i], "events": events[i], "phases_ms": {k: v[i] for k, v in phases.items()}}

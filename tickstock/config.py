@@ -141,6 +141,8 @@ class AnalysisSettings(Section):
     pattern_ttl_seconds: seconds(le=7 * DAY) = 3600.0
     max_component_failures: integer(1, 1000) = 3
     analyse_partial_bars: bool = False  # run detectors on a bar known to be partial
+    # TA-Lib definitions run once per close for all symbols (CloseAnalysisActor), not per symbol.
+    batch_talib: bool = True
     # Used when the database cannot be read at start: same shape as the definition rows.
     fallback_definitions: FallbackDefinitions = msgspec.field(default_factory=dict)
 

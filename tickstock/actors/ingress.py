@@ -75,7 +75,7 @@ from tickstock.bars.aggregator import MinuteBarAggregator
 from tickstock.clock import EventTime
 from tickstock.messages.bars import Bar
 from tickstock.messages.commands import (
-    BarClosed, Drain, GetStats, PersistBars, Quarantine, RouteSymbol, SymbolDiscovered,
+    BarClosed, BarsClosed, Drain, GetStats, PersistBars, Quarantine, RouteSymbol, SymbolDiscovered,
 )
 from tickstock.messages.ticks import TickRejected, decode_tick
 from tickstock.messages.wire import iso_utc
@@ -170,15 +170,18 @@ class TickIngressActor(SupervisedActor):
         report_interval: float = 1.0,
         event_time: EventTime | None = None,
         read_pace: float = READ_PACE_SECONDS,
+        analysis: Any = None,
     ) -> None:
         """``clock``: the wall clock. ``event_time``: bars close by it instead (a replay); one per
         session, shared with a restarted ingress as the aggregator is. ``read_pace``: the pause
-        after a read that brought few ticks (see ``_PACE_BELOW``; 0: none)."""
+        after a read that brought few ticks (see ``_PACE_BELOW``; 0: none). ``analysis``: the
+        session's CloseAnalysisActor, if it has one: told every close's bars in one ``BarsClosed``."""
         super().__init__(supervisor, "ingress", session_id)
         self._feed_factory = feed_factory
         self._feed = None
         self.routes = dict(routes)
         self.persistence = persistence
+        self.analysis = analysis
         self.aggregator = aggregator
         self.accept_new_symbols = accept_new_symbols
         self.event_time = event_time
@@ -608,6 +611,10 @@ class TickIngressActor(SupervisedActor):
     def _deliver(self, bars: list[Bar], closed_at: float) -> None:
         if not bars:
             return
+        if self.analysis is not None:  # first: at a close it has the most work of all
+            quarantined = self.quarantined
+            self.analysis.tell(BarsClosed(tuple(b for b in bars if b.symbol not in quarantined) if quarantined
+                                          else tuple(bars), closed_at))
         for bar in bars:
             target = self.routes.get(bar.symbol)
             if target is not None:

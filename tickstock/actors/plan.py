@@ -6,7 +6,13 @@ start, never the service's heartbeat or its answers to control requests.
 
 Timeframes: each definition runs on the timeframes its row names (``Definition.timeframes``); a
 symbol gets one pipeline per timeframe that has definitions (``symbol_pipelines``), so a 1min-only
-set builds exactly what it always did. Only a definition on 60min makes the plan read the exchange
+set builds exactly what it always did.
+
+Where a definition runs (``analysis.batch_talib``, default true): a TA-Lib definition runs once per
+close for all symbols, in the session's ``CloseAnalysisActor`` (``batched_definitions``); the
+hand-written ones in each symbol's pipelines. With the setting false, or a set without TA-Lib
+definitions (the baseline set), every definition runs in the symbols' pipelines and no
+``CloseAnalysisActor`` is started. Only a definition on 60min makes the plan read the exchange
 calendar (``sessions``: where the session-aligned hours start and end).
 """
 
@@ -20,6 +26,7 @@ from typing import Any, Callable
 from loguru import logger
 
 from tickstock.analysis import AnalysisPipeline, definitions_from_config, select_definitions
+from tickstock.analysis.registry import served_by_talib
 from tickstock.bars.timeframes import BASE_TIMEFRAME, SessionTable
 from tickstock.config import ConfigError, Settings
 
@@ -114,15 +121,34 @@ def session_table(now: float, calendar_factory: Callable[..., Any] | None = None
     return around(now)
 
 
+def _batches(plan: SessionPlan) -> bool:
+    return bool(plan.settings.analysis.batch_talib) and hasattr(plan.definitions, "for_timeframe")
+
+
+def batched_definitions(plan: SessionPlan) -> dict[str, tuple[Any, ...]]:
+    """Timeframe -> the TA-Lib definitions the session's ``CloseAnalysisActor`` runs on it; empty
+    (no such actor) when ``analysis.batch_talib`` is off or no definition is served by TA-Lib."""
+    if not _batches(plan):
+        return {}
+    out = {tf: tuple(d for d in plan.definitions.for_timeframe(tf) if served_by_talib(d.name))
+           for tf in plan.definitions.timeframes}
+    return {tf: defs for tf, defs in out.items() if defs}
+
+
 def symbol_pipelines(plan: SessionPlan, symbol: str, max_failures: int) -> tuple[AnalysisPipeline, dict[str, AnalysisPipeline]]:
     """``symbol``'s 1-minute pipeline and one per higher timeframe that has definitions (none for a
-    1min-only set)."""
+    1min-only set); without the definitions ``batched_definitions`` gives the ``CloseAnalysisActor``."""
     definitions = plan.definitions
     if not hasattr(definitions, "for_timeframe"):  # a plain iterable of definitions: 1min only
         return AnalysisPipeline(definitions or (), symbol=symbol, max_failures=max_failures), {}
-    base = AnalysisPipeline(definitions.for_timeframe(BASE_TIMEFRAME), symbol=symbol, max_failures=max_failures)
-    higher = {tf: AnalysisPipeline(definitions.for_timeframe(tf), symbol=symbol, max_failures=max_failures)
-              for tf in definitions.timeframes if tf != BASE_TIMEFRAME}
+    batched = _batches(plan)
+
+    def own(tf: str) -> tuple[Any, ...]:
+        return tuple(d for d in definitions.for_timeframe(tf) if not (batched and served_by_talib(d.name)))
+
+    base = AnalysisPipeline(own(BASE_TIMEFRAME), symbol=symbol, max_failures=max_failures)
+    higher = {tf: AnalysisPipeline(defs, symbol=symbol, max_failures=max_failures)
+              for tf in definitions.timeframes if tf != BASE_TIMEFRAME and (defs := own(tf))}
     return base, higher
 
 

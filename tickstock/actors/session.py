@@ -32,7 +32,7 @@ from loguru import logger
 
 from tickstock.actors.handle import ChildHandle
 from tickstock.actors.outbox import Outbox
-from tickstock.actors.plan import SessionPlan, UniverseError
+from tickstock.actors.plan import SessionPlan, UniverseError, batched_definitions
 from tickstock.actors.supervision import (
     Action, RestartPolicy, SessionState, ShutdownBudget, child_kind,
 )
@@ -42,8 +42,9 @@ from tickstock.config import Settings
 from tickstock.heap import Collection, HeapKeeper
 from tickstock.messages.bars import Bar
 from tickstock.messages.commands import (
-    ChildFailed, ChildOpened, ChildReport, ClearSession, Drain, GetStats, Open, Publish, PublishConfirmed,
-    Quarantine, RecordSession, RetainSession, RouteSymbol, StopSession, SymbolDiscovered, TimerTick,
+    ChildFailed, ChildOpened, ChildReport, ClearSession, Drain, GetStats, Open, PrimeSymbol, Publish,
+    PublishConfirmed, Quarantine, RecordSession, RetainSession, RouteSymbol, StopSession, SymbolDiscovered,
+    TimerTick,
 )
 from tickstock.messages.events import CriticalAlert, SessionStarted, SessionStopped
 from tickstock.messages.records import SessionRecord
@@ -82,10 +83,16 @@ class ChildFactory(Protocol):
 
     def publisher(self, supervisor: pykka.ActorRef, plan: SessionPlan) -> pykka.ActorRef: ...
     def persistence(self, supervisor: pykka.ActorRef, plan: SessionPlan) -> pykka.ActorRef: ...
+    def analysis(self, supervisor: pykka.ActorRef, plan: SessionPlan, publisher: ChildHandle,
+                 persistence: ChildHandle, restart: bool) -> pykka.ActorRef:
+        """The CloseAnalysisActor (only for a plan with ``batched_definitions``). ``restart``: it
+        primes itself when it opens; otherwise the session tells it each symbol's history."""
+        ...
     def symbol(self, supervisor: pykka.ActorRef, plan: SessionPlan, symbol: str, history: Sequence[Bar] | None,
                publisher: ChildHandle, persistence: ChildHandle) -> pykka.ActorRef: ...
     def ingress(self, supervisor: pykka.ActorRef, plan: SessionPlan, routes: dict[str, ChildHandle],
-                persistence: ChildHandle, aggregator: MinuteBarAggregator) -> pykka.ActorRef: ...
+                persistence: ChildHandle, aggregator: MinuteBarAggregator,
+                analysis: ChildHandle | None = None) -> pykka.ActorRef: ...
     def load_history(self, symbols: Sequence[str], limit: int,
                      before: float | None = None) -> Iterable[tuple[str, list[Bar]]]:
         """``(symbol, recent bars oldest first)`` for the symbols that have any (only bars starting
@@ -134,6 +141,8 @@ class SessionActor(pykka.ThreadingActor):
         self.publisher = ChildHandle("publisher")
         self.persistence = ChildHandle("persistence")
         self.ingress = ChildHandle("ingress")
+        self.analysis = ChildHandle("analysis")  # only with batched definitions (plan.batched_definitions)
+        self._batched = False
         self.symbols: dict[str, ChildHandle] = {}
         self.beacon = beacon if beacon is not None else self.publisher
         # What symbol actors tell the shared children goes through outboxes: at a bar close ~1,000
@@ -200,6 +209,9 @@ class SessionActor(pykka.ThreadingActor):
         self._open_blocking(self.publisher, self.factory.publisher(self.actor_ref, plan), timeout)
         self._open_blocking(self.persistence, self.factory.persistence(self.actor_ref, plan), timeout)
         self.persistence.tell(RecordSession(SessionRecord(plan.session_id, plan.universe, self.started_at, len(plan.symbols))))
+        self._batched = bool(batched_definitions(plan))
+        if self._batched:
+            self._open_blocking(self.analysis, self._new_analysis(restart=False), timeout)
         # Wall clock: each symbol's actor is built (and primes) as its history streams in; none is
         # held afterwards. Event time: the latest bars stored may come after the replayed ones, so
         # each actor loads the bars before its first bar itself, when that arrives (history=None).
@@ -208,6 +220,8 @@ class SessionActor(pykka.ThreadingActor):
         for symbol, history in () if deferred else self._history(plan.symbols):
             if symbol in wanted and symbol not in self.symbols:
                 self.symbols[symbol] = ChildHandle(f"symbol:{symbol}", self._new_symbol(symbol, history))
+                if self._batched and history:
+                    self.analysis.tell(PrimeSymbol(symbol, tuple(history)))
         for symbol in plan.symbols:
             if symbol not in self.symbols:
                 self.symbols[symbol] = ChildHandle(f"symbol:{symbol}",
@@ -260,11 +274,15 @@ class SessionActor(pykka.ThreadingActor):
         publisher, persistence = self._outbox_pair()
         return self.factory.symbol(self.actor_ref, self.plan, symbol, history, publisher, persistence)
 
+    def _new_analysis(self, restart: bool) -> pykka.ActorRef:
+        publisher, persistence = self._outbox_pair()
+        return self.factory.analysis(self.actor_ref, self.plan, publisher, persistence, restart)
+
     def _new_ingress(self) -> pykka.ActorRef:
         # Its closed bars reach persistence through the outbox too: at a close they would otherwise be
         # logged and queued by the persistence thread in the middle of the analysis burst.
         return self.factory.ingress(self.actor_ref, self.plan, dict(self.symbols), self._outbox_pair()[1],
-                                    self.aggregator)
+                                    self.aggregator, analysis=self.analysis if self._batched else None)
 
     # -- running --------------------------------------------------------------------------------
 
@@ -313,6 +331,7 @@ class SessionActor(pykka.ThreadingActor):
                 "publisher": self.publisher.mailbox_depth(),
                 "persistence": self.persistence.mailbox_depth(),
                 "ingress": self.ingress.mailbox_depth(),
+                "analysis": self.analysis.mailbox_depth() if self._batched else 0,
                 "symbols_max": max((h.mailbox_depth() for h in self.symbols.values()), default=0),
             },
         }
@@ -365,7 +384,8 @@ class SessionActor(pykka.ThreadingActor):
         """Catch deaths that sent no ChildFailed (e.g. an exception in a child's on_start). The
         report quotes the current incarnation, so a death also reported by the child itself is
         restarted once."""
-        for handle in (self.publisher, self.persistence, self.ingress, *self.symbols.values()):
+        shared = (self.publisher, self.persistence, self.ingress) + ((self.analysis,) if self._batched else ())
+        for handle in (*shared, *self.symbols.values()):
             name = handle.name
             if handle.ref is not None and name not in self.policy.quarantined and not handle.is_alive():
                 self.actor_ref.tell(ChildFailed(name, "found dead", self.incarnations.get(name, 0)))
@@ -408,6 +428,8 @@ class SessionActor(pykka.ThreadingActor):
                 ref = self._new_symbol(child.split(":", 1)[1], None)
             elif kind == "ingress":
                 ref = self._new_ingress()
+            elif kind == "analysis":
+                ref = self._new_analysis(restart=True)
             elif kind == "publisher":
                 ref = self.factory.publisher(self.actor_ref, self.plan)
             else:
@@ -423,7 +445,8 @@ class SessionActor(pykka.ThreadingActor):
     def _handle(self, child: str) -> ChildHandle:
         if child_kind(child) == "symbol":
             return self.symbols[child.split(":", 1)[1]]
-        return {"ingress": self.ingress, "publisher": self.publisher, "persistence": self.persistence}[child]
+        return {"ingress": self.ingress, "publisher": self.publisher, "persistence": self.persistence,
+                "analysis": self.analysis}[child]
 
     def _quarantine(self, child: str, reason: str) -> None:
         symbol = child.split(":", 1)[1]
@@ -527,8 +550,10 @@ class SessionActor(pykka.ThreadingActor):
         _stop_within(self.ingress.ref, budget.remaining("ingress"))
 
     def _stop_symbols(self, budget: ShutdownBudget) -> None:
-        """Stage 2: each symbol finishes the bars queued to it (a pykka stop runs them first)."""
-        stops = [h.ref.stop(block=False) for h in self.symbols.values() if h.is_alive()]
+        """Stage 2: each symbol, and the CloseAnalysisActor, finishes the bars queued to it (a pykka
+        stop runs them first)."""
+        analysis = (self.analysis,) if self._batched else ()
+        stops = [h.ref.stop(block=False) for h in (*analysis, *self.symbols.values()) if h.is_alive()]
         try:
             pykka.get_all(stops, timeout=budget.remaining("symbols"))
         except Exception as exc:

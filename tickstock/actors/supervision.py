@@ -7,6 +7,7 @@ The tree (each supervisor owns the lifecycle of the actors under it)::
     └── SessionActor              one per session; session_started in on_start, session_stopped in on_stop
         ├── PublisherActor        shared child
         ├── PersistenceActor      shared child
+        ├── CloseAnalysisActor    shared child, only with batched TA-Lib definitions (plan.py)
         ├── SymbolActor x N       one per symbol
         └── TickIngressActor      shared child
 
@@ -16,7 +17,7 @@ Written down like an Erlang/OTP supervisor specification:
 - One crash, one restart: every start of a child has an incarnation number, quoted in all it
   reports. A failure report of an incarnation that is no longer current is ignored, so a death seen
   twice (its own ``ChildFailed`` and the supervisor's liveness check) restarts it once.
-- Restart intensity, per child: a shared child (ingress, publisher, persistence) may be restarted
+- Restart intensity, per child: a shared child (ingress, publisher, persistence, analysis) may be restarted
   ``supervision.max_restarts`` times within ``supervision.within_seconds``; one failure more ends
   the session (``final_status`` 'failed', a critical alert, one ``session_stopped``). A symbol may
   be restarted ``symbol_max_restarts`` times within ``symbol_within_seconds``; one failure more
@@ -27,9 +28,12 @@ Written down like an Erlang/OTP supervisor specification:
     symbol       -> a new symbol actor, primed again from ``ohlcv_1min`` when it opens.
     persistence  -> a new writer; it replays the write-ahead log, so nothing buffered is lost.
     publisher    -> a new Redis client; the session keeps the dead incarnation's totals.
+    analysis     -> a new CloseAnalysisActor, every symbol primed again from ``ohlcv_1min`` in one
+                    query when it opens.
 - A failure while the session is starting is never restarted: start-up is all or nothing.
-- Start order: publisher, persistence, symbols, ingress (each is up before anything that sends to
-  it). Stop order is the reverse, with the session's announcement placed between them.
+- Start order: publisher, persistence, analysis, symbols, ingress (each is up before anything that
+  sends to it). Stop order is the reverse, with the session's announcement placed between them;
+  the symbols and the analysis stop together, in one stage (neither sends to the other).
 - Shutdown budget: ONE deadline (``session.shutdown_deadline_seconds``, default 20 s) from the stop
   request (SIGTERM) to the process exit, split into the stages of ``SHUTDOWN_STAGES``. Each stage
   ends at a fixed point of the budget, so a stage that hangs only spends its own share and the
@@ -50,15 +54,15 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Callable
 
-START_ORDER = ("publisher", "persistence", "symbols", "ingress")
-STOP_ORDER = ("ingress", "symbols", "persistence", "publisher")
-SHARED_KINDS = frozenset({"ingress", "persistence", "publisher"})
+START_ORDER = ("publisher", "persistence", "analysis", "symbols", "ingress")
+STOP_ORDER = ("ingress", "symbols", "analysis", "persistence", "publisher")
+SHARED_KINDS = frozenset({"ingress", "persistence", "publisher", "analysis"})
 
 # (stage, the fraction of the shutdown deadline at which it must be over). The service's own
 # closing (heartbeat, HTTP) takes what is left after "publisher".
 SHUTDOWN_STAGES: tuple[tuple[str, float], ...] = (
     ("ingress", 0.15),        # stop receiving, close and deliver every forming bar
-    ("symbols", 0.30),        # finish the bars queued to them
+    ("symbols", 0.30),        # finish the bars queued to them (symbol actors and the analysis)
     ("totals", 0.35),         # the publisher's session totals (it has seen every result)
     ("persistence", 0.50),    # best-effort write; what is left stays in the write-ahead log
     ("announce", 0.80),       # session_stopped, acknowledged by Redis (retried, then a direct fallback)

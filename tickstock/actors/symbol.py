@@ -61,6 +61,7 @@ import pykka
 from tickstock.actors.base import PooledSupervisedActor, handles
 from tickstock.actors.dispatch import Dispatcher, default_dispatcher
 from tickstock.actors.faults import maybe_fail
+from tickstock.analysis.base import IndicatorResult, PatternResult
 from tickstock.bars.timeframes import BASE_TIMEFRAME, Resampler, SessionTable
 from tickstock.messages.bars import Bar
 from tickstock.messages.commands import BarClosed, GetStats, PersistEvents, Publish
@@ -72,21 +73,27 @@ from tickstock.messages.wire import iso_utc
 TIMEFRAME = BASE_TIMEFRAME
 
 
+def pattern_event(p: PatternResult, symbol: str, session_id: str, timeframe: str, now: float,
+                  closed_at: float) -> PatternDetected:
+    """The event of one detection on a bar of ``timeframe``, stamped ``now``, carrying the bar's
+    ``closed_at``. It takes the result's dicts as they are: a result owns them (``PatternResult``)."""
+    return PatternDetected(symbol, p.name, p.confidence, now, p.bar, session_id, p.parameters, p.levels,
+                           closed_at, timeframe)
+
+
+def indicator_event(i: IndicatorResult, symbol: str, session_id: str, timeframe: str, now: float,
+                    closed_at: float) -> IndicatorCalculated:
+    """The event of one indicator value, as ``pattern_event``."""
+    return IndicatorCalculated(symbol, i.name, i.value, i.values, now, i.bar, session_id, i.metadata,
+                               closed_at, timeframe)
+
+
 def result_events(out: Any, symbol: str, session_id: str, timeframe: str, now: float, closed_at: float) -> list:
     """The events of one pipeline output on a bar of ``timeframe``: its detections, indicator
-    values and alerts, in that order, stamped ``now`` and carrying the bar's ``closed_at``. An event
-    takes its result's dicts as they are: a result owns them (``PatternResult``), and this runs for
-    every result of every symbol at a bar close."""
-    events: list = [
-        PatternDetected(symbol, p.name, p.confidence, now, p.bar, session_id, p.parameters, p.levels,
-                        closed_at, timeframe)
-        for p in out.patterns
-    ]
-    events += [
-        IndicatorCalculated(symbol, i.name, i.value, i.values, now, i.bar, session_id, i.metadata,
-                            closed_at, timeframe)
-        for i in out.indicators
-    ]
+    values and alerts, in that order (``pattern_event``, ``indicator_event``). Runs for every result
+    of every symbol at a bar close."""
+    events: list = [pattern_event(p, symbol, session_id, timeframe, now, closed_at) for p in out.patterns]
+    events += [indicator_event(i, symbol, session_id, timeframe, now, closed_at) for i in out.indicators]
     events += [
         IndicatorAlertRaised(a.alert_type, symbol, a.indicator, a.value, a.threshold, a.direction, now, session_id,
                              timeframe=timeframe)

@@ -12,15 +12,17 @@ from typing import Any, Iterator, Sequence
 
 import pykka
 
+from tickstock.actors.analysis import CloseAnalysisActor
 from tickstock.actors.dispatch import Dispatcher
 from tickstock.actors.handle import ChildHandle
 from tickstock.actors.ingress import TickIngressActor
 from tickstock.actors.persistence import PersistenceActor
 from tickstock.actors.publisher import PublisherActor, encode_for_redis
-from tickstock.actors.plan import SessionPlan, symbol_pipelines
+from tickstock.actors.plan import SessionPlan, batched_definitions, symbol_pipelines
 from tickstock.actors.symbol import SymbolActor
 from tickstock.adapters.postgres import PostgresStore
 from tickstock.adapters.redis import RedisPublisher, RedisTickFeed
+from tickstock.analysis.close_analysis import CloseAnalysis
 from tickstock.bars.aggregator import MinuteBarAggregator
 from tickstock.clock import EventTime
 from tickstock.config import Settings
@@ -114,8 +116,25 @@ class ProductionFactory:
             dispatcher=self.dispatcher(plan, supervisor), higher=higher, sessions=plan.sessions,
         )
 
+    def analysis(self, supervisor: pykka.ActorRef, plan: SessionPlan, publisher: ChildHandle,
+                 persistence: ChildHandle, restart: bool) -> pykka.ActorRef:
+        """The session's ``CloseAnalysisActor`` over ``plan``'s batched definitions. At the start
+        (``restart`` false, wall clock) the session primes it; a restart primes itself on open."""
+        a = self.settings.analysis
+        event_time = self.settings.session.clock == "event"
+        analysis = CloseAnalysis(batched_definitions(plan), plan.symbols, sessions=plan.sessions,
+                                 max_failures=a.max_component_failures, analyse_partial_bars=a.analyse_partial_bars)
+        return CloseAnalysisActor.start(
+            supervisor, plan.session_id, analysis, publisher, persistence,
+            load_history=lambda symbols, before=None: self.load_history(symbols, a.prime_bars, before)
+            if a.prime_bars else iter(()),
+            prime_on_open=restart and not event_time, prime_at_first_bar=event_time,
+            on_detection=self._hook("record_detection"),
+        )
+
     def ingress(self, supervisor: pykka.ActorRef, plan: SessionPlan, routes: dict[str, ChildHandle],
-                persistence: ChildHandle, aggregator: MinuteBarAggregator) -> pykka.ActorRef:
+                persistence: ChildHandle, aggregator: MinuteBarAggregator,
+                analysis: ChildHandle | None = None) -> pykka.ActorRef:
         s = self.settings
         return TickIngressActor.start(
             supervisor, plan.session_id,
@@ -123,6 +142,7 @@ class ProductionFactory:
                                   ping_timeout=s.redis.ping_timeout_seconds),
             routes, persistence, aggregator, s.session.accept_new_symbols, s.bars.max_tick_skew_seconds,
             report_interval=s.session.report_interval_seconds, event_time=self.event_time(aggregator),
+            analysis=analysis,
         )
 
     def event_time(self, aggregator: MinuteBarAggregator) -> EventTime | None:

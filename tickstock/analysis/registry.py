@@ -24,10 +24,10 @@ from tickstock.analysis.head_shoulders import HeadShoulders, InverseHeadShoulder
 from tickstock.analysis.rsi import RSI
 from tickstock.analysis.sma import SMA
 from tickstock.analysis.talib_catalog import Catalog, catalog, normalize
-from tickstock.analysis.talib_functions import component_class
+from tickstock.analysis.talib_functions import TalibComponent, component_class
 from tickstock.analysis.vwap import VWAP
 
-__all__ = ["UnknownComponent", "canonical_name", "create", "known_names", "lookup", "talib_catalog"]
+__all__ = ["UnknownComponent", "canonical_name", "create", "known_names", "lookup", "served_by_talib", "talib_catalog"]
 
 _CLASSES: tuple[type[Component], ...] = (Doji, Hammer, HeadShoulders, InverseHeadShoulders, RSI, SMA, VWAP)
 _BY_KEY: dict[str, type[Component]] = {cls.name.lower(): cls for cls in _CLASSES}
@@ -73,6 +73,14 @@ def create(name: str, params: Mapping[str, Any] | None = None) -> Component:
         if not isinstance(key, str):
             raise TypeError(f"{cls.name}: parameter names must be strings, got {key!r}")
     return cls(**params)
+
+
+def served_by_talib(name: str) -> bool:
+    """Whether ``name`` is served by TA-Lib (not a hand-written component); False for unknown names."""
+    try:
+        return issubclass(lookup(name), TalibComponent)
+    except UnknownComponent:
+        return False
 
 
 def known_names() -> tuple[str, ...]:

@@ -173,6 +173,26 @@ class BarClosed:
     closed_at: float
 
 
+# --- to the CloseAnalysisActor -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BarsClosed:
+    """CloseAnalysisActor: one close's 1-minute bars (a symbol's oldest first; a stop's drain can
+    close several minutes at once), closed at ``closed_at``; analyse them all, publish, persist."""
+
+    bars: tuple[Bar, ...]
+    closed_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PrimeSymbol:
+    """CloseAnalysisActor: ``symbol``'s recent bars, oldest first, to prime with (session start)."""
+
+    symbol: str
+    bars: tuple[Bar, ...]
+
+
 # --- to the PersistenceActor ---------------------------------------------------------------------------
 
 

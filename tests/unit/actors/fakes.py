@@ -418,6 +418,7 @@ class FakeChildFactory:
         self.received: dict[str, list[list]] = defaultdict(list)
         self.symbol_calls: list[dict] = []
         self.ingress_calls: list[dict] = []
+        self.analysis_calls: list[dict] = []
         self.history_calls: list[tuple] = []
         self.history: dict[str, list] = {}
         self.history_error: BaseException | None = None
@@ -449,9 +450,14 @@ class FakeChildFactory:
                                       publisher=publisher, persistence=persistence, supervisor=supervisor))
         return self._spawn(f"symbol:{symbol}", supervisor=supervisor)
 
-    def ingress(self, supervisor, plan, routes, persistence, aggregator):
+    def analysis(self, supervisor, plan, publisher, persistence, restart):
+        self.analysis_calls.append(dict(publisher=publisher, persistence=persistence, restart=restart,
+                                        supervisor=supervisor))
+        return self._spawn("analysis", supervisor=supervisor)
+
+    def ingress(self, supervisor, plan, routes, persistence, aggregator, analysis=None):
         self.ingress_calls.append(dict(routes=dict(routes), persistence=persistence, aggregator=aggregator,
-                                       supervisor=supervisor))
+                                       supervisor=supervisor, analysis=analysis))
         return self._spawn("ingress", drain_value=INGRESS_DRAIN, supervisor=supervisor)
 
     def load_history(self, symbols, limit):

@@ -105,7 +105,7 @@ def test_unknown_child_kind_ends_the_session(name):
 def test_child_kind_and_orders():
     assert child_kind("symbol:BRK.B") == "symbol"
     assert child_kind("ingress") == "ingress"
-    assert START_ORDER == ("publisher", "persistence", "symbols", "ingress")
+    assert START_ORDER == ("publisher", "persistence", "analysis", "symbols", "ingress")
     assert STOP_ORDER == tuple(reversed(START_ORDER))
 
 

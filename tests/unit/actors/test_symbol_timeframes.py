@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
-from types import SimpleNamespace
 
 import pytest
 
 from tickstock.actors.plan import SessionPlan, symbol_pipelines
 from tickstock.actors.symbol import SymbolActor
 from tickstock.analysis import select_definitions
+from tickstock.config import Settings
 from tickstock.messages.bars import Bar
 from tickstock.messages.commands import BarClosed, GetStats, Open, PersistEvents, Publish
 from tickstock.messages.records import indicator_row_id, pattern_row_id
@@ -234,7 +234,7 @@ def test_the_baseline_definitions_build_no_higher_pipeline():
         [{"name": n, "applicable_timeframes": ["intraday"]} for n in ("Doji", "Hammer", "HeadShoulders")],
         [{"name": "RSI", "period": 14, "applicable_timeframes": ["intraday"]},
          {"name": "SMA", "period": 20, "applicable_timeframes": None}])
-    plan = SessionPlan("u", ("AAPL",), SimpleNamespace(), definitions)
+    plan = SessionPlan("u", ("AAPL",), Settings(), definitions)
     base, higher = symbol_pipelines(plan, "AAPL", 3)
     assert higher == {}
     assert [c.name for c in base.components] == ["Doji", "Hammer", "HeadShoulders", "RSI", "SMA"]
@@ -250,7 +250,7 @@ def test_real_pipelines_per_timeframe_from_definitions():
         {"name": "SMA", "period": 2, "min_bars_required": 2, "applicable_timeframes": ["5min", "15min"]},
         {"name": "RSI", "period": 14, "applicable_timeframes": ["intraday"]},
     ])
-    plan = SessionPlan("u", ("AAPL",), SimpleNamespace(), definitions)
+    plan = SessionPlan("u", ("AAPL",), Settings(), definitions)
     base, higher = symbol_pipelines(plan, "AAPL", 3)
     assert sorted(higher) == ["15min", "5min"]
     assert [c.name for c in base.components] == ["RSI"]

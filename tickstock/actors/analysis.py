@@ -1,0 +1,178 @@
+"""CloseAnalysisActor: the session's TA-Lib definitions, run once per close for every symbol.
+
+Started only when the session has TA-Lib definitions and ``analysis.batch_talib`` is on
+(``plan.batched_definitions``); the symbol actors keep the hand-written components. The ingress
+tells it one ``BarsClosed`` per close, with every 1-minute bar of that close (a quarantined
+symbol's excepted), before it tells the symbol actors their own: the analysis itself is pure
+(``tickstock.analysis.close_analysis.CloseAnalysis``); this actor keeps it, primes it, and routes
+its results.
+
+Guarantees:
+
+- Every result of a close becomes one event, and all of a close's events go in one ``Publish`` and
+  (the same events) one ``PersistEvents``: the rows are derived by persistence, with the same
+  deterministic ``row_id`` as a symbol actor's, so a result is stored at most once. The events are
+  those a symbol actor would publish for the same results (``symbol.pattern_event``,
+  ``indicator_event``); TA-Lib definitions raise no alerts.
+- A failing definition costs only that symbol's result on that bar, logged with the symbol, the
+  definition, the timeframe and the bar; after ``max_component_failures`` in a row it is disabled
+  for that symbol (said in the same line).
+- Priming, and where the database is read (never on the session's thread):
+  - at the session's start (wall clock) the session streams each symbol's latest bars as
+    ``PrimeSymbol`` messages, before the ingress exists;
+  - on ``open`` of a restarted incarnation (``prime_on_open``), every symbol's latest bars in one
+    streamed query (``load_history``);
+  - in event time (``prime_at_first_bar``), at the first close: every symbol's bars before that
+    close's first bar, in one query;
+  - a symbol not seen before (a new symbol) is added at its first close and primed with its bars
+    before that close, one query for all the close's new symbols.
+  A failed read is a warning and the symbols it was for run unprimed: priming is accuracy, not a
+  reason to die.
+- An unexpected error kills the actor; the session restarts it (shared child, ``supervision.py``),
+  primed again from the database when it opens. Higher bars that were forming are then partial.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+import pykka
+
+from tickstock.actors.base import SupervisedActor, handles
+from tickstock.actors.faults import maybe_fail
+from tickstock.actors.symbol import indicator_event, pattern_event
+from tickstock.analysis.base import PatternResult
+from tickstock.analysis.close_analysis import CloseAnalysis, CloseOutput
+from tickstock.analysis.pipeline import ComponentError
+from tickstock.messages.bars import Bar
+from tickstock.messages.commands import BarsClosed, GetStats, PersistEvents, PrimeSymbol, Publish
+from tickstock.messages.wire import iso_utc
+
+# (symbols, before=None) -> (symbol, its latest bars, oldest first), streamed
+HistoryLoader = Callable[..., Iterable[tuple[str, Sequence[Bar]]]]
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisStats:
+    closes: int
+    symbols: int
+    definitions: int          # (definition, timeframe) pairs
+    patterns: int
+    indicators: int
+    component_errors: int
+    partial_bars_skipped: int
+    disabled: int             # (definition, timeframe, symbol) triples disabled
+
+
+class CloseAnalysisActor(SupervisedActor):
+    def __init__(
+        self,
+        supervisor: pykka.ActorRef | None,
+        session_id: str,
+        analysis: CloseAnalysis,
+        publisher: Any,
+        persistence: Any,
+        load_history: HistoryLoader | None = None,
+        prime_on_open: bool = False,
+        prime_at_first_bar: bool = False,
+        clock: Callable[[], float] = time.time,
+        on_detection: Callable[[str], None] | None = None,
+    ) -> None:
+        """``analysis`` holds the definitions and the symbols known at the start.
+        ``load_history``: the store's stream of recent bars (None: new symbols start unprimed)."""
+        super().__init__(supervisor, "analysis", session_id)
+        self.analysis = analysis
+        self.publisher = publisher
+        self.persistence = persistence
+        self._load_history = load_history
+        self._prime_on_open = prime_on_open
+        self._prime_at_first_bar = prime_at_first_bar
+        self._clock = clock
+        self._on_detection = on_detection
+        self.closes = self.patterns = self.indicators = self.component_errors = self.partial_bars_skipped = 0
+
+    def open(self) -> None:
+        for tf, name, error in self.analysis.broken:
+            self.log.error("definition {} on {} cannot be built and does not run: {}", name, tf, error)
+        if self._prime_on_open:
+            self._prime_from_store(self.analysis.symbols)
+        self.analysis.live_from(self._clock())
+        self.log.info("analysing {} TA-Lib definitions for {} symbols once per close",
+                      self.analysis.definitions, len(self.analysis.symbols))
+
+    @handles(PrimeSymbol)
+    def _prime_symbol(self, message: PrimeSymbol) -> None:
+        if message.symbol not in self.analysis:
+            self.analysis.add(message.symbol)
+        self._log_errors(self.analysis.prime(message.symbol, message.bars))
+
+    @handles(BarsClosed)
+    def _bars(self, message: BarsClosed) -> None:
+        maybe_fail("analysis:bars")
+        bars = message.bars
+        if not bars:
+            return
+        analysis = self.analysis
+        new = [bar.symbol for bar in bars if bar.symbol not in analysis]
+        for symbol in new:
+            analysis.add(symbol)
+        first = min(bar.start for bar in bars)
+        if self._prime_at_first_bar:  # event time: every symbol primed with what preceded this close, once
+            self._prime_at_first_bar = False
+            self._prime_from_store(analysis.symbols, before=first)
+        elif new:
+            self._prime_from_store(new, before=first)
+        out = analysis.on_close(bars)
+        self.closes += 1
+        self.partial_bars_skipped += out.partial_skipped
+        self._log_errors(out.errors)
+        events = self._events(out, self._clock(), message.closed_at)
+        if events:
+            events = tuple(events)
+            self.publisher.tell(Publish(events))
+            self.persistence.tell(PersistEvents(events))  # TA-Lib definitions raise no alerts: all stored
+
+    def _events(self, out: CloseOutput, now: float, closed_at: float) -> list:
+        session_id = self.session_id
+        on_detection = self._on_detection
+        events: list = []
+        for tf, results in out.results:
+            for r in results:
+                if type(r) is PatternResult:
+                    self.patterns += 1
+                    if on_detection is not None:
+                        on_detection(r.name)
+                    events.append(pattern_event(r, r.bar.symbol, session_id, tf, now, closed_at))
+                else:
+                    self.indicators += 1
+                    events.append(indicator_event(r, r.bar.symbol, session_id, tf, now, closed_at))
+        return events
+
+    def _prime_from_store(self, symbols: Sequence[str], before: int | None = None) -> None:
+        if self._load_history is None or not symbols:
+            return
+        served = 0
+        try:
+            stream = self._load_history(list(symbols)) if before is None else self._load_history(list(symbols),
+                                                                                                before=before)
+            for symbol, bars in stream:
+                if symbol in self.analysis:
+                    self._log_errors(self.analysis.prime(symbol, bars))
+                    served += 1
+        except Exception as exc:  # priming is accuracy, not a reason to die (and be restarted again)
+            self.log.warning("recent bars could not be loaded for priming ({} of {} symbols served): {!r}",
+                             served, len(symbols), exc)
+
+    def _log_errors(self, errors: Sequence[tuple[str, ComponentError]]) -> None:
+        for tf, e in errors:
+            self.component_errors += 1
+            self.log.error("{} component {} failed on {} bar {}: {}{}", e.symbol, e.name, tf, iso_utc(e.bar_start),
+                           e.error_repr, " (disabled for this symbol)" if e.disabled else "")
+
+    @handles(GetStats)
+    def _stats(self, message: GetStats) -> AnalysisStats:
+        return AnalysisStats(self.closes, len(self.analysis.symbols), self.analysis.definitions, self.patterns,
+                             self.indicators, self.component_errors, self.partial_bars_skipped,
+                             len(self.analysis.disabled()))

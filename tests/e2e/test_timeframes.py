@@ -72,14 +72,14 @@ def execute(dsn: str, sql: str) -> None:
 def interval(ts: float, timeframe: str) -> int:
     if timeframe == "60min":
         return OPEN + int(ts - OPEN) // 3600 * 3600
-    n = {"5min": 300, "15min": 900}[timeframe]
+    n = {"1min": 60, "5min": 300, "15min": 900}[timeframe]
     return int(ts // n * n)
 
 
-def reference(ticks, definitions) -> tuple[list[tuple], list[tuple]]:
-    """(indicators, patterns) on the higher timeframes, from bars grouped straight from the ticks."""
+def reference(ticks, definitions, timeframes=HIGHER) -> tuple[list[tuple], list[tuple]]:
+    """(indicators, patterns) on ``timeframes``, from bars grouped straight from the ticks."""
     indicators, patterns = [], []
-    for tf in HIGHER:
+    for tf in timeframes:
         for symbol in SYMBOLS:
             groups: dict[int, list] = {}
             for s, px, vol, ts in ticks:
@@ -152,3 +152,63 @@ def test_5_15_60_minute_definitions_on_a_replayed_day(tmp_path, database):
     [(one_minute,)] = query(database, "SELECT count(*) FROM intraday_indicators WHERE timeframe = '1min'")
     assert one_minute > 0
     assert json.loads(json.dumps(watcher.on("indicators")[0]))["calculation"]["timeframe"] == "1min"
+
+
+def test_talib_definitions_on_every_timeframe_run_once_per_close_and_match_talib_per_symbol(tmp_path, database):
+    """The TA-Lib rows run in the session's CloseAnalysisActor (``analysis.batch_talib``, on by
+    default), all symbols at once; the reference runs them in each symbol's own pipeline."""
+    # both rows are seeded, disabled (migrations/005): an operator enables them, on these timeframes
+    execute(database, "UPDATE indicator_definitions SET enabled = true, period = 4, parameters = '{}', "
+                      "applicable_timeframes = '{1min,5min,15min,60min}' WHERE name = 'EMA'")
+    execute(database, "UPDATE pattern_definitions SET enabled = true, applicable_timeframes = '{1min,5min}' "
+                      "WHERE name = 'Engulfing'")
+    _, cfg = e2e_config(tmp_path, database, **{"session.clock": "event"})
+    cfg["universes"] = {"test:e2e": list(SYMBOLS)}
+    config = write_config(tmp_path / "service", cfg)
+    settings = load_settings(config, environ={})
+    definitions, problems, _ = load_definitions(settings, lambda: store_for(settings))
+    assert not problems
+    timeframes = ("1min", *HIGHER)
+    ticks = generate_day(11)
+    want_indicators, want_patterns = reference(ticks, definitions, timeframes)
+    want_indicators = [i for i in want_indicators if i[2] == "EMA"]
+    want_patterns = [p for p in want_patterns if p[2] == "Engulfing"]
+    assert {i[1] for i in want_indicators} == set(timeframes) and {p[1] for p in want_patterns} == {"1min", "5min"}
+
+    watcher = Watcher(cfg["channels"])
+    client = redis.Redis.from_url(REDIS_URL)
+    service = Service(config)
+    ema_sql = ("SELECT symbol, timeframe, indicator_type, metadata->>'bar_timestamp', value "
+               "FROM intraday_indicators WHERE indicator_type = 'EMA'")
+    try:
+        watcher.wait_for("session_started", timeout=60)
+        pipe = client.pipeline(transaction=False)
+        for symbol, px, vol, ts in ticks:
+            pipe.publish(cfg["channels"]["ticks"], encode_tick(symbol, px, vol, ts, source="e2e-talib"))
+        pipe.execute()
+        deadline = time.time() + 60
+        while len(query(database, ema_sql)) < len(want_indicators) and time.time() < deadline:
+            time.sleep(0.25)
+        time.sleep(1.0)
+        assert service.terminate(30) == 0
+    finally:
+        if service.proc.poll() is None:
+            service.kill()
+        watcher.close()
+        client.close()
+
+    log = service.log()
+    # EMA on four timeframes and Engulfing on two: six (definition, timeframe) pairs in one actor
+    assert "analysing 6 TA-Lib definitions for 2 symbols once per close" in log, log[-3000:]
+    stored = sorted((s, tf, name, bar_ts, float(v)) for s, tf, name, bar_ts, v in query(database, ema_sql))
+    assert stored == want_indicators, log[-3000:]
+    stored_patterns = sorted((s, tf, name, data["bar_timestamp"]) for s, tf, name, data in query(
+        database, "SELECT symbol, timeframe, pattern_type, pattern_data FROM intraday_patterns "
+                  "WHERE pattern_type = 'Engulfing'"))
+    assert stored_patterns == want_patterns
+    events = [e["calculation"] for e in watcher.on("indicators") if e["calculation"]["indicator"] == "EMA"]
+    assert sorted((c["symbol"], c["timeframe"], c["indicator"], c["metadata"]["bar_timestamp"], c["value"])
+                  for c in events) == want_indicators
+    detections = [e["detection"] for e in watcher.on("patterns") if e["detection"]["pattern"] == "Engulfing"]
+    assert sorted((d["symbol"], d["timeframe"], d["pattern"], d["parameters"]["bar_timestamp"])
+                  for d in detections) == want_patterns

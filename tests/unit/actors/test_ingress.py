@@ -17,7 +17,7 @@ from tickstock.bars.aggregator import MinuteBarAggregator
 from tickstock.messages.bars import Bar
 from tickstock.actors.ingress import IngressStats
 from tickstock.messages.commands import (
-    BarClosed, ChildFailed, ChildReport, Drain, GetStats, Open, PersistBars, Quarantine, RouteSymbol,
+    BarClosed, BarsClosed, ChildFailed, ChildReport, Drain, GetStats, Open, PersistBars, Quarantine, RouteSymbol,
     SymbolDiscovered,
 )
 from tickstock.messages.ticks import encode_tick
@@ -32,7 +32,7 @@ def tick(symbol: str, price: float, ts: float, volume: int = 100) -> bytes:
 
 
 def make(symbols=("AAPL", "MSFT"), accept_new_symbols=False, start=M + 5, grace=2.0, script=(), connected=True,
-         report_interval=1.0):
+         report_interval=1.0, analysis=None):
     clock = FakeClock(start)
     feed = FakeFeed(script, connected=connected)
     routes = {s: Recorder(s) for s in symbols}
@@ -41,7 +41,7 @@ def make(symbols=("AAPL", "MSFT"), accept_new_symbols=False, start=M + 5, grace=
     aggregator = MinuteBarAggregator(grace, now=clock())
     actor = TickIngressActor(
         supervisor, "sid", lambda: feed, routes, persistence, aggregator,
-        accept_new_symbols=accept_new_symbols, clock=clock, report_interval=report_interval,
+        accept_new_symbols=accept_new_symbols, clock=clock, report_interval=report_interval, analysis=analysis,
     )
     actor._feed = feed  # what open() does, without starting the receive thread
     return SimpleNamespace(actor=actor, feed=feed, clock=clock, routes=routes, persistence=persistence,
@@ -451,6 +451,40 @@ def test_an_aggregator_without_mark_gap_is_fine():
     step_at(env, M + 10, FeedDisconnected("server closed the connection"))
     step_at(env, M + 11)
     assert env.actor.on_receive(GetStats()).reconnects == 1
+
+
+# -- the close analysis ------------------------------------------------------------------------------
+
+
+class Ordered(Recorder):
+    """A mocked mailbox that also writes its name into a list shared with others (the order told)."""
+
+    def __init__(self, name: str, order: list) -> None:
+        super().__init__(name)
+        self.order = order
+
+    def tell(self, message) -> None:
+        self.order.append(self.name)
+        super().tell(message)
+
+
+def test_the_close_analysis_is_told_every_close_s_bars_in_one_message_first_quarantined_ones_excepted():
+    order: list[str] = []
+    analysis = Ordered("analysis", order)
+    env = make(accept_new_symbols=True, analysis=analysis)
+    env.routes = {s: Ordered(s, order) for s in env.routes}
+    env.actor.routes = dict(env.routes)
+    env.actor.on_receive(Quarantine("AAPL"))
+    step_at(env, M + 20, [tick("AAPL", 100.0, M + 10), tick("MSFT", 300.0, M + 11), tick("NVDA", 50.0, M + 12)])
+    step_at(env, M + 62)
+    [closed] = analysis.of_type(BarsClosed)
+    # NVDA's actor is still being started (its bar is held for it), yet the analysis has it at once
+    assert sorted(b.symbol for b in closed.bars) == ["MSFT", "NVDA"] and closed.closed_at == M + 62
+    assert set(closed.bars) <= set(env.persistence.of_type(PersistBars)[0].bars)
+    assert order == ["analysis", "MSFT"]
+    step_at(env, M + 70, [tick("MSFT", 301.0, M + 69)])
+    step_at(env, M + 122)
+    assert [[b.start for b in m.bars] for m in analysis.of_type(BarsClosed)] == [[M, M], [M + 60]]
 
 
 # -- quarantine --------------------------------------------------------------------------------------

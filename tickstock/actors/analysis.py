@@ -48,10 +48,24 @@ from tickstock.analysis.close_analysis import CloseAnalysis, CloseOutput
 from tickstock.analysis.pipeline import ComponentError
 from tickstock.messages.bars import Bar
 from tickstock.messages.commands import BarsClosed, GetStats, PersistEvents, PrimeSymbol, Publish
+from tickstock.messages.events import PatternDetected
 from tickstock.messages.wire import iso_utc
 
 # (symbols, before=None) -> (symbol, its latest bars, oldest first), streamed
 HistoryLoader = Callable[..., Iterable[tuple[str, Sequence[Bar]]]]
+
+
+def close_events(out: CloseOutput, session_id: str, now: float, closed_at: float) -> list:
+    """The events of one close's results, in their order, as a symbol actor builds them
+    (``pattern_event``, ``indicator_event``), stamped ``now`` and carrying ``closed_at``."""
+    events: list = []
+    for tf, results in out.results:
+        for r in results:
+            if type(r) is PatternResult:
+                events.append(pattern_event(r, r.bar.symbol, session_id, tf, now, closed_at))
+            else:
+                events.append(indicator_event(r, r.bar.symbol, session_id, tf, now, closed_at))
+    return events
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,27 +142,21 @@ class CloseAnalysisActor(SupervisedActor):
         self.closes += 1
         self.partial_bars_skipped += out.partial_skipped
         self._log_errors(out.errors)
-        events = self._events(out, self._clock(), message.closed_at)
+        events = close_events(out, self.session_id, self._clock(), message.closed_at)
         if events:
+            self._count(events)
             events = tuple(events)
             self.publisher.tell(Publish(events))
             self.persistence.tell(PersistEvents(events))  # TA-Lib definitions raise no alerts: all stored
 
-    def _events(self, out: CloseOutput, now: float, closed_at: float) -> list:
-        session_id = self.session_id
+    def _count(self, events: list) -> None:
         on_detection = self._on_detection
-        events: list = []
-        for tf, results in out.results:
-            for r in results:
-                if type(r) is PatternResult:
-                    self.patterns += 1
-                    if on_detection is not None:
-                        on_detection(r.name)
-                    events.append(pattern_event(r, r.bar.symbol, session_id, tf, now, closed_at))
-                else:
-                    self.indicators += 1
-                    events.append(indicator_event(r, r.bar.symbol, session_id, tf, now, closed_at))
-        return events
+        patterns = [e.pattern for e in events if type(e) is PatternDetected]
+        self.patterns += len(patterns)
+        self.indicators += len(events) - len(patterns)
+        if on_detection is not None:
+            for name in patterns:
+                on_detection(name)
 
     def _prime_from_store(self, symbols: Sequence[str], before: int | None = None) -> None:
         if self._load_history is None or not symbols:

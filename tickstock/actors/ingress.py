@@ -4,7 +4,8 @@ Why the forming bars live here and not in the symbol actors: a pykka ``tell`` co
 to wake a thread, so one message per tick tops out near 20k ticks/s, while folding a tick into its
 bar on the receive path costs ~0.2 us (shared/docs/domain.md). So one receive thread reads the
 socket, decodes, and folds; symbol actors get one ``BarClosed`` per bar, persistence one batch per
-minute.
+minute, and the session's ``CloseAnalysisActor`` (if it has one) one ``BarsClosed`` per close with
+all its bars, told first.
 
 Guarantees:
 - The socket is drained continuously; decoding happens right after each read, in the same thread,

@@ -26,7 +26,7 @@ from typing import Any, Callable
 from loguru import logger
 
 from tickstock.analysis import AnalysisPipeline, definitions_from_config, select_definitions
-from tickstock.analysis.registry import served_by_talib
+from tickstock.analysis.close_analysis import split_talib
 from tickstock.bars.timeframes import BASE_TIMEFRAME, SessionTable
 from tickstock.config import ConfigError, Settings
 
@@ -121,18 +121,19 @@ def session_table(now: float, calendar_factory: Callable[..., Any] | None = None
     return around(now)
 
 
-def _batches(plan: SessionPlan) -> bool:
-    return bool(plan.settings.analysis.batch_talib) and hasattr(plan.definitions, "for_timeframe")
+def _split(plan: SessionPlan) -> tuple[dict[str, tuple[Any, ...]], dict[str, tuple[Any, ...]]] | None:
+    """(the symbols' definitions, the batched ones) per timeframe; None when nothing is batched
+    (``analysis.batch_talib`` off, or a plain iterable of definitions)."""
+    if not (plan.settings.analysis.batch_talib and hasattr(plan.definitions, "for_timeframe")):
+        return None
+    return split_talib(plan.definitions)
 
 
 def batched_definitions(plan: SessionPlan) -> dict[str, tuple[Any, ...]]:
     """Timeframe -> the TA-Lib definitions the session's ``CloseAnalysisActor`` runs on it; empty
     (no such actor) when ``analysis.batch_talib`` is off or no definition is served by TA-Lib."""
-    if not _batches(plan):
-        return {}
-    out = {tf: tuple(d for d in plan.definitions.for_timeframe(tf) if served_by_talib(d.name))
-           for tf in plan.definitions.timeframes}
-    return {tf: defs for tf, defs in out.items() if defs}
+    split = _split(plan)
+    return split[1] if split is not None else {}
 
 
 def symbol_pipelines(plan: SessionPlan, symbol: str, max_failures: int) -> tuple[AnalysisPipeline, dict[str, AnalysisPipeline]]:
@@ -141,14 +142,11 @@ def symbol_pipelines(plan: SessionPlan, symbol: str, max_failures: int) -> tuple
     definitions = plan.definitions
     if not hasattr(definitions, "for_timeframe"):  # a plain iterable of definitions: 1min only
         return AnalysisPipeline(definitions or (), symbol=symbol, max_failures=max_failures), {}
-    batched = _batches(plan)
-
-    def own(tf: str) -> tuple[Any, ...]:
-        return tuple(d for d in definitions.for_timeframe(tf) if not (batched and served_by_talib(d.name)))
-
-    base = AnalysisPipeline(own(BASE_TIMEFRAME), symbol=symbol, max_failures=max_failures)
+    split = _split(plan)
+    own = split[0] if split is not None else {tf: definitions.for_timeframe(tf) for tf in definitions.timeframes}
+    base = AnalysisPipeline(own.get(BASE_TIMEFRAME, ()), symbol=symbol, max_failures=max_failures)
     higher = {tf: AnalysisPipeline(defs, symbol=symbol, max_failures=max_failures)
-              for tf in definitions.timeframes if tf != BASE_TIMEFRAME and (defs := own(tf))}
+              for tf, defs in own.items() if tf != BASE_TIMEFRAME}
     return base, higher
 
 

@@ -29,13 +29,30 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
 from tickstock.analysis.base import Result
-from tickstock.analysis.definitions import Definition
+from tickstock.analysis.definitions import Definition, DefinitionSet
 from tickstock.analysis.pipeline import ComponentError, short_repr
+from tickstock.analysis.registry import served_by_talib
 from tickstock.analysis.talib_batch import TalibBatch
 from tickstock.bars.timeframes import BASE_TIMEFRAME, TIMEFRAMES, Resampler, SessionTable
 from tickstock.messages.bars import Bar
 
-__all__ = ["CloseAnalysis", "CloseOutput"]
+__all__ = ["CloseAnalysis", "CloseOutput", "split_talib"]
+
+
+def split_talib(definitions: DefinitionSet) -> tuple[dict[str, tuple[Definition, ...]], dict[str, tuple[Definition, ...]]]:
+    """(the hand-written definitions, the TA-Lib ones), each as timeframe -> definitions in load
+    order; a timeframe with none is left out."""
+    own: dict[str, tuple[Definition, ...]] = {}
+    talib: dict[str, tuple[Definition, ...]] = {}
+    for tf in definitions.timeframes:
+        defs = definitions.for_timeframe(tf)
+        mine = tuple(d for d in defs if not served_by_talib(d.name))
+        theirs = tuple(d for d in defs if served_by_talib(d.name))
+        if mine:
+            own[tf] = mine
+        if theirs:
+            talib[tf] = theirs
+    return own, talib
 
 
 @dataclass(slots=True)

@@ -5,8 +5,8 @@ not TA-Lib's (its stream update is a quarter of it or less) but the per-symbol P
 steps one function for all symbols of a close in one loop: measured on the :30 close of 500 symbols
 with ten TA-Lib functions on four timeframes, 0.7-0.8x the per-symbol pipelines' analysis, with the
 same results (``python -m tickstock.bench --scenario components``, "the close of every timeframe").
-Used by that benchmark; not yet by the service, which needs a step that sees every symbol's bars of
-a close to call it (issue 10).
+The service steps it once per close for all symbols (``close_analysis.CloseAnalysis``, in the
+session's ``CloseAnalysisActor``).
 
 Guarantees (tests/unit/analysis/test_talib_batch.py proves each):
 

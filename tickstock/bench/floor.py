@@ -18,6 +18,10 @@ symbol's closed 1-minute bar is folded by a ``Resampler`` (no session table: 60-
 the same close (timed); priming folds the history too. ``per_close_timeframes`` says which
 timeframes were analysed at each close, ``per_close_ms_by_closing`` splits the figure into closes of
 1-minute bars only and closes where a higher timeframe closed too.
+
+TA-Lib definitions (``analysis.batch_talib``, on by default, as in the service): run once per close
+for all symbols by one ``CloseAnalysis`` (its own resamplers, primed with the same history), their
+events built by the ``CloseAnalysisActor``'s own ``close_events``; timed in the same phases.
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 
+from tickstock.actors.analysis import close_events
 from tickstock.actors.publisher import encode_for_redis
 from tickstock.actors.symbol import result_events
 from tickstock.adapters.redis.publisher import RedisPublisher
 from tickstock.analysis import AnalysisPipeline, DefinitionSet, definitions_from_config
+from tickstock.analysis.close_analysis import CloseAnalysis, split_talib
 from tickstock.bars.aggregator import MinuteBarAggregator
 from tickstock.bars.timeframes import BASE_TIMEFRAME, TIMEFRAMES, Resampler
 from tickstock.bench.observe import RawSubscriber
@@ -55,19 +61,24 @@ def run_floor(symbols: Sequence[str], settings: Settings, redis_url: str, channe
     a = settings.analysis
     if definitions is None:
         definitions = definitions_from_config(a.fallback_definitions, a.timeframe)
-    higher_timeframes = tuple(tf for tf in definitions.timeframes if tf != BASE_TIMEFRAME)
+    own, talib = (split_talib(definitions) if a.batch_talib
+                  else ({tf: definitions.for_timeframe(tf) for tf in definitions.timeframes}, {}))
+    higher_timeframes = tuple(tf for tf in own if tf != BASE_TIMEFRAME)
     now_minute = int(time.time() // BAR_SECONDS) * BAR_SECONDS
     first_minute = now_minute - BAR_SECONDS * closes
-    base = definitions.for_timeframe(BASE_TIMEFRAME)
+    base = own.get(BASE_TIMEFRAME, ())
     pipelines = {s: AnalysisPipeline(base, symbol=s, max_failures=a.max_component_failures) for s in symbols}
-    higher = {s: {tf: AnalysisPipeline(definitions.for_timeframe(tf), symbol=s, max_failures=a.max_component_failures)
+    higher = {s: {tf: AnalysisPipeline(own[tf], symbol=s, max_failures=a.max_component_failures)
                   for tf in higher_timeframes} for s in symbols} if higher_timeframes else {}
+    batch = CloseAnalysis(talib, symbols, max_failures=a.max_component_failures) if talib else None
     resamplers = {s: Resampler(s, higher_timeframes) for s in symbols} if higher_timeframes else {}
     last_close: dict[str, float] = {}
     if prime_bars:
         started = time.perf_counter()
         for symbol, series in history(symbols, prime_bars, first_minute - BAR_SECONDS):
             pipelines[symbol].prime(series)
+            if batch is not None:
+                batch.prime(symbol, series)
             last_close[symbol] = series[-1].close
             if higher_timeframes:  # as SymbolActor._prime: the history folded, each timeframe primed
                 for tf, bars in resamplers[symbol].fold(series).items():
@@ -126,6 +137,18 @@ def run_floor(symbols: Sequence[str], settings: Settings, redis_url: str, channe
                     analysis += tb - ta
                     build += tc - tb
                     derive += time.perf_counter() - tc
+            if batch is not None:  # the TA-Lib definitions, all symbols at once
+                ta = time.perf_counter()
+                out = batch.on_close(bars)
+                tb = time.perf_counter()
+                ev = close_events(out, session_id, time.time(), closed_at)
+                tc = time.perf_counter()
+                rows += len(event_records(ev, a.pattern_ttl_seconds, a.indicator_ttl_seconds))
+                events.extend(ev)
+                analysed.update(tf for tf, _ in out.results)
+                analysis += tb - ta
+                build += tc - tb
+                derive += time.perf_counter() - tc
             t2 = time.perf_counter()
             encoded = encode_for_redis(events, channels, a.high_confidence)
             t3 = time.perf_counter()
@@ -151,11 +174,11 @@ def run_floor(symbols: Sequence[str], settings: Settings, redis_url: str, channe
         "events_per_close": summary(events_per_close)["p50"], "rows_per_close": summary(rows_per_close)["p50"],
         "events_received": received, "events_published": sum(events_per_close),
         "definitions": list(definitions.names()),
-        "timeframes": [TIMEFRAME, *higher_timeframes],
+        "timeframes": list(definitions.timeframes),
         "per_close_timeframes": timeframes_per_close,
         "per_close_ms_by_closing": split_by_closing(per_close, timeframes_per_close),
         "closes_of_every_timeframe": closes_of_every_timeframe(per_close, phases, events_per_close,
-                                                               timeframes_per_close, [TIMEFRAME, *higher_timeframes]),
+                                                               timeframes_per_close, list(definitions.timeframes)),
     }
 
 

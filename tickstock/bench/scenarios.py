@@ -278,8 +278,10 @@ def run(plan: Plan, log=print) -> dict:
             if plan.extended:
                 split = result["floor"]["per_close_ms_by_closing"]["with_higher"]
                 result["notes"].append(
-                    f"the inline floor ran the same {len(definitions)} definitions on all four timeframes (higher bars "
-                    f"folded per symbol as the symbol actor does, 60-minute on the :30 grid, partial ones skipped), "
+                    f"the inline floor ran the same {len(definitions)} definitions on all four timeframes as the "
+                    f"service does (TA-Lib ones once per close for all symbols with analysis.batch_talib on, "
+                    f"{'on' if settings.analysis.batch_talib else 'off'} here; higher bars folded per symbol, "
+                    f"60-minute on the :30 grid, partial ones skipped), "
                     f"primed with {floor_prime} bars; {split['n']} of its {plan.floor_closes} closes analysed a "
                     "5/15/60-minute bar too")
         if plan.ceiling:

@@ -212,3 +212,41 @@ def test_talib_definitions_on_every_timeframe_run_once_per_close_and_match_talib
     detections = [e["detection"] for e in watcher.on("patterns") if e["detection"]["pattern"] == "Engulfing"]
     assert sorted((d["symbol"], d["timeframe"], d["pattern"], d["parameters"]["bar_timestamp"])
                   for d in detections) == want_patterns
+
+
+def test_a_close_analysis_failing_on_every_close_is_restarted_then_fails_the_session_announced(tmp_path, database):
+    """The CloseAnalysisActor is a shared child: a crash is restarted once (the budget here), the
+    next ends the session 'failed', announced once with a critical alert naming it; the bars stay stored."""
+    execute(database, "UPDATE indicator_definitions SET enabled = true WHERE name = 'EMA'")
+    _, cfg = e2e_config(tmp_path, database, **{"session.clock": "event"})
+    cfg["universes"] = {"test:e2e": list(SYMBOLS)}
+    cfg["supervision"].update(max_restarts=1, within_seconds=600)
+    config = write_config(tmp_path / "service", cfg)
+    ticks = [t for t in generate_day(3) if t[3] < OPEN + 10 * 60]  # ten minutes of the day
+    watcher = Watcher(cfg["channels"])
+    client = redis.Redis.from_url(REDIS_URL)
+    service = Service(config, extra_env={"TICKSTOCK_INJECT_FAULT": "analysis:bars"})
+    try:
+        [started] = [e["session"] for e in [watcher.wait_for("session_started", timeout=60)]]
+        pipe = client.pipeline(transaction=False)
+        for symbol, px, vol, ts in ticks:
+            pipe.publish(cfg["channels"]["ticks"], encode_tick(symbol, px, vol, ts, source="e2e-analysis-fault"))
+        pipe.execute()
+        stopped = watcher.wait_for("session_stopped", timeout=30)
+        time.sleep(1.0)  # a second session_stopped would come now
+        assert service.terminate(30) == 0
+    finally:
+        if service.proc.poll() is None:
+            service.kill()
+        watcher.close()
+        client.close()
+    log = service.log()
+    assert stopped["session"]["final_status"] == "failed", log[-3000:]
+    assert len(watcher.on("session_stopped")) == 1
+    alerts = [a for a in watcher.on("critical_alerts") if a["severity"] == "critical"]
+    assert any(a["data"]["component"] == "analysis" for a in alerts), alerts
+    assert "restarted analysis (incarnation 2)" in log
+    # the symbol actors' and the ingress's work is untouched: every closed minute is stored
+    [(minutes,)] = query(database, "SELECT count(DISTINCT timestamp) FROM ohlcv_1min WHERE symbol = 'AAPL'")
+    assert minutes >= 2
+    assert started["session_id"] == stopped["session"]["session_id"]

@@ -97,6 +97,32 @@ def reference(ticks, definitions, timeframes=HIGHER) -> tuple[list[tuple], list[
     return sorted(indicators), sorted(patterns)
 
 
+def replay(config, cfg: dict, ticks, until, extra_env: dict[str, str] | None = None) -> tuple[Service, Watcher]:
+    """Start the service, publish ``ticks`` once the session is announced, wait until
+    ``until(watcher)`` is true (at most 60 s: the last minute closes once the feed has been silent a while), then stop
+    it with SIGTERM (exit code 0). Returns the stopped service and the closed watcher."""
+    watcher = Watcher(cfg["channels"])
+    client = redis.Redis.from_url(REDIS_URL)
+    service = Service(config, extra_env=extra_env)
+    try:
+        watcher.wait_for("session_started", timeout=60)
+        pipe = client.pipeline(transaction=False)
+        for symbol, px, vol, ts in ticks:
+            pipe.publish(cfg["channels"]["ticks"], encode_tick(symbol, px, vol, ts, source="e2e-timeframes"))
+        pipe.execute()
+        deadline = time.time() + 60
+        while not until(watcher) and time.time() < deadline:
+            time.sleep(0.25)
+        time.sleep(1.0)  # anything more (a second session_stopped) would come now
+        assert service.terminate(30) == 0
+    finally:
+        if service.proc.poll() is None:
+            service.kill()
+        watcher.close()
+        client.close()
+    return service, watcher
+
+
 def test_5_15_60_minute_definitions_on_a_replayed_day(tmp_path, database):
     execute(database, "INSERT INTO indicator_definitions (name, enabled, applicable_timeframes, period, parameters) "
                       "VALUES ('sma', true, '{5min,15min,60min}', 3, '{\"period\": 3}')")
@@ -114,27 +140,9 @@ def test_5_15_60_minute_definitions_on_a_replayed_day(tmp_path, database):
     assert per_tf == {"5min": 2 * 76, "15min": 2 * 24, "60min": 2 * 5}  # SMA(3) from each third bar
     assert len(want_patterns) >= 7  # the placed 5-minute Dojis (and whatever the walk made)
 
-    watcher = Watcher(cfg["channels"])
-    client = redis.Redis.from_url(REDIS_URL)
-    service = Service(config)
     higher_sql = ("SELECT symbol, timeframe, indicator_type, metadata->>'bar_timestamp', value "
                   "FROM intraday_indicators WHERE timeframe <> '1min'")
-    try:
-        watcher.wait_for("session_started", timeout=60)
-        pipe = client.pipeline(transaction=False)
-        for symbol, px, vol, ts in ticks:
-            pipe.publish(cfg["channels"]["ticks"], encode_tick(symbol, px, vol, ts, source="e2e-timeframes"))
-        pipe.execute()
-        deadline = time.time() + 60  # the last minute closes once the feed has been silent a while
-        while len(query(database, higher_sql)) < len(want_indicators) and time.time() < deadline:
-            time.sleep(0.25)
-        time.sleep(1.0)
-        assert service.terminate(30) == 0
-    finally:
-        if service.proc.poll() is None:
-            service.kill()
-        watcher.close()
-        client.close()
+    service, watcher = replay(config, cfg, ticks, lambda _: len(query(database, higher_sql)) >= len(want_indicators))
 
     stored = sorted((s, tf, name, bar_ts, float(v)) for s, tf, name, bar_ts, v in query(database, higher_sql))
     assert stored == want_indicators, service.log()[-3000:]
@@ -175,27 +183,9 @@ def test_talib_definitions_on_every_timeframe_run_once_per_close_and_match_talib
     want_patterns = [p for p in want_patterns if p[2] == "Engulfing"]
     assert {i[1] for i in want_indicators} == set(timeframes) and {p[1] for p in want_patterns} == {"1min", "5min"}
 
-    watcher = Watcher(cfg["channels"])
-    client = redis.Redis.from_url(REDIS_URL)
-    service = Service(config)
     ema_sql = ("SELECT symbol, timeframe, indicator_type, metadata->>'bar_timestamp', value "
                "FROM intraday_indicators WHERE indicator_type = 'EMA'")
-    try:
-        watcher.wait_for("session_started", timeout=60)
-        pipe = client.pipeline(transaction=False)
-        for symbol, px, vol, ts in ticks:
-            pipe.publish(cfg["channels"]["ticks"], encode_tick(symbol, px, vol, ts, source="e2e-talib"))
-        pipe.execute()
-        deadline = time.time() + 60
-        while len(query(database, ema_sql)) < len(want_indicators) and time.time() < deadline:
-            time.sleep(0.25)
-        time.sleep(1.0)
-        assert service.terminate(30) == 0
-    finally:
-        if service.proc.poll() is None:
-            service.kill()
-        watcher.close()
-        client.close()
+    service, watcher = replay(config, cfg, ticks, lambda _: len(query(database, ema_sql)) >= len(want_indicators))
 
     log = service.log()
     # EMA on four timeframes and Engulfing on two: six (definition, timeframe) pairs in one actor
@@ -223,30 +213,16 @@ def test_a_close_analysis_failing_on_every_close_is_restarted_then_fails_the_ses
     cfg["supervision"].update(max_restarts=1, within_seconds=600)
     config = write_config(tmp_path / "service", cfg)
     ticks = [t for t in generate_day(3) if t[3] < OPEN + 10 * 60]  # ten minutes of the day
-    watcher = Watcher(cfg["channels"])
-    client = redis.Redis.from_url(REDIS_URL)
-    service = Service(config, extra_env={"TICKSTOCK_INJECT_FAULT": "analysis:bars"})
-    try:
-        [started] = [e["session"] for e in [watcher.wait_for("session_started", timeout=60)]]
-        pipe = client.pipeline(transaction=False)
-        for symbol, px, vol, ts in ticks:
-            pipe.publish(cfg["channels"]["ticks"], encode_tick(symbol, px, vol, ts, source="e2e-analysis-fault"))
-        pipe.execute()
-        stopped = watcher.wait_for("session_stopped", timeout=30)
-        time.sleep(1.0)  # a second session_stopped would come now
-        assert service.terminate(30) == 0
-    finally:
-        if service.proc.poll() is None:
-            service.kill()
-        watcher.close()
-        client.close()
+    service, watcher = replay(config, cfg, ticks, lambda w: bool(w.on("session_stopped")),
+                              extra_env={"TICKSTOCK_INJECT_FAULT": "analysis:bars"})
+    [started] = watcher.on("session_started")[:1]
+    [stopped] = watcher.on("session_stopped")
     log = service.log()
     assert stopped["session"]["final_status"] == "failed", log[-3000:]
-    assert len(watcher.on("session_stopped")) == 1
     alerts = [a for a in watcher.on("critical_alerts") if a["severity"] == "critical"]
     assert any(a["data"]["component"] == "analysis" for a in alerts), alerts
     assert "restarted analysis (incarnation 2)" in log
     # the symbol actors' and the ingress's work is untouched: every closed minute is stored
     [(minutes,)] = query(database, "SELECT count(DISTINCT timestamp) FROM ohlcv_1min WHERE symbol = 'AAPL'")
     assert minutes >= 2
-    assert started["session_id"] == stopped["session"]["session_id"]
+    assert started["session"]["session_id"] == stopped["session"]["session_id"]

@@ -481,3 +481,8 @@ class FakeChildFactory:
 
     def count(self, name: str) -> int:
         return self.calls.count(name)
+
+
+def first_index(log: list, predicate) -> int:
+    """The index of the first entry of a ``FakeChildFactory.log`` that ``predicate`` accepts."""
+    return next(i for i, e in enumerate(log) if predicate(e))

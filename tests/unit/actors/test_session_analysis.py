@@ -13,7 +13,7 @@ from tickstock.messages.bars import Bar
 from tickstock.messages.commands import ChildFailed, Drain, GetStats, Open, PrimeSymbol, StopSession
 from tickstock.messages.events import CriticalAlert
 
-from .fakes import FakeChildFactory, wait_until
+from .fakes import FakeChildFactory, first_index, wait_until
 from .test_session import SID, SYMBOLS, Ended, make_settings, of_type, publishes, wait_ended
 
 pytestmark = pytest.mark.timeout(30)
@@ -129,11 +129,7 @@ def test_it_stops_with_the_symbols_after_the_ingress_and_before_persistence():
     ref.tell(StopSession("stopped"))
     wait_ended(ref, ended)
     log = factory.log
-
-    def first(predicate):
-        return next(i for i, e in enumerate(log) if predicate(e))
-
-    ingress_drain = first(lambda e: e[:2] == ("recv", "ingress") and isinstance(e[2], Drain))
-    analysis_stop = first(lambda e: e == ("stop", "analysis"))
-    persistence_drain = first(lambda e: e[:2] == ("recv", "persistence") and isinstance(e[2], Drain))
+    ingress_drain = first_index(log, lambda e: e[:2] == ("recv", "ingress") and isinstance(e[2], Drain))
+    analysis_stop = first_index(log, lambda e: e == ("stop", "analysis"))
+    persistence_drain = first_index(log, lambda e: e[:2] == ("recv", "persistence") and isinstance(e[2], Drain))
     assert ingress_drain < analysis_stop < persistence_drain

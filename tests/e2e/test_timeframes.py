@@ -189,7 +189,7 @@ def test_talib_definitions_on_every_timeframe_run_once_per_close_and_match_talib
 
     log = service.log()
     # EMA on four timeframes and Engulfing on two: six (definition, timeframe) pairs in one actor
-    assert "analysing 6 TA-Lib definitions for 2 symbols once per close" in log, log[-3000:]
+    assert "analysing 6 TA-Lib (definition, timeframe) pairs for 2 symbols once per close" in log, log[-3000:]
     stored = sorted((s, tf, name, bar_ts, float(v)) for s, tf, name, bar_ts, v in query(database, ema_sql))
     assert stored == want_indicators, log[-3000:]
     stored_patterns = sorted((s, tf, name, data["bar_timestamp"]) for s, tf, name, data in query(

@@ -113,7 +113,7 @@ class CloseAnalysisActor(SupervisedActor):
         if self._prime_on_open:
             self._prime_from_store(self.analysis.symbols)
         self.analysis.live_from(self._clock())
-        self.log.info("analysing {} TA-Lib definitions for {} symbols once per close",
+        self.log.info("analysing {} TA-Lib (definition, timeframe) pairs for {} symbols once per close",
                       self.analysis.definitions, len(self.analysis.symbols))
 
     @handles(PrimeSymbol)

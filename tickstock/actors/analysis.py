@@ -163,9 +163,7 @@ class CloseAnalysisActor(SupervisedActor):
             return
         served = 0
         try:
-            stream = self._load_history(list(symbols)) if before is None else self._load_history(list(symbols),
-                                                                                                before=before)
-            for symbol, bars in stream:
+            for symbol, bars in self._load_history(list(symbols), before=before):
                 if symbol in self.analysis:
                     self._log_errors(self.analysis.prime(symbol, bars))
                     served += 1

@@ -122,11 +122,11 @@ def session_table(now: float, calendar_factory: Callable[..., Any] | None = None
 
 
 def _split(plan: SessionPlan) -> tuple[dict[str, tuple[Any, ...]], dict[str, tuple[Any, ...]]] | None:
-    """(the symbols' definitions, the batched ones) per timeframe; None when nothing is batched
-    (``analysis.batch_talib`` off, or a plain iterable of definitions)."""
-    if not (plan.settings.analysis.batch_talib and hasattr(plan.definitions, "for_timeframe")):
+    """(the symbols' definitions, the batched ones) per timeframe, by ``analysis.batch_talib``;
+    None for a plain iterable of definitions (1min only, nothing batched)."""
+    if not hasattr(plan.definitions, "for_timeframe"):
         return None
-    return split_talib(plan.definitions)
+    return split_talib(plan.definitions, plan.settings.analysis.batch_talib)
 
 
 def batched_definitions(plan: SessionPlan) -> dict[str, tuple[Any, ...]]:
@@ -139,11 +139,10 @@ def batched_definitions(plan: SessionPlan) -> dict[str, tuple[Any, ...]]:
 def symbol_pipelines(plan: SessionPlan, symbol: str, max_failures: int) -> tuple[AnalysisPipeline, dict[str, AnalysisPipeline]]:
     """``symbol``'s 1-minute pipeline and one per higher timeframe that has definitions (none for a
     1min-only set); without the definitions ``batched_definitions`` gives the ``CloseAnalysisActor``."""
-    definitions = plan.definitions
-    if not hasattr(definitions, "for_timeframe"):  # a plain iterable of definitions: 1min only
-        return AnalysisPipeline(definitions or (), symbol=symbol, max_failures=max_failures), {}
     split = _split(plan)
-    own = split[0] if split is not None else {tf: definitions.for_timeframe(tf) for tf in definitions.timeframes}
+    if split is None:  # a plain iterable of definitions: 1min only
+        return AnalysisPipeline(plan.definitions or (), symbol=symbol, max_failures=max_failures), {}
+    own = split[0]
     base = AnalysisPipeline(own.get(BASE_TIMEFRAME, ()), symbol=symbol, max_failures=max_failures)
     higher = {tf: AnalysisPipeline(defs, symbol=symbol, max_failures=max_failures)
               for tf, defs in own.items() if tf != BASE_TIMEFRAME}

@@ -331,7 +331,7 @@ class SessionActor(pykka.ThreadingActor):
                 "publisher": self.publisher.mailbox_depth(),
                 "persistence": self.persistence.mailbox_depth(),
                 "ingress": self.ingress.mailbox_depth(),
-                "analysis": self.analysis.mailbox_depth() if self._batched else 0,
+                "analysis": self.analysis.mailbox_depth(),  # 0 without one (no ref)
                 "symbols_max": max((h.mailbox_depth() for h in self.symbols.values()), default=0),
             },
         }
@@ -384,8 +384,7 @@ class SessionActor(pykka.ThreadingActor):
         """Catch deaths that sent no ChildFailed (e.g. an exception in a child's on_start). The
         report quotes the current incarnation, so a death also reported by the child itself is
         restarted once."""
-        shared = (self.publisher, self.persistence, self.ingress) + ((self.analysis,) if self._batched else ())
-        for handle in (*shared, *self.symbols.values()):
+        for handle in (self.publisher, self.persistence, self.ingress, self.analysis, *self.symbols.values()):
             name = handle.name
             if handle.ref is not None and name not in self.policy.quarantined and not handle.is_alive():
                 self.actor_ref.tell(ChildFailed(name, "found dead", self.incarnations.get(name, 0)))
@@ -552,8 +551,7 @@ class SessionActor(pykka.ThreadingActor):
     def _stop_symbols(self, budget: ShutdownBudget) -> None:
         """Stage 2: each symbol, and the CloseAnalysisActor, finishes the bars queued to it (a pykka
         stop runs them first)."""
-        analysis = (self.analysis,) if self._batched else ()
-        stops = [h.ref.stop(block=False) for h in (*analysis, *self.symbols.values()) if h.is_alive()]
+        stops = [h.ref.stop(block=False) for h in (self.analysis, *self.symbols.values()) if h.is_alive()]
         try:
             pykka.get_all(stops, timeout=budget.remaining("symbols"))
         except Exception as exc:

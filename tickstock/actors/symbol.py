@@ -11,8 +11,9 @@ thread each: see dispatch.py. Their handlers never block on another actor.
 The analysis itself is pure (``tickstock.analysis``); this actor only keeps the state and routes
 messages. Its pipelines hold the hand-written components; the TA-Lib definitions run in the
 session's ``CloseAnalysisActor`` for all symbols at once (analysis.py), unless
-``analysis.batch_talib`` is off (``plan.symbol_pipelines`` decides). A component that raises is isolated by the pipeline; an unexpected error here kills only
-this actor, and the supervisor restarts it primed from the database.
+``analysis.batch_talib`` is off (``plan.symbol_pipelines`` decides). A component that raises is
+isolated by the pipeline; an unexpected error here kills only this actor, and the supervisor
+restarts it primed from the database.
 
 A bar known to be partial (``Bar.partial``: the first minute of a mid-minute start, a minute with a
 subscription gap) is counted but not analysed, unless ``analyse_partial_bars``;

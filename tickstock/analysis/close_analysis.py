@@ -39,15 +39,18 @@ from tickstock.messages.bars import Bar
 __all__ = ["CloseAnalysis", "CloseOutput", "split_talib"]
 
 
-def split_talib(definitions: DefinitionSet) -> tuple[dict[str, tuple[Definition, ...]], dict[str, tuple[Definition, ...]]]:
-    """(the hand-written definitions, the TA-Lib ones), each as timeframe -> definitions in load
-    order; a timeframe with none is left out."""
+def split_talib(definitions: DefinitionSet, batch: bool = True) -> tuple[dict[str, tuple[Definition, ...]],
+                                                                          dict[str, tuple[Definition, ...]]]:
+    """(the definitions each symbol runs itself, the TA-Lib ones run for all symbols at once), each
+    as timeframe -> definitions in load order; a timeframe with none is left out. ``batch`` False
+    (``analysis.batch_talib: false``): every definition is the symbols' own."""
+    talib_names = {d.name for d in definitions if batch and served_by_talib(d.name)}
     own: dict[str, tuple[Definition, ...]] = {}
     talib: dict[str, tuple[Definition, ...]] = {}
     for tf in definitions.timeframes:
         defs = definitions.for_timeframe(tf)
-        mine = tuple(d for d in defs if not served_by_talib(d.name))
-        theirs = tuple(d for d in defs if served_by_talib(d.name))
+        mine = tuple(d for d in defs if d.name not in talib_names)
+        theirs = tuple(d for d in defs if d.name in talib_names)
         if mine:
             own[tf] = mine
         if theirs:

@@ -16,6 +16,7 @@ imported: a row can only select a class listed here or a TA-Lib function.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Mapping
 
 from tickstock.analysis.base import Component
@@ -75,6 +76,7 @@ def create(name: str, params: Mapping[str, Any] | None = None) -> Component:
     return cls(**params)
 
 
+@functools.cache  # the registry never changes; a plan asks once per symbol (0.4 ms a split uncached)
 def served_by_talib(name: str) -> bool:
     """Whether ``name`` is served by TA-Lib (not a hand-written component); False for unknown names."""
     try:

@@ -61,8 +61,7 @@ def run_floor(symbols: Sequence[str], settings: Settings, redis_url: str, channe
     a = settings.analysis
     if definitions is None:
         definitions = definitions_from_config(a.fallback_definitions, a.timeframe)
-    own, talib = (split_talib(definitions) if a.batch_talib
-                  else ({tf: definitions.for_timeframe(tf) for tf in definitions.timeframes}, {}))
+    own, talib = split_talib(definitions, a.batch_talib)
     higher_timeframes = tuple(tf for tf in own if tf != BASE_TIMEFRAME)
     now_minute = int(time.time() // BAR_SECONDS) * BAR_SECONDS
     first_minute = now_minute - BAR_SECONDS * closes

@@ -9,11 +9,15 @@ its results.
 
 Guarantees:
 
-- Every result of a close becomes one event, and all of a close's events go in one ``Publish`` and
-  (the same events) one ``PersistEvents``: the rows are derived by persistence, with the same
-  deterministic ``row_id`` as a symbol actor's, so a result is stored at most once. The events are
-  those a symbol actor would publish for the same results (``symbol.pattern_event``,
-  ``indicator_event``); TA-Lib definitions raise no alerts.
+- Every result of a close becomes one event. A close's events go out one timeframe at a time,
+  1min first: each timeframe's in one ``Publish`` and (the same events) one ``PersistEvents``,
+  told as soon as that timeframe is analysed and before the next one is
+  (``CloseAnalysis.close_in_parts``). So at the top of an hour the 1-minute events do not wait for
+  the 5/15/60-minute analysis, and Redis's round trips overlap it. The rows are derived by
+  persistence, with the same deterministic ``row_id`` as a symbol actor's, so a result is stored
+  at most once. The events are those a symbol actor would publish for the same results
+  (``symbol.pattern_event``, ``indicator_event``), each stamped when its timeframe was analysed;
+  TA-Lib definitions raise no alerts.
 - A failing definition costs only that symbol's result on that bar, logged with the symbol, the
   definition, the timeframe and the bar; after ``max_component_failures`` in a row it is disabled
   for that symbol (said in the same line).
@@ -138,16 +142,16 @@ class CloseAnalysisActor(SupervisedActor):
             self._prime_from_store(analysis.symbols, before=first)
         elif new:
             self._prime_from_store(new, before=first)
-        out = analysis.on_close(bars)
+        for part in analysis.close_in_parts(bars):  # one timeframe at a time, 1min first: out as each is done
+            self.partial_bars_skipped += part.partial_skipped
+            self._log_errors(part.errors)
+            events = close_events(part, self.session_id, self._clock(), message.closed_at)
+            if events:
+                self._count(events)
+                events = tuple(events)
+                self.publisher.tell(Publish(events))
+                self.persistence.tell(PersistEvents(events))  # TA-Lib definitions raise no alerts: all stored
         self.closes += 1
-        self.partial_bars_skipped += out.partial_skipped
-        self._log_errors(out.errors)
-        events = close_events(out, self.session_id, self._clock(), message.closed_at)
-        if events:
-            self._count(events)
-            events = tuple(events)
-            self.publisher.tell(Publish(events))
-            self.persistence.tell(PersistEvents(events))  # TA-Lib definitions raise no alerts: all stored
 
     def _count(self, events: list) -> None:
         on_detection = self._on_detection

@@ -17,6 +17,10 @@ Guarantees (tests/unit/analysis/test_close_analysis.py proves each):
   ``analyse_partial_bars``; each is counted in ``partial_skipped``. The stretch between a symbol's
   history and ``live_from`` (or its first live bar, if earlier) was not seen: a higher bar
   overlapping it is partial, as in the symbol actor.
+- **In parts** (``close_in_parts``): one output per timeframe analysed at a close, 1min first,
+  each handed out before the next timeframe is analysed, so the owner can publish a close's
+  1-minute results while its 5/15/60-minute ones are still being computed. Together they are
+  ``on_close``'s output.
 - **Priming** (``prime``) folds a symbol's history into its higher timeframes too and moves every
   definition's state; it keeps no result.
 - A symbol must be ``add``ed before its bars come (``on_close`` raises ``KeyError`` otherwise: the
@@ -26,7 +30,7 @@ Guarantees (tests/unit/analysis/test_close_analysis.py proves each):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 from tickstock.analysis.base import Result
 from tickstock.analysis.definitions import Definition, DefinitionSet
@@ -144,8 +148,44 @@ class CloseAnalysis:
         return errors
 
     def on_close(self, bars: Sequence[Bar]) -> CloseOutput:
-        """Analyse one close's 1-minute bars (a symbol's oldest first) and the higher bars they close."""
+        """Analyse one close's 1-minute bars (a symbol's oldest first) and the higher bars they close:
+        every part of ``close_in_parts`` in one output."""
         out = CloseOutput()
+        for part in self.close_in_parts(bars):
+            out.results += part.results
+            out.errors += part.errors
+            out.partial_skipped += part.partial_skipped
+        return out
+
+    def close_in_parts(self, bars: Sequence[Bar]) -> Iterator[CloseOutput]:
+        """Analyse one close as ``on_close`` does, one timeframe at a time: one ``CloseOutput`` per
+        timeframe with bars to analyse, ascending (1min first), each yielded as soon as that
+        timeframe is analysed and before the next one is, so its results can go out while the
+        higher timeframes are computed. The 1-minute bars are folded into the higher timeframes
+        before the first part; the partial bars skipped are counted in the first part (a close with
+        nothing to analyse yields one empty part carrying them). Iterate to the end: a timeframe not
+        reached is not analysed at this close."""
+        skipped, per_timeframe = self._fold(bars)
+        parts = 0
+        for tf, batches in self._batches.items():
+            tf_bars = per_timeframe.get(tf)
+            if not tf_bars:
+                continue
+            part = CloseOutput(partial_skipped=skipped if parts == 0 else 0)
+            for batch in batches:
+                step = batch.step(tf_bars)
+                if step.results:
+                    part.results.append((tf, step.results))
+                if step.errors:
+                    part.errors += [(tf, e) for e in step.errors]
+            parts += 1
+            yield part
+        if parts == 0:
+            yield CloseOutput(partial_skipped=skipped)
+
+    def _fold(self, bars: Sequence[Bar]) -> tuple[int, dict[str, list[Bar]]]:
+        """(partial bars skipped, the bars to analyse per timeframe) of one close's 1-minute bars."""
+        skipped = 0
         analyse_partial = self._analyse_partial_bars
         base: list[Bar] = []
         higher: dict[str, list[Bar]] = {tf: [] for tf in self._higher}
@@ -153,7 +193,7 @@ class CloseAnalysis:
         for bar in bars:
             resampler = resamplers[bar.symbol]
             if bar.partial and not analyse_partial:
-                out.partial_skipped += 1
+                skipped += 1
             else:
                 base.append(bar)
             if resampler is None:
@@ -164,17 +204,7 @@ class CloseAnalysis:
                 resampler.observed_from(bar.start if opened is None else min(opened, bar.start))
             for closed in resampler.on_bar(bar):
                 if closed.bar.partial and not analyse_partial:
-                    out.partial_skipped += 1
+                    skipped += 1
                 else:
                     higher[closed.timeframe].append(closed.bar)
-        for tf, batches in self._batches.items():
-            tf_bars = base if tf == BASE_TIMEFRAME else higher[tf]
-            if not tf_bars:
-                continue
-            for batch in batches:
-                step = batch.step(tf_bars)
-                if step.results:
-                    out.results.append((tf, step.results))
-                if step.errors:
-                    out.errors += [(tf, e) for e in step.errors]
-        return out
+        return skipped, {BASE_TIMEFRAME: base, **higher}

@@ -13,6 +13,7 @@ from tickstock.actors.analysis import AnalysisStats, CloseAnalysisActor
 from tickstock.actors.symbol import SymbolActor
 from tickstock.analysis import AnalysisPipeline, Definition, create
 from tickstock.analysis.close_analysis import CloseAnalysis
+from tickstock.analysis.talib_batch import TalibBatch
 from tickstock.messages.bars import Bar
 from tickstock.messages.commands import BarClosed, BarsClosed, GetStats, Open, PersistEvents, PrimeSymbol, Publish
 from tickstock.messages.events import IndicatorCalculated, PatternDetected
@@ -69,7 +70,8 @@ def actor(loader: Loader | None = None, definitions=(EMA, DOJI), symbols=SYMBOLS
             by_tf.setdefault(tf, []).append(d)
     publisher, persistence = Recorder("publisher"), Recorder("persistence")
     a = CloseAnalysisActor(None, SID, CloseAnalysis(by_tf, symbols), publisher, persistence,
-                           load_history=loader, clock=FakeClock(T0 + 3600), on_detection=on_detection, **kwargs)
+                           load_history=loader, clock=kwargs.pop("clock", FakeClock(T0 + 3600)),
+                           on_detection=on_detection, **kwargs)
     return a, publisher, persistence
 
 
@@ -103,18 +105,41 @@ def comparable(evs: list) -> list:
                    e.session_id, e.bar_closed_at) for e in evs)
 
 
-def test_one_close_is_one_publish_and_one_persist_of_the_same_events_a_symbol_actor_would_send() -> None:
+def test_each_timeframe_of_a_close_is_one_publish_and_one_persist_of_the_events_a_symbol_actor_would_send() -> None:
     a, publisher, persistence = actor()
     a.on_receive(Open(1))
     for m in range(20):
         close(a, m, doji=m == 15)
-    assert len(publisher.of_type(Publish)) == 20 - 2  # EMA(3) is first published at the third bar
-    assert [p.events for p in persistence.of_type(PersistEvents)] == [p.events for p in publisher.of_type(Publish)]
+    publishes = publisher.of_type(Publish)
+    # EMA(3) is first published at the third bar of each timeframe: the 1-minute one at minute 2,
+    # the 5-minute one at minute 14 (its third bar closes then), again at 19
+    assert len(publishes) == (20 - 2) + 2
+    assert [p.events for p in persistence.of_type(PersistEvents)] == [p.events for p in publishes]
+    timeframes = [{e.timeframe for e in p.events} for p in publishes]
+    assert all(len(t) == 1 for t in timeframes)
+    assert [next(iter(t)) for t in timeframes][-3:] == ["1min", "1min", "5min"]  # 1min first
     got = events(publisher)
     want = symbol_actor_events({s: [bar(s, m, m == 15) for m in range(20)] for s in SYMBOLS}, {})
     assert comparable(got) == comparable(want)
     kinds = {(type(e), e.timeframe) for e in got}
     assert kinds == {(IndicatorCalculated, "1min"), (IndicatorCalculated, "5min"), (PatternDetected, "1min")}
+
+
+def test_a_close_s_1_minute_events_are_told_before_its_higher_timeframes_are_analysed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock(T0 + 3600)
+    a, publisher, _ = actor(definitions=(EMA,), clock=lambda: clock.advance(1.0))
+    a.on_receive(Open(1))
+    step = TalibBatch.step  # marked in the publisher's mailbox, to order the analysis against what it is told
+    monkeypatch.setattr(TalibBatch, "step", lambda self, bars: publisher.tell(f"step {bars[0].start}")
+                        or step(self, bars))
+    for m in range(15):
+        close(a, m)
+    last = publisher.messages[-4:]  # minute 14 closes a 1- and a 5-minute bar
+    assert [m if isinstance(m, str) else {e.timeframe for e in m.events} for m in last] == [
+        f"step {T0 + 60 * 14}", {"1min"}, f"step {T0 + 60 * 10}", {"5min"}]
+    # each stamped when its own timeframe was analysed (the clock is read after each)
+    assert last[1].events[0].calculated_at < last[3].events[0].calculated_at
 
 
 def test_primed_symbols_publish_from_their_first_live_bar_as_primed_symbol_actors_do() -> None:
@@ -127,7 +152,8 @@ def test_primed_symbols_publish_from_their_first_live_bar_as_primed_symbol_actor
         close(a, m)
     want = symbol_actor_events({s: [bar(s, m) for m in range(6)] for s in SYMBOLS}, primed)
     assert comparable(events(publisher)) == comparable(want)
-    assert len(publisher.of_type(Publish)) == 6  # primed: EMA published at once
+    # primed: EMA published at once, at every close; minute 4 closes a 5-minute bar too, told apart after
+    assert [p.events[0].timeframe for p in publisher.of_type(Publish)] == ["1min"] * 5 + ["5min", "1min"]
 
 
 def test_a_restart_primes_every_symbol_in_one_query_when_it_opens() -> None:

@@ -11,7 +11,8 @@ import pytest
 
 from tickstock.analysis import AnalysisPipeline, Definition, create
 from tickstock.analysis.close_analysis import CloseAnalysis
-from tickstock.bars.timeframes import BASE_TIMEFRAME, Resampler
+from tickstock.analysis.talib_batch import TalibBatch
+from tickstock.bars.timeframes import BASE_TIMEFRAME, TIMEFRAMES, Resampler
 from tickstock.messages.bars import Bar
 
 from .series import candles, to_bars
@@ -168,6 +169,54 @@ def test_analyse_partial_bars_runs_the_definitions_on_them() -> None:
     close = analysis.on_close([bars[s][PRIME] for s in SYMBOLS])
     assert close.partial_skipped == 0
     assert any(r.bar.symbol == "AAA" and tf == "1min" for tf, results in close.results for r in results)
+
+
+def test_a_close_in_parts_is_the_close_one_timeframe_at_a_time_each_handed_out_before_the_next_runs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    bars = series()
+    for k in (PRIME + 7, PRIME + 61):  # partial bars: their counts must survive the split
+        bars["BBB"][k] = replace(bars["BBB"][k], partial=True)
+    whole, in_parts = CloseAnalysis(by_timeframe(), SYMBOLS), CloseAnalysis(by_timeframe(), SYMBOLS)
+    for symbol in SYMBOLS:
+        whole.prime(symbol, bars[symbol][:PRIME])
+        in_parts.prime(symbol, bars[symbol][:PRIME])
+    trace: list[str] = []
+    step = TalibBatch.step
+    monkeypatch.setattr(TalibBatch, "step", lambda self, tf_bars: trace.append("step") or step(self, tf_bars))
+    per_tf = {tf: len(defs) for tf, defs in by_timeframe().items()}
+    seen_timeframes: set[tuple[str, ...]] = set()
+    skipped = 0
+    for k in range(PRIME, PRIME + LIVE):
+        close = [bars[s][k] for s in SYMBOLS]
+        want = whole.on_close(close)
+        trace.clear()
+        parts = []
+        for part in in_parts.close_in_parts(close):
+            timeframes = {tf for tf, _ in part.results} | {tf for tf, _ in part.errors}
+            assert len(timeframes) <= 1  # one timeframe per part
+            parts.append((part, timeframes))
+            trace.append(f"part {'/'.join(timeframes)}")
+        # each timeframe's definitions ran after the previous part was handed out, before its own
+        tfs = [next(iter(t)) for _, t in parts if t]
+        assert tfs == sorted(tfs, key=TIMEFRAMES.index)
+        expected = [entry for tf in tfs for entry in ["step"] * per_tf[tf] + [f"part {tf}"]]
+        assert [e for e in trace if e != "part "] == expected
+        assert [r for p, _ in parts for r in p.results] == [r for r in want.results]
+        assert [e for p, _ in parts for e in p.errors] == want.errors
+        assert sum(p.partial_skipped for p, _ in parts) == want.partial_skipped
+        assert all(p.partial_skipped == 0 for p, _ in parts[1:])  # counted in the first part
+        skipped += want.partial_skipped
+        seen_timeframes.add(tuple(tfs))
+    assert skipped == 8  # not vacuous: two 1-minute bars and their 5-, 15- and 60-minute bars
+    assert ("1min", "5min", "15min", "60min") in seen_timeframes  # ...and every timeframe at once
+
+
+def test_a_close_with_nothing_to_analyse_is_one_empty_part_carrying_its_partial_bars() -> None:
+    bars = series()
+    analysis = CloseAnalysis({"5min": [definition("EMA", {"timeperiod": 5}, ("5min",))]}, SYMBOLS)
+    minute = [replace(bars[s][1], partial=True) for s in SYMBOLS]  # no 5-minute bar closes here
+    parts = list(analysis.close_in_parts(minute))
+    assert [(p.results, p.errors, p.partial_skipped) for p in parts] == [([], [], len(SYMBOLS))]
 
 
 def test_a_symbol_must_be_added_before_its_bars_and_starts_from_scratch() -> None:

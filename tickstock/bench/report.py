@@ -205,6 +205,11 @@ def rows(result: dict) -> list[Row]:
                        three(last), f"floor p99 {ms(floor_p99)} ms" if floor_p99 else "",
                        ratio(last.get("p99"), floor_p99), target))
         out += _split_rows(lat.get("last_per_minute_by_closing"), "last event", "minutes")
+        by_tf = lat.get("last_by_timeframe") or {}
+        if by_tf:  # do a close's 1-minute events wait for its higher timeframes?
+            out.append(Row("  last event of each timeframe, minutes where a 5/15/60-minute bar closed (p50 / max)",
+                           "; ".join(f"{tf} {ms(v.get('p50'))} / {ms(v.get('max'))}" for tf, v in by_tf.items())
+                           + " ms"))
         first = lat.get("first_per_minute_summary") or {}
         if first.get("n"):  # how long the close took before anything of it reached Redis
             out.append(Row("close -> first event of the minute (p50 / p99 / max)", three(first)))

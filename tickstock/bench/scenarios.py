@@ -194,6 +194,15 @@ def split_last_by_closing(last: dict[int, float], closing: dict[int, list[str]])
     return split_by_closing(list(last.values()), [closing.get(m, [BASE_TIMEFRAME]) for m in last])
 
 
+def last_by_timeframe(last: dict[str, dict[int, float]], closing: dict[int, list[str]]) -> dict[str, dict]:
+    """Each timeframe's last event per minute (``last``: timeframe -> {minute: latency}), summarised
+    over the minutes where a higher timeframe closed too: whether a close's 1-minute events wait for
+    its 5/15/60-minute ones, and how long each of those takes. Timeframes in ascending order."""
+    higher = {m for m, tfs in closing.items() if any(tf != BASE_TIMEFRAME for tf in tfs)}
+    return {tf: summary([v for m, v in last[tf].items() if m in higher]) for tf in TIMEFRAMES
+            if any(m in higher for m in last.get(tf, ()))}
+
+
 def _plan_day(plan: Plan) -> None:
     """The replayed session, its length, the speed and the RSS period of a ``day`` plan (in place)."""
     session = regular_session(plan.date or DEFAULT_DATE, time.time())
@@ -458,6 +467,7 @@ def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
     wall_of = emap.wall_at if emap is not None else None
     events: list[EventTimes] = []
     seen: dict[int, set[str]] = {}  # minute -> higher timeframes whose events it closed
+    timeframes: list[str] = []  # each event's
     for channel in (ch["patterns"], ch["indicators"]):
         for t, p in recorder.on(channel):
             e = parse_event(p, t)
@@ -468,6 +478,7 @@ def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
                 e = replace(e, bar_start=float(closing_minute(e, timeframe, grace, wall_of is None)))
                 seen.setdefault(int(e.bar_start), set()).add(timeframe)
             events.append(e)
+            timeframes.append(timeframe)
     if emap is not None:
         # Every replayed minute but the last, which closes by the feed's silence (reported alone).
         minutes = day_minutes(plan)
@@ -495,6 +506,12 @@ def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
         split = split_last_by_closing(last, closing)
         out["latency_ms"]["closing"] = {str(m): tfs for m, tfs in closing.items()}
         out["latency_ms"]["last_per_minute_by_closing"] = split
+        per_tf: dict[str, list[EventTimes]] = {}
+        for e, tf in zip(events, timeframes):
+            if int(e.bar_start) in full:
+                per_tf.setdefault(tf, []).append(e)
+        out["latency_ms"]["last_by_timeframe"] = last_by_timeframe(
+            {tf: event_latencies(evs, grace, wall_of)["last_per_minute"] for tf, evs in per_tf.items()}, closing)
         closed_in = ", ".join(f"{tf} in {k}" for tf, k in split["minutes_closing"].items())
         result["notes"].append(
             f"5/15/60-minute bars close only with the 1-minute bar ending at a 5/15/60-minute boundary (60: at :30 UTC, "

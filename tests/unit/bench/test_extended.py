@@ -18,7 +18,7 @@ from tickstock.bench.sandbox import (
 )
 from tickstock.bench.scenarios import (
     FEED_LEAD_PER_1000, FEED_LEAD_SECONDS, closing_minute, closing_timeframes, event_timeframe, extended_note,
-    feed_boundary, make_plan, split_last_by_closing,
+    feed_boundary, last_by_timeframe, make_plan, split_last_by_closing,
 )
 from tickstock.bench.stats import EventTimes
 from tickstock.config import validate
@@ -229,6 +229,20 @@ def test_last_event_latencies_are_split_by_what_closed():
     assert floor["minutes_closing"] == {"5min": 1, "15min": 0, "60min": 0}
 
 
+def test_each_timeframe_s_last_event_is_summarised_over_the_minutes_where_a_higher_bar_closed():
+    minutes = (HOUR, HOUR + 240, HOUR + 1740)  # 1min only; 5min too; every timeframe (:30)
+    closing = {m: closing_timeframes(m) for m in minutes}
+    last = {"60min": {HOUR + 1740: 130.0},
+            "1min": {HOUR: 40.0, HOUR + 240: 45.0, HOUR + 1740: 60.0},
+            "5min": {HOUR + 240: 90.0, HOUR + 1740: 110.0}}
+    got = last_by_timeframe(last, closing)
+    assert list(got) == ["1min", "5min", "60min"]  # ascending; 15min never closed here
+    assert got["1min"]["n"] == 2 and got["1min"]["max"] == 60.0  # the 1min-only minute left out
+    assert got["5min"]["p50"] in (90.0, 110.0) and got["5min"]["max"] == 110.0
+    assert got["60min"]["max"] == 130.0
+    assert last_by_timeframe({"1min": {HOUR: 40.0}}, {HOUR: ["1min"]}) == {}
+
+
 def test_the_close_of_every_timeframe_is_kept_with_its_phases_and_events():
     phases = {"analysis": [1.0, 2.0, 30.0], "encode": [0.5, 0.6, 9.0]}
     timeframes = [["1min"], ["1min", "5min", "15min"], list(ALL)]
@@ -249,6 +263,8 @@ def extended_result():
     lat = r["service"]["latency_ms"]
     lat["last_per_minute_by_closing"] = split_last_by_closing(
         {HOUR: 60.0, HOUR + 240: 95.0}, {HOUR: ["1min"], HOUR + 240: ["1min", "5min"]})
+    lat["last_by_timeframe"] = last_by_timeframe({"1min": {HOUR: 60.0, HOUR + 240: 41.0}, "5min": {HOUR + 240: 95.0}},
+                                                 {HOUR: ["1min"], HOUR + 240: ["1min", "5min"]})
     r["floor"]["timeframes"] = list(ALL)
     r["floor"]["per_close_ms_by_closing"] = split_by_closing([30.0, 45.0], [["1min"], ["1min", "5min"]])
     return r
@@ -265,6 +281,8 @@ def test_the_table_says_the_extended_set_was_on_and_splits_by_what_closed():
     higher = next(row for f, row in table.items() if "last event: minutes where a 5/15/60-minute bar closed too (1;" in f)
     assert only.value == "60.0 / 60.0 / 60.0 ms" and higher.value == "95.0 / 95.0 / 95.0 ms"
     assert higher.target == "5min x1"
+    by_tf = next(row for f, row in table.items() if f.startswith("  last event of each timeframe"))
+    assert by_tf.value == "1min 41.0 / 41.0; 5min 95.0 / 95.0 ms"
     assert any("floor: closes where a 5/15/60-minute bar closed too (1;" in f and table[f].target == "5min x1"
                for f in table)
     assert not any("close of every timeframe" in f for f in table)  # no :30 close in this run

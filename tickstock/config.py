@@ -143,6 +143,8 @@ class AnalysisSettings(Section):
     analyse_partial_bars: bool = False  # run detectors on a bar known to be partial
     # TA-Lib definitions run once per close for all symbols (CloseAnalysisActor), not per symbol.
     batch_talib: bool = True
+    # ...in a process of their own (analysis_process.py): the other core, not the service's GIL.
+    process: bool = True
     # Used when the database cannot be read at start: same shape as the definition rows.
     fallback_definitions: FallbackDefinitions = msgspec.field(default_factory=dict)
 

@@ -40,36 +40,38 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 import pykka
 
+from tickstock.actors.analysis_output import ClosePart, CloseRows
+from tickstock.actors.analysis_process import AnalysisProcessError
 from tickstock.actors.base import SupervisedActor, handles
 from tickstock.actors.faults import maybe_fail
-from tickstock.actors.symbol import indicator_event, pattern_event
-from tickstock.analysis.base import PatternResult
-from tickstock.analysis.close_analysis import CloseAnalysis, CloseOutput
 from tickstock.analysis.pipeline import ComponentError
 from tickstock.messages.bars import Bar
-from tickstock.messages.commands import BarsClosed, GetStats, PersistEvents, PrimeSymbol, Publish
-from tickstock.messages.events import PatternDetected
+from tickstock.messages.commands import BarsClosed, GetStats, PersistResults, PrimeSymbol, PublishEncoded
 from tickstock.messages.wire import iso_utc
 
 # (symbols, before=None) -> (symbol, its latest bars, oldest first), streamed
 HistoryLoader = Callable[..., Iterable[tuple[str, Sequence[Bar]]]]
 
 
-def close_events(out: CloseOutput, session_id: str, now: float, closed_at: float) -> list:
-    """The events of one close's results, in their order, as a symbol actor builds them
-    (``pattern_event``, ``indicator_event``), stamped ``now`` and carrying ``closed_at``."""
-    events: list = []
-    for tf, results in out.results:
-        for r in results:
-            if type(r) is PatternResult:
-                events.append(pattern_event(r, r.bar.symbol, session_id, tf, now, closed_at))
-            else:
-                events.append(indicator_event(r, r.bar.symbol, session_id, tf, now, closed_at))
-    return events
+class Analysis(Protocol):
+    """Where the close analysis runs: ``analysis_output.LocalAnalysis`` (this thread) or
+    ``analysis_process.ProcessAnalysis`` (a process of its own)."""
+
+    broken: list[tuple[str, str, str]]
+    definitions: int
+    symbols: tuple[str, ...]
+
+    def __contains__(self, symbol: object) -> bool: ...
+    def start(self) -> None: ...
+    def add(self, symbol: str) -> None: ...
+    def prime(self, symbol: str, bars: Sequence[Bar]) -> list[tuple[str, ComponentError]]: ...
+    def live_from(self, t: float) -> None: ...
+    def close(self, bars: Sequence[Bar], closed_at: float) -> Iterator[ClosePart | CloseRows]: ...
+    def stop(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +91,7 @@ class CloseAnalysisActor(SupervisedActor):
         self,
         supervisor: pykka.ActorRef | None,
         session_id: str,
-        analysis: CloseAnalysis,
+        analysis: Analysis,
         publisher: Any,
         persistence: Any,
         load_history: HistoryLoader | None = None,
@@ -110,15 +112,26 @@ class CloseAnalysisActor(SupervisedActor):
         self._clock = clock
         self._on_detection = on_detection
         self.closes = self.patterns = self.indicators = self.component_errors = self.partial_bars_skipped = 0
+        self.disabled = 0
 
     def open(self) -> None:
+        self.analysis.start()
         for tf, name, error in self.analysis.broken:
             self.log.error("definition {} on {} cannot be built and does not run: {}", name, tf, error)
         if self._prime_on_open:
             self._prime_from_store(self.analysis.symbols)
         self.analysis.live_from(self._clock())
-        self.log.info("analysing {} TA-Lib (definition, timeframe) pairs for {} symbols once per close",
-                      self.analysis.definitions, len(self.analysis.symbols))
+        pid = getattr(self.analysis, "pid", None)
+        self.log.info("analysing {} TA-Lib (definition, timeframe) pairs for {} symbols once per close{}",
+                      self.analysis.definitions, len(self.analysis.symbols),
+                      "" if pid is None else f", in process {pid}")
+
+    def on_stop(self) -> None:
+        self.analysis.stop()
+
+    def on_failure(self, exception_type, exception_value, traceback) -> None:
+        super().on_failure(exception_type, exception_value, traceback)
+        self.analysis.stop()  # the next incarnation starts a process of its own
 
     @handles(PrimeSymbol)
     def _prime_symbol(self, message: PrimeSymbol) -> None:
@@ -142,25 +155,24 @@ class CloseAnalysisActor(SupervisedActor):
             self._prime_from_store(analysis.symbols, before=first)
         elif new:
             self._prime_from_store(new, before=first)
-        for part in analysis.close_in_parts(bars):  # one timeframe at a time, 1min first: out as each is done
-            self.partial_bars_skipped += part.partial_skipped
-            self._log_errors(part.errors)
-            events = close_events(part, self.session_id, self._clock(), message.closed_at)
-            if events:
-                self._count(events)
-                events = tuple(events)
-                self.publisher.tell(Publish(events))
-                self.persistence.tell(PersistEvents(events))  # TA-Lib definitions raise no alerts: all stored
+        for item in analysis.close(bars, message.closed_at):  # one timeframe at a time, 1min first
+            if type(item) is CloseRows:  # the last: every row of the close (all stored: no alerts here)
+                if item.patterns or item.indicators:
+                    self.persistence.tell(PersistResults(tuple(item.patterns), tuple(item.indicators)))
+                continue
+            self.partial_bars_skipped += item.partial_skipped
+            self._log_errors(item.errors)
+            if item.entries:
+                self.publisher.tell(PublishEncoded(tuple(item.entries), len(item.patterns), item.indicators))
+                self._count(item.patterns, item.indicators)
         self.closes += 1
 
-    def _count(self, events: list) -> None:
-        on_detection = self._on_detection
-        patterns = [e.pattern for e in events if type(e) is PatternDetected]
+    def _count(self, patterns: list[str], indicators: int) -> None:
         self.patterns += len(patterns)
-        self.indicators += len(events) - len(patterns)
-        if on_detection is not None:
+        self.indicators += indicators
+        if self._on_detection is not None:
             for name in patterns:
-                on_detection(name)
+                self._on_detection(name)
 
     def _prime_from_store(self, symbols: Sequence[str], before: int | None = None) -> None:
         if self._load_history is None or not symbols:
@@ -171,6 +183,8 @@ class CloseAnalysisActor(SupervisedActor):
                 if symbol in self.analysis:
                     self._log_errors(self.analysis.prime(symbol, bars))
                     served += 1
+        except AnalysisProcessError:
+            raise  # not the read: the analysis itself is gone
         except Exception as exc:  # priming is accuracy, not a reason to die (and be restarted again)
             self.log.warning("recent bars could not be loaded for priming ({} of {} symbols served): {!r}",
                              served, len(symbols), exc)
@@ -178,11 +192,11 @@ class CloseAnalysisActor(SupervisedActor):
     def _log_errors(self, errors: Sequence[tuple[str, ComponentError]]) -> None:
         for tf, e in errors:
             self.component_errors += 1
+            self.disabled += e.disabled
             self.log.error("{} component {} failed on {} bar {}: {}{}", e.symbol, e.name, tf, iso_utc(e.bar_start),
                            e.error_repr, " (disabled for this symbol)" if e.disabled else "")
 
     @handles(GetStats)
     def _stats(self, message: GetStats) -> AnalysisStats:
         return AnalysisStats(self.closes, len(self.analysis.symbols), self.analysis.definitions, self.patterns,
-                             self.indicators, self.component_errors, self.partial_bars_skipped,
-                             len(self.analysis.disabled()))
+                             self.indicators, self.component_errors, self.partial_bars_skipped, self.disabled)

@@ -18,6 +18,7 @@ calendar (``sessions``: where the session-aligned hours start and end).
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -113,12 +114,15 @@ def session_table(now: float, calendar_factory: Callable[..., Any] | None = None
     replay of another day in event time) gets the same span around its own time, read then."""
     if calendar_factory is None:
         from tickstock.market.calendar import MarketCalendar as calendar_factory
+    return _sessions_around(calendar_factory, now)
 
-    def around(t: float) -> SessionTable:
-        calendar = calendar_factory(t, lookback_days=SESSIONS_DAYS_BACK + 1)
-        return SessionTable.from_calendar(calendar, t - SESSIONS_DAYS_BACK * DAY, t + SESSIONS_DAYS_AHEAD * DAY,
-                                          source=around)
-    return around(now)
+
+def _sessions_around(calendar_factory: Callable[..., Any], t: float) -> SessionTable:
+    """``session_table`` at ``t``; its source is this function again (a partial, not a closure:
+    the table pickles, for the analysis process)."""
+    calendar = calendar_factory(t, lookback_days=SESSIONS_DAYS_BACK + 1)
+    return SessionTable.from_calendar(calendar, t - SESSIONS_DAYS_BACK * DAY, t + SESSIONS_DAYS_AHEAD * DAY,
+                                      source=functools.partial(_sessions_around, calendar_factory))
 
 
 def _split(plan: SessionPlan) -> tuple[dict[str, tuple[Any, ...]], dict[str, tuple[Any, ...]]] | None:

@@ -2,7 +2,8 @@
 
 Guarantees:
 - Each event is one PUBLISH of one JSON object on its channel(s); events told in one ``Publish``
-  go out in one pipelined round trip, in order. A Redis outage never kills this actor.
+  (or entries in one ``PublishEncoded``, encoded where they were computed) go out in one
+  pipelined round trip, in order. A Redis outage never kills this actor.
 - If Redis does not acknowledge, events are kept (up to ``max_buffer``, oldest dropped first and
   counted) and retried every ``retry_interval`` seconds (from the timer, or with the first message
   after that): while Redis is down a ``Publish`` costs a buffer append, no connection attempt.
@@ -36,7 +37,7 @@ from tickstock.adapters.redis.publisher import PublishIncomplete
 from tickstock.adapters.redis.resp import RedisReplyError, RedisUnavailable
 from tickstock.config import ChannelSettings, KeySettings
 from tickstock.messages.commands import (
-    ClearSession, GetStats, Heartbeat, Publish, PublishConfirmed, RetainSession, TimerTick,
+    ClearSession, GetStats, Heartbeat, Publish, PublishConfirmed, PublishEncoded, RetainSession, TimerTick,
 )
 from tickstock.messages.events import IndicatorCalculated, PatternDetected
 from tickstock.messages.wire import dumps
@@ -170,7 +171,17 @@ class PublisherActor(SupervisedActor):
     @handles(Publish)
     def _publish(self, message: Publish) -> None:
         self._count(message.events)
-        self._buffer.extend(encode_for_redis(message.events, self._channels, self._high_confidence))
+        self._enqueue(encode_for_redis(message.events, self._channels, self._high_confidence))
+
+    @handles(PublishEncoded)
+    def _publish_encoded(self, message: PublishEncoded) -> None:
+        self.patterns += message.patterns
+        self.indicators += message.indicators
+        self._enqueue(message.entries)
+
+    def _enqueue(self, entries) -> None:
+        """Buffer ``entries`` behind what is buffered and flush them when it is time."""
+        self._buffer.extend(entries)
         overflow = len(self._buffer) - self._max_buffer
         if overflow > 0:
             for _ in range(overflow):
@@ -257,7 +268,7 @@ class PublisherActor(SupervisedActor):
         result = super().on_receive(message)
         # The other retry point for buffered events: after a message that is not itself about
         # publishing, when nothing else is queued and the back-off is over.
-        if (self._buffer and type(message) not in (Publish, PublishConfirmed, TimerTick)
+        if (self._buffer and type(message) not in (Publish, PublishEncoded, PublishConfirmed, TimerTick)
                 and self._retry_due() and not self._more_queued()):
             self._flush()
         return result

@@ -7,7 +7,8 @@ The tree (each supervisor owns the lifecycle of the actors under it)::
     └── SessionActor              one per session; session_started in on_start, session_stopped in on_stop
         ├── PublisherActor        shared child
         ├── PersistenceActor      shared child
-        ├── CloseAnalysisActor    shared child, only with batched TA-Lib definitions (plan.py)
+        ├── CloseAnalysisActor    shared child, only with batched TA-Lib definitions (plan.py);
+        │   └── (analysis process)    an OS process it owns (analysis.process): its death is the actor's
         ├── SymbolActor x N       one per symbol
         └── TickIngressActor      shared child
 
@@ -28,8 +29,10 @@ Written down like an Erlang/OTP supervisor specification:
     symbol       -> a new symbol actor, primed again from ``ohlcv_1min`` when it opens.
     persistence  -> a new writer; it replays the write-ahead log, so nothing buffered is lost.
     publisher    -> a new Redis client; the session keeps the dead incarnation's totals.
-    analysis     -> a new CloseAnalysisActor, every symbol primed again from ``ohlcv_1min`` in one
-                    query when it opens.
+    analysis     -> a new CloseAnalysisActor (and a new analysis process: the old one is stopped
+                    when its actor dies), every symbol primed again from ``ohlcv_1min`` in one
+                    query when it opens. The close in flight when it died is not analysed; its
+                    bars are stored and prime the new one.
 - A failure while the session is starting is never restarted: start-up is all or nothing.
 - Start order: publisher, persistence, analysis, symbols, ingress (each is up before anything that
   sends to it). Stop order is the reverse, with the session's announcement placed between them;

@@ -7,12 +7,15 @@ factory of mocks (see ``session.ChildFactory``).
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from typing import Any, Iterator, Sequence
 
 import pykka
 
 from tickstock.actors.analysis import CloseAnalysisActor
+from tickstock.actors.analysis_output import LocalAnalysis, OutputSettings
+from tickstock.actors.analysis_process import ProcessAnalysis, ProcessSpec
 from tickstock.actors.dispatch import Dispatcher
 from tickstock.actors.handle import ChildHandle
 from tickstock.actors.ingress import TickIngressActor
@@ -122,8 +125,18 @@ class ProductionFactory:
         (``restart`` false, wall clock) the session primes it; a restart primes itself on open."""
         a = self.settings.analysis
         event_time = self.settings.session.clock == "event"
-        analysis = CloseAnalysis(batched_definitions(plan), plan.symbols, sessions=plan.sessions,
-                                 max_failures=a.max_component_failures, analyse_partial_bars=a.analyse_partial_bars)
+        s = self.settings
+        output = OutputSettings(plan.session_id, s.channels, a.high_confidence, a.pattern_ttl_seconds,
+                                a.indicator_ttl_seconds)
+        analysis: ProcessAnalysis | LocalAnalysis
+        if a.process:
+            analysis = ProcessAnalysis(ProcessSpec(
+                batched_definitions(plan), tuple(plan.symbols), output, plan.sessions,
+                a.max_component_failures, a.analyse_partial_bars))
+        else:
+            analysis = LocalAnalysis(CloseAnalysis(
+                batched_definitions(plan), plan.symbols, sessions=plan.sessions, max_failures=a.max_component_failures,
+                analyse_partial_bars=a.analyse_partial_bars), output, time.time)
         return CloseAnalysisActor.start(
             supervisor, plan.session_id, analysis, publisher, persistence,
             load_history=lambda symbols, before=None: self.load_history(symbols, a.prime_bars, before)

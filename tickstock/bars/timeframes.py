@@ -128,6 +128,14 @@ class SessionTable:
         self.source_error: str | None = None
         self.extensions = 0  # tables taken from the source
 
+    def __getstate__(self) -> tuple:
+        """Pickled without its lock (the analysis process gets a copy of the session's table)."""
+        return self._spans, self._source, self.source_error, self.extensions
+
+    def __setstate__(self, state: tuple) -> None:
+        self._spans, self._source, self.source_error, self.extensions = state
+        self._lock = threading.Lock()
+
     @classmethod
     def from_calendar(cls, calendar: Any, start: float, end: float,
                       source: Callable[[float], SessionTable] | None = None) -> SessionTable:

@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 
-from tickstock.actors.analysis import close_events
+from tickstock.actors.analysis_output import close_events
 from tickstock.actors.publisher import encode_for_redis
 from tickstock.actors.symbol import result_events
 from tickstock.adapters.redis.publisher import RedisPublisher

@@ -253,6 +253,17 @@ class Publish:
 
 
 @dataclass(frozen=True, slots=True)
+class PublishEncoded:
+    """PublisherActor: PUBLISH these ``(channel, JSON)`` entries, encoded already where they were
+    computed (the close analysis, ``analysis_output.py``), in order; ``patterns`` and
+    ``indicators`` are how many detections and indicator values they carry (the session's totals)."""
+
+    entries: tuple[tuple[str, bytes], ...]
+    patterns: int = 0
+    indicators: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class PublishConfirmed:
     """PublisherActor (ask): publish ``events`` and answer only when Redis has acknowledged every
     PUBLISH (``True``), reconnecting and retrying until ``deadline`` (epoch seconds); ``False`` if

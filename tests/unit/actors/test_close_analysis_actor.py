@@ -1,22 +1,29 @@
-"""CloseAnalysisActor: its handlers driven directly, the publisher and persistence replaced by mocked
-mailboxes, the store's history stream by a recording loader. The events it sends are those a symbol
-actor would send for the same results; every path that reads the database reads it once."""
+"""CloseAnalysisActor: its handlers driven directly (over a ``LocalAnalysis``), the publisher and
+persistence replaced by mocked mailboxes, the store's history stream by a recording loader. What it
+publishes is, byte for byte, what a symbol actor would publish for the same results, and what it
+stores their rows; every path that reads the database reads it once."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from loguru import logger
 
 from tickstock.actors.analysis import AnalysisStats, CloseAnalysisActor
+from tickstock.actors.analysis_output import LocalAnalysis, OutputSettings
+from tickstock.actors.publisher import encode_for_redis
 from tickstock.actors.symbol import SymbolActor
 from tickstock.analysis import AnalysisPipeline, Definition, create
 from tickstock.analysis.close_analysis import CloseAnalysis
 from tickstock.analysis.talib_batch import TalibBatch
 from tickstock.messages.bars import Bar
-from tickstock.messages.commands import BarClosed, BarsClosed, GetStats, Open, PersistEvents, PrimeSymbol, Publish
-from tickstock.messages.events import IndicatorCalculated, PatternDetected
+from tickstock.config import ChannelSettings
+from tickstock.messages.commands import (
+    BarClosed, BarsClosed, GetStats, Open, PersistResults, PrimeSymbol, Publish, PublishEncoded,
+)
+from tickstock.messages.records import event_records
 
 from .fakes import FakeClock, Recorder
 
@@ -25,6 +32,8 @@ pytestmark = pytest.mark.timeout(20)
 SID = "5b1d0c7e-0000-4000-8000-00000000000a"
 T0 = 1_741_786_200  # 2025-03-12 13:30 UTC
 SYMBOLS = ("AAA", "BBB")
+CHANNELS = ChannelSettings()
+OUTPUT = OutputSettings(SID, CHANNELS, 0.8, 3600.0, 1800.0)
 
 
 def definition(name: str, params: dict[str, Any], timeframes: tuple[str, ...]) -> Definition:
@@ -69,9 +78,9 @@ def actor(loader: Loader | None = None, definitions=(EMA, DOJI), symbols=SYMBOLS
         for tf in d.timeframes:
             by_tf.setdefault(tf, []).append(d)
     publisher, persistence = Recorder("publisher"), Recorder("persistence")
-    a = CloseAnalysisActor(None, SID, CloseAnalysis(by_tf, symbols), publisher, persistence,
-                           load_history=loader, clock=kwargs.pop("clock", FakeClock(T0 + 3600)),
-                           on_detection=on_detection, **kwargs)
+    clock = kwargs.pop("clock", FakeClock(T0 + 3600))
+    a = CloseAnalysisActor(None, SID, LocalAnalysis(CloseAnalysis(by_tf, symbols), OUTPUT, clock), publisher,
+                           persistence, load_history=loader, clock=clock, on_detection=on_detection, **kwargs)
     return a, publisher, persistence
 
 
@@ -79,8 +88,24 @@ def close(a: CloseAnalysisActor, minute: int, symbols=SYMBOLS, doji: bool = Fals
     a.on_receive(BarsClosed(tuple(bar(s, minute, doji) for s in symbols), T0 + 60 * minute + 62))
 
 
-def events(publisher: Recorder) -> list:
-    return [e for p in publisher.of_type(Publish) for e in p.events]
+class Sent:
+    """One PUBLISH the actor told the publisher: its channel and its decoded JSON."""
+
+    def __init__(self, channel: str, payload: bytes) -> None:
+        self.channel, self.payload = channel, payload
+        self.wire = json.loads(payload)
+        body = self.wire.get("calculation") or self.wire["detection"]
+        self.symbol, self.timeframe = body["symbol"], body["timeframe"]
+        self.indicator, self.pattern = body.get("indicator"), body.get("pattern")
+        self.timestamp = body["timestamp"]
+
+
+def sent(message: PublishEncoded) -> list[Sent]:
+    return [Sent(channel, payload) for channel, payload in message.entries]
+
+
+def events(publisher: Recorder) -> list[Sent]:
+    return [e for p in publisher.of_type(PublishEncoded) for e in sent(p)]
 
 
 def symbol_actor_events(bars: dict[str, list[Bar]], primed: dict[str, list[Bar]], definitions=(EMA, DOJI)) -> list:
@@ -95,34 +120,45 @@ def symbol_actor_events(bars: dict[str, list[Bar]], primed: dict[str, list[Bar]]
         s.on_receive(Open(1))
         for b in live:
             s.on_receive(BarClosed(b, b.start + 62))
-        out += events(publisher)
+        out += [e for p in publisher.of_type(Publish) for e in p.events]
     return out
 
 
-def comparable(evs: list) -> list:
-    return sorted((type(e).__name__, e.symbol, e.timeframe, e.bar.start, getattr(e, "pattern", None),
-                   getattr(e, "indicator", None), getattr(e, "value", None), getattr(e, "confidence", None),
-                   e.session_id, e.bar_closed_at) for e in evs)
+def comparable(entries) -> list[tuple[str, bytes]]:
+    """(channel, JSON) pairs, sorted: ``Sent`` ones, or ``(channel, JSON)`` as the publisher encodes them."""
+    return sorted((e.channel, e.payload) if isinstance(e, Sent) else e for e in entries)
 
 
-def test_each_timeframe_of_a_close_is_one_publish_and_one_persist_of_the_events_a_symbol_actor_would_send() -> None:
+def encoded(evs: list) -> list[tuple[str, bytes]]:
+    return encode_for_redis(evs, CHANNELS, OUTPUT.high_confidence)
+
+
+def test_each_timeframe_of_a_close_is_one_publish_of_what_a_symbol_actor_would_send_and_its_rows_stored() -> None:
     a, publisher, persistence = actor()
     a.on_receive(Open(1))
     for m in range(20):
         close(a, m, doji=m == 15)
-    publishes = publisher.of_type(Publish)
+    publishes = publisher.of_type(PublishEncoded)
     # EMA(3) is first published at the third bar of each timeframe: the 1-minute one at minute 2,
     # the 5-minute one at minute 14 (its third bar closes then), again at 19
-    assert len(publishes) == (20 - 2) + 2
-    assert [p.events for p in persistence.of_type(PersistEvents)] == [p.events for p in publishes]
-    timeframes = [{e.timeframe for e in p.events} for p in publishes]
+    assert len(publishes) == (20 - 2) + 2 and publisher.of_type(Publish) == []
+    timeframes = [{e.timeframe for e in sent(p)} for p in publishes]
     assert all(len(t) == 1 for t in timeframes)
     assert [next(iter(t)) for t in timeframes][-3:] == ["1min", "1min", "5min"]  # 1min first
-    got = events(publisher)
     want = symbol_actor_events({s: [bar(s, m, m == 15) for m in range(20)] for s in SYMBOLS}, {})
-    assert comparable(got) == comparable(want)
-    kinds = {(type(e), e.timeframe) for e in got}
-    assert kinds == {(IndicatorCalculated, "1min"), (IndicatorCalculated, "5min"), (PatternDetected, "1min")}
+    assert comparable(events(publisher)) == comparable(encoded(want))
+    kinds = {(e.channel, e.timeframe) for e in events(publisher)}
+    assert kinds == {(CHANNELS.indicators, "1min"), (CHANNELS.indicators, "5min"), (CHANNELS.patterns, "1min")}
+    # the counts told with each publish are what it carries
+    assert [(p.patterns, p.indicators) for p in publishes] == [
+        (sum(e.channel == CHANNELS.patterns for e in sent(p)), sum(e.channel == CHANNELS.indicators for e in sent(p)))
+        for p in publishes]
+    # the rows: one PersistResults per close with any, the rows persistence would derive from those events
+    stored = persistence.of_type(PersistResults)
+    assert len(stored) == 20 - 2
+    rows = [r for m in stored for r in m.patterns + m.indicators]
+    assert sorted(rows, key=lambda r: r.row_id) == sorted(event_records(want, OUTPUT.pattern_ttl, OUTPUT.indicator_ttl),
+                                                          key=lambda r: r.row_id)
 
 
 def test_a_close_s_1_minute_events_are_told_before_its_higher_timeframes_are_analysed(
@@ -136,10 +172,10 @@ def test_a_close_s_1_minute_events_are_told_before_its_higher_timeframes_are_ana
     for m in range(15):
         close(a, m)
     last = publisher.messages[-4:]  # minute 14 closes a 1- and a 5-minute bar
-    assert [m if isinstance(m, str) else {e.timeframe for e in m.events} for m in last] == [
+    assert [m if isinstance(m, str) else {e.timeframe for e in sent(m)} for m in last] == [
         f"step {T0 + 60 * 14}", {"1min"}, f"step {T0 + 60 * 10}", {"5min"}]
     # each stamped when its own timeframe was analysed (the clock is read after each)
-    assert last[1].events[0].calculated_at < last[3].events[0].calculated_at
+    assert sent(last[1])[0].timestamp < sent(last[3])[0].timestamp
 
 
 def test_primed_symbols_publish_from_their_first_live_bar_as_primed_symbol_actors_do() -> None:
@@ -151,9 +187,9 @@ def test_primed_symbols_publish_from_their_first_live_bar_as_primed_symbol_actor
     for m in range(6):
         close(a, m)
     want = symbol_actor_events({s: [bar(s, m) for m in range(6)] for s in SYMBOLS}, primed)
-    assert comparable(events(publisher)) == comparable(want)
+    assert comparable(events(publisher)) == comparable(encoded(want))
     # primed: EMA published at once, at every close; minute 4 closes a 5-minute bar too, told apart after
-    assert [p.events[0].timeframe for p in publisher.of_type(Publish)] == ["1min"] * 5 + ["5min", "1min"]
+    assert [sent(p)[0].timeframe for p in publisher.of_type(PublishEncoded)] == ["1min"] * 5 + ["5min", "1min"]
 
 
 def test_a_restart_primes_every_symbol_in_one_query_when_it_opens() -> None:
@@ -162,7 +198,7 @@ def test_a_restart_primes_every_symbol_in_one_query_when_it_opens() -> None:
     a.on_receive(Open(2))
     assert loader.calls == [(SYMBOLS, None)]
     close(a, 0)
-    assert len(publisher.of_type(Publish)) == 1  # primed: EMA published on the first live bar
+    assert len(publisher.of_type(PublishEncoded)) == 1  # primed: EMA published on the first live bar
     assert loader.calls == [(SYMBOLS, None)]  # and never read again
 
 
@@ -184,7 +220,7 @@ def test_event_time_primes_every_symbol_with_the_bars_before_the_first_close_onc
     assert loader.calls == [(SYMBOLS, T0)]
     want = symbol_actor_events({s: [bar(s, 0), bar(s, 1)] for s in SYMBOLS}, {s: history(s, range(-20, 0))
                                                                               for s in SYMBOLS})
-    assert comparable(events(publisher)) == comparable(want)
+    assert comparable(events(publisher)) == comparable(encoded(want))
 
 
 def test_a_new_symbol_is_added_and_primed_with_its_bars_before_that_close() -> None:
@@ -213,7 +249,7 @@ def test_a_failed_history_read_is_a_warning_and_the_symbols_run_unprimed() -> No
     finally:
         logger.remove(sink)
     assert any(line.startswith("WARNING") and "database down" in line for line in lines)
-    assert len(publisher.of_type(Publish)) == 1  # unprimed: EMA(3) from the third bar
+    assert len(publisher.of_type(PublishEncoded)) == 1  # unprimed: EMA(3) from the third bar
 
 
 def test_a_failing_definition_is_logged_per_symbol_and_costs_nothing_else() -> None:
@@ -226,7 +262,7 @@ def test_a_failing_definition_is_logged_per_symbol_and_costs_nothing_else() -> N
         def broken(b: Bar) -> Any:
             raise RuntimeError("boom")
 
-        a.analysis._batches["1min"][0]._states["BBB"].output = broken
+        a.analysis._analysis._batches["1min"][0]._states["BBB"].output = broken
         for m in range(5):
             close(a, m)
     finally:
@@ -246,8 +282,9 @@ def test_every_detection_is_counted_for_the_metrics() -> None:
     a.on_receive(Open(1))
     for m in range(12):
         close(a, m, doji=m == 11)
-    detections = [e for e in events(publisher) if isinstance(e, PatternDetected)]
+    detections = [e for e in events(publisher) if e.channel == CHANNELS.patterns]
     assert len(detections) == 2 and seen == ["CDLDOJI", "CDLDOJI"]
+    assert [p.patterns for p in publisher.of_type(PublishEncoded)] == [2]  # both symbols at minute 11
 
 
 def test_an_empty_close_sends_nothing() -> None:

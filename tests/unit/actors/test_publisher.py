@@ -16,7 +16,7 @@ from tickstock.messages.bars import Bar
 from tickstock.actors.publisher import PublisherStats
 from tickstock.messages.commands import (
     ChildFailed, ChildOpened, ChildReport, ClearSession, GetStats, Heartbeat, Open, Publish, PublishConfirmed,
-    RetainSession, TimerTick,
+    PublishEncoded, RetainSession, TimerTick,
 )
 from tickstock.messages.events import (
     CriticalAlert, IndicatorAlertRaised, IndicatorCalculated, PatternDetected, SessionStarted, SessionStopped,
@@ -152,6 +152,31 @@ def test_stats_count_patterns_and_indicators():
     assert stats.indicators == 2
     assert stats.published == 6  # PUBLISHes: 2 + 1 + 1 + 1 + 1
     assert stats.buffered == 0 and stats.dropped == 0
+
+
+def test_encoded_entries_go_out_as_they_are_in_order_behind_events_and_count_as_told():
+    fake = FakeRedis()
+    actor = opened(fake)
+    entries = tuple(encode_for_redis((pattern(0.9), indicator(1.0), indicator(2.0)), CH, 0.8))
+    actor.on_receive(Publish((indicator(0.5),)))
+    actor.on_receive(PublishEncoded(entries, patterns=1, indicators=2))
+    assert fake.published() == [*encode_for_redis((indicator(0.5),), CH, 0.8), *entries]
+    stats = actor.on_receive(GetStats())
+    assert (stats.patterns, stats.indicators, stats.published) == (1, 3, 5)
+
+
+def test_encoded_entries_are_buffered_through_an_outage_and_bounded_like_events():
+    fake = FakeRedis()
+    actor = opened(fake, retry_interval=5.0, max_buffer=3)
+    fake.fail = True
+    entries = tuple(encode_for_redis([indicator(float(v)) for v in range(4)], CH, 0.8))
+    actor.on_receive(PublishEncoded(entries, indicators=4))
+    stats = actor.on_receive(GetStats())
+    assert (stats.buffered, stats.dropped, stats.indicators) == (3, 1, 4)
+    fake.fail = False
+    actor.mono.advance(5.0)
+    actor.on_receive(TimerTick(0.0))
+    assert values_of(fake.published()) == [1.0, 2.0, 3.0]
 
 
 def test_redis_outage_keeps_events_and_a_timer_tick_resends_them_in_order():

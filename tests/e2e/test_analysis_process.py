@@ -1,0 +1,125 @@
+"""End-to-end: the close analysis in its own process (``analysis.process: true``, the default), seen
+from outside as an operator sees it: a child process of the service; killed with -9, restarted by
+the session with the TA-Lib values still published; gone when the service stops, however it stops.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import signal
+import time
+
+import pytest
+import redis
+
+from tests.e2e.harness import REDIS_URL, Service, Watcher, e2e_config, write_config
+from tests.e2e.test_timeframes import OPEN, SYMBOLS, execute, generate_day
+from tickstock.messages.ticks import encode_tick
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
+
+CHILD_MODULE = "tickstock.actors.analysis_process"
+
+
+def analysis_processes(service_pid: int) -> list[int]:
+    """The service's children running the analysis process."""
+    found = []
+    for path in glob.glob(f"/proc/{service_pid}/task/*/children"):
+        try:
+            pids = open(path).read().split()
+        except FileNotFoundError:
+            continue
+        for pid in pids:
+            try:
+                cmdline = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+            except FileNotFoundError:
+                continue
+            if CHILD_MODULE.encode() in cmdline:
+                found.append(int(pid))
+    return sorted(set(found))
+
+
+def gone(pid: int, within: float = 15.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def wait(predicate, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return predicate()
+
+
+def ema_bars(watcher: Watcher) -> set[str]:
+    return {e["calculation"]["metadata"]["bar_timestamp"] for e in watcher.on("indicators")
+            if e["calculation"]["indicator"] == "EMA" and e["calculation"]["timeframe"] == "1min"}
+
+
+@pytest.fixture
+def service_with_talib(tmp_path, database):
+    execute(database, "UPDATE indicator_definitions SET enabled = true, period = 4, parameters = '{}' WHERE name = 'EMA'")
+    _, cfg = e2e_config(tmp_path, database, **{"session.clock": "event"})
+    cfg["universes"] = {"test:e2e": list(SYMBOLS)}
+    config = write_config(tmp_path / "service", cfg)
+    watcher = Watcher(cfg["channels"])
+    client = redis.Redis.from_url(REDIS_URL)
+    service = Service(config)
+    try:
+        watcher.wait_for("session_started", timeout=60)
+        yield service, watcher, client, cfg
+    finally:
+        if service.proc.poll() is None:
+            service.kill()
+        watcher.close()
+        client.close()
+
+
+def publish(client: redis.Redis, cfg: dict, ticks) -> None:
+    pipe = client.pipeline(transaction=False)
+    for symbol, px, vol, ts in ticks:
+        pipe.publish(cfg["channels"]["ticks"], encode_tick(symbol, px, vol, ts, source="e2e-process"))
+    pipe.execute()
+
+
+def test_a_killed_analysis_process_is_restarted_and_the_values_go_on_and_a_stop_leaves_no_process(
+        service_with_talib) -> None:
+    service, watcher, client, cfg = service_with_talib
+    [child] = analysis_processes(service.proc.pid)
+    ticks = [t for t in generate_day(5) if t[3] < OPEN + 40 * 60]
+    publish(client, cfg, [t for t in ticks if t[3] < OPEN + 20 * 60])
+    assert wait(lambda: len(ema_bars(watcher)) >= 10), service.log()[-3000:]
+
+    os.kill(child, signal.SIGKILL)
+    assert gone(child)
+    assert wait(lambda: "restarted analysis (incarnation 2)" in service.log()), service.log()[-3000:]
+    assert wait(lambda: len(analysis_processes(service.proc.pid)) == 1)
+    [second] = analysis_processes(service.proc.pid)
+    assert second != child
+
+    publish(client, cfg, [t for t in ticks if t[3] >= OPEN + 20 * 60])
+    late = f"{time.strftime('%Y-%m-%dT%H:%M', time.gmtime(OPEN + 30 * 60))}:00.000Z"
+    assert wait(lambda: late in ema_bars(watcher)), sorted(ema_bars(watcher))[-5:]
+
+    assert service.terminate(30) == 0
+    assert gone(second)
+    log = service.log()
+    assert "analysis process is gone" in log and "exit code -9" in log
+    [stopped] = watcher.on("session_stopped")
+    assert stopped["session"]["final_status"] != "failed", log[-3000:]
+
+
+def test_the_analysis_process_ends_when_the_service_is_killed(service_with_talib) -> None:
+    service, _, _, _ = service_with_talib
+    [child] = analysis_processes(service.proc.pid)
+    service.kill()
+    assert gone(child)

@@ -1,0 +1,256 @@
+"""ProcessAnalysis: the close analysis in a real child process, against ``LocalAnalysis`` in this one.
+
+Each guarantee of tickstock/actors/analysis_process.py is caused here: the same output for the same
+bars, a failure inside the child, its death by kill -9, a child that stops answering (SIGSTOP), a
+Ctrl-C on the terminal, ``stop``, and the parent's own death by kill -9.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from typing import Any
+
+import pytest
+
+from tickstock.actors.analysis import CloseAnalysisActor
+from tickstock.actors.analysis_output import ClosePart, CloseRows, LocalAnalysis, OutputSettings
+from tickstock.actors.analysis_process import AnalysisProcessError, ProcessAnalysis, ProcessSpec, _serve
+from tickstock.analysis import Definition, create
+from tickstock.analysis.close_analysis import CloseAnalysis
+from tickstock.analysis.talib_batch import TalibBatch
+from tickstock.bars.timeframes import SessionTable
+from tickstock.config import ChannelSettings
+from tickstock.messages.bars import Bar
+from tickstock.messages.commands import BarsClosed, ChildFailed, Open, PersistResults, PrimeSymbol, PublishEncoded
+
+pytestmark = pytest.mark.timeout(60)
+
+SID = "5b1d0c7e-0000-4000-8000-00000000000b"
+T0 = 1_741_786_200  # 2025-03-12 13:30 UTC, 09:30 EDT: the session's open
+SYMBOLS = ("AAA", "BBB", "CCC")
+OUTPUT = OutputSettings(SID, ChannelSettings(), 0.5, 3600.0, 1800.0)
+NOW = T0 + 7200.0
+CLOCK = functools.partial(float, NOW)  # a fixed clock that pickles: the child stamps with it too
+SESSIONS = SessionTable([(T0, T0 + 390 * 60)])
+
+
+def definition(name: str, params: dict[str, Any], timeframes: tuple[str, ...]) -> Definition:
+    component = create(name, params)
+    return Definition(component.name, component.kind, params, timeframes=timeframes)
+
+
+DEFINITIONS = (
+    definition("EMA", {"timeperiod": 3}, ("1min", "5min", "15min", "60min")),
+    definition("MACD", {}, ("1min", "5min")),
+    definition("BBANDS", {"timeperiod": 5}, ("15min",)),
+    definition("CDLDOJI", {}, ("1min", "5min")),
+    definition("CDLENGULFING", {}, ("1min",)),
+)
+
+
+def by_timeframe(definitions=DEFINITIONS) -> dict[str, list[Definition]]:
+    out: dict[str, list[Definition]] = {}
+    for d in definitions:
+        for tf in d.timeframes:
+            out.setdefault(tf, []).append(d)
+    return out
+
+
+def bar(symbol: str, minute: int) -> Bar:
+    k = SYMBOLS.index(symbol) if symbol in SYMBOLS else 5
+    close = 100.0 + k * 7 + ((minute * (3 + k)) % 11) * 0.37
+    o = close if minute % 9 == 0 else close - 0.5 + (minute % 3) * 0.4
+    return Bar(symbol, T0 + 60 * minute, o, max(o, close) + 0.8, min(o, close) - 0.7, close, 100 + minute, 3, SID)
+
+
+def spec(**changes: Any) -> ProcessSpec:
+    return ProcessSpec(**{"definitions": by_timeframe(), "symbols": SYMBOLS, "output": OUTPUT,
+                          "sessions": SESSIONS, "clock": CLOCK, **changes})
+
+
+def local() -> LocalAnalysis:
+    return LocalAnalysis(CloseAnalysis(by_timeframe(), SYMBOLS, sessions=SESSIONS), OUTPUT, CLOCK)
+
+
+@pytest.fixture
+def process():
+    analysis = ProcessAnalysis(spec(), reply_timeout=20)
+    analysis.start()
+    yield analysis
+    analysis.stop()
+
+
+def exited(pid: int, within: float = 10.0) -> bool:
+    """Whether ``pid`` is gone (or a zombie) within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_it_gives_what_the_analysis_in_this_process_gives_for_the_same_priming_and_bars(process) -> None:
+    here = local()
+    assert (process.broken, process.definitions) == (here.broken, here.definitions) == ([], 10)
+    for symbol in SYMBOLS[:2]:  # two primed, one not
+        history = [bar(symbol, m) for m in range(-60, 0)]
+        assert process.prime(symbol, history) == here.prime(symbol, history)
+    process.live_from(T0)
+    here.live_from(T0)
+    parts, timeframes, channels = 0, set(), set()
+    for minute in range(125):  # two hours: every timeframe closes, each several times
+        symbols = SYMBOLS if minute % 13 else SYMBOLS[:2]  # a symbol missing now and then
+        bars = [bar(s, minute) for s in symbols]
+        got, want = list(process.close(bars, T0 + 60 * minute + 62)), list(here.close(bars, T0 + 60 * minute + 62))
+        assert got == want, minute
+        assert isinstance(got[-1], CloseRows) and all(isinstance(i, ClosePart) for i in got[:-1])
+        parts += len(got) - 1
+        for part in got[:-1]:
+            channels |= {channel for channel, _ in part.entries}
+            timeframes |= {json.loads(payload).get("calculation", {}).get("timeframe") for _, payload in part.entries}
+    assert parts > 125  # higher timeframes came as parts of their own
+    assert timeframes >= {"1min", "5min", "15min", "60min"}
+    assert channels == {OUTPUT.channels.indicators, OUTPUT.channels.patterns, OUTPUT.channels.patterns_high_confidence}
+    # a symbol added later is primed and analysed the same way
+    for analysis in (process, here):
+        analysis.add("NEW")
+    assert "NEW" in process and process.symbols == here.symbols
+    history = [bar("NEW", m) for m in range(60, 125)]
+    assert process.prime("NEW", history) == here.prime("NEW", history)
+    bars = [bar(s, 125) for s in (*SYMBOLS, "NEW")]
+    assert list(process.close(bars, NOW)) == list(here.close(bars, NOW))
+
+
+def test_the_child_sends_each_timeframe_before_it_analyses_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_serve`` on this thread, its pipe a recording fake: the 1-minute part is sent before the
+    5-minute batch is stepped."""
+    from tickstock.actors import analysis_process as module
+
+    log: list[str] = []
+
+    class Pipe:
+        def __init__(self, messages: list[bytes]) -> None:
+            self.messages = messages
+
+        def recv_bytes(self) -> bytes:
+            if not self.messages:
+                raise EOFError
+            return self.messages.pop(0)
+
+        def send_bytes(self, data: bytes) -> None:
+            log.append(type(module._to_parent.decode(data)).__name__)
+
+    step = TalibBatch.step
+    monkeypatch.setattr(TalibBatch, "step", lambda self, bars: log.append(f"step {bars[0].start}") or step(self, bars))
+    closes = [module._encoder.encode(module._Close([bar(s, m) for s in SYMBOLS], T0 + 60 * m + 62)) for m in range(5)]
+    _serve(Pipe(closes), spec(definitions=by_timeframe((definition("EMA", {"timeperiod": 3}, ("1min", "5min")),))))
+    assert log[:1] == ["_Ready"]
+    # minute 4 closes the first 5-minute bar (it started at T0)
+    assert log[-5:] == [f"step {T0 + 240}", "ClosePart", f"step {T0}", "ClosePart", "CloseRows"]
+
+
+def test_an_exception_in_the_child_is_raised_here_naming_it_and_the_child_ends(process) -> None:
+    with pytest.raises(AnalysisProcessError, match="KeyError.*ZZZ"):
+        list(process.close([bar("ZZZ", 0)], NOW))  # a symbol never added: CloseAnalysis refuses it
+    assert process._process.wait(10) == 0
+
+
+def test_a_child_killed_with_sigkill_is_raised_here_with_its_exit_code(process) -> None:
+    os.kill(process.pid, signal.SIGKILL)
+    with pytest.raises(AnalysisProcessError, match="exit code -9"):
+        list(process.close([bar("AAA", 0)], NOW))
+
+
+def test_a_child_that_stops_answering_is_raised_here_and_stop_still_ends_it() -> None:
+    analysis = ProcessAnalysis(spec(), reply_timeout=0.5)
+    analysis.start()
+    os.kill(analysis.pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(AnalysisProcessError, match="did not answer within 0.5s"):
+            list(analysis.close([bar("AAA", 0)], NOW))
+    finally:
+        analysis.stop(timeout=0.5)  # terminate is pending on a stopped process: kill ends it
+    assert analysis._process.returncode == -signal.SIGKILL
+
+
+def test_ctrl_c_on_the_terminal_is_not_the_child_s_to_handle(process) -> None:
+    os.kill(process.pid, signal.SIGINT)
+    process.live_from(T0)
+    assert isinstance(list(process.close([bar(s, 0) for s in SYMBOLS], NOW))[-1], CloseRows)
+
+
+def test_stop_ends_the_child_and_is_idempotent(process) -> None:
+    pid = process.pid
+    process.stop()
+    process.stop()
+    assert process._process.returncode == 0 and exited(pid)
+    with pytest.raises(AnalysisProcessError, match="stopped"):
+        process.live_from(T0)
+
+
+def test_the_child_ends_on_its_own_when_the_service_s_process_is_killed(tmp_path) -> None:
+    parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {os.getcwd()!r})
+        from tests.integration.process.test_analysis_process import spec
+        from tickstock.actors.analysis_process import ProcessAnalysis
+        analysis = ProcessAnalysis(spec())
+        analysis.start()
+        print(analysis.pid, flush=True)
+        time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(parent.stdout.readline())
+        assert not exited(child, within=0.2)
+        parent.kill()
+        parent.wait(10)
+        assert exited(child)
+    finally:
+        parent.kill()
+        parent.wait(10)
+
+
+def test_the_actor_over_a_process_publishes_stores_dies_with_it_and_stops_it() -> None:
+    """The CloseAnalysisActor on its own thread, its siblings mocked mailboxes: the child's parts
+    reach the publisher and persistence; a killed child is the actor's death, reported to the
+    supervisor; stopping the actor ends its child."""
+    from tests.unit.actors.fakes import Recorder
+
+    supervisor, publisher, persistence = Recorder("supervisor"), Recorder("publisher"), Recorder("persistence")
+    analysis = ProcessAnalysis(spec(), reply_timeout=20)
+    ref = CloseAnalysisActor.start(supervisor, SID, analysis, publisher, persistence, clock=CLOCK)
+    try:
+        assert ref.ask(Open(1), timeout=30) is True
+        for symbol in SYMBOLS:
+            ref.tell(PrimeSymbol(symbol, tuple(bar(symbol, m) for m in range(-60, 0))))
+        for minute in range(3):
+            ref.ask(BarsClosed(tuple(bar(s, minute) for s in SYMBOLS), T0 + 60 * minute + 62), timeout=20)
+        assert len(publisher.of_type(PublishEncoded)) == 3 and len(persistence.of_type(PersistResults)) == 3
+        os.kill(analysis.pid, signal.SIGKILL)
+        ref.tell(BarsClosed(tuple(bar(s, 3) for s in SYMBOLS), T0 + 242))
+        deadline = time.monotonic() + 20
+        while not supervisor.of_type(ChildFailed) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        [failed] = supervisor.of_type(ChildFailed)
+        assert failed.child == "analysis" and "analysis process is gone" in failed.error
+    finally:
+        ref.stop()
+
+    second = ProcessAnalysis(spec())
+    ref = CloseAnalysisActor.start(None, SID, second, publisher, persistence, clock=CLOCK)
+    ref.ask(Open(2), timeout=30)
+    pid = second.pid
+    ref.stop(timeout=10)
+    assert exited(pid)

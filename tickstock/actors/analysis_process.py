@@ -1,0 +1,283 @@
+"""ProcessAnalysis: a session's ``CloseAnalysis`` in a process of its own (``analysis.process: true``).
+
+Why: at the top of an hour the TA-Lib close analysis of 500 symbols over four timeframes is ~50 ms
+of Python, plus ~35 ms encoding its ~5,000 events and deriving their rows; on one interpreter that
+work and the symbol actors', the publisher's and persistence's take turns on one GIL, and the last
+event of the close waited for all of it. In a process of its own the analysis uses the machine's
+other core: it receives a close's bars and sends back each timeframe's events already encoded for
+Redis (``analysis_output.ClosePart``), then the close's rows (``CloseRows``), which the
+``CloseAnalysisActor`` hands to the publisher and persistence unchanged.
+
+Guarantees (tests/integration/test_analysis_process.py proves each):
+
+- **Same output** as ``LocalAnalysis`` for the same definitions, priming and bars: the process runs
+  the same ``close_parts`` over the same ``CloseAnalysis``; only the clock that stamps events is the
+  process's own (``ProcessSpec.clock``, the wall clock by default).
+- **Parts stream**: each ``ClosePart`` is sent as soon as that timeframe is analysed, so the caller
+  publishes the 1-minute events while the process computes the higher timeframes.
+- **Failure is loud**: an exception in the process, its death (even ``kill -9``) or no reply within
+  ``reply_timeout`` raises ``AnalysisProcessError`` in the caller, naming the cause; the caller (the
+  actor) dies and is restarted by its supervisor, with a new process.
+- **No orphan**: the process ends when ``stop`` is called, and on its own when the caller's end of
+  the pipe closes (the service's process ended, however it ended); it ignores SIGINT, so a Ctrl-C
+  reaches the service, which stops it in order.
+- ``start`` is explicit (the actor's ``open``); a call before it starts the process first.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import msgspec
+
+from tickstock.actors.analysis_output import ClosePart, CloseRows, OutputSettings, close_parts
+from tickstock.analysis.close_analysis import CloseAnalysis
+from tickstock.analysis.definitions import Definition
+from tickstock.analysis.pipeline import ComponentError
+from tickstock.bars.timeframes import SessionTable
+from tickstock.messages.bars import Bar
+
+__all__ = ["AnalysisProcessError", "ProcessAnalysis", "ProcessSpec"]
+
+# The directory tickstock is imported from, first on the child's path: the child imports the same code.
+_IMPORT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class AnalysisProcessError(RuntimeError):
+    """The analysis process failed, died or did not answer."""
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """Everything the process builds its ``CloseAnalysis`` from (pickled once, at its start)."""
+
+    definitions: Mapping[str, Sequence[Definition]]
+    symbols: tuple[str, ...]
+    output: OutputSettings
+    sessions: SessionTable | None = None
+    max_failures: int = 3
+    analyse_partial_bars: bool = False
+    clock: Callable[[], float] = field(default=time.time)  # stamps the events (module-level: picklable)
+
+
+# --- the protocol: one msgpack message per send_bytes ----------------------------------------------
+
+
+class _Add(msgspec.Struct, tag=True):
+    symbol: str
+
+
+class _Prime(msgspec.Struct, tag=True):
+    symbol: str
+    bars: list[Bar]
+
+
+class _LiveFrom(msgspec.Struct, tag=True):
+    t: float
+
+
+class _Close(msgspec.Struct, tag=True):
+    bars: list[Bar]
+    closed_at: float
+
+
+class _Ready(msgspec.Struct, tag=True):
+    broken: list[tuple[str, str, str]]
+    definitions: int
+
+
+class _Primed(msgspec.Struct, tag=True):
+    errors: list[tuple[str, ComponentError]]
+
+
+class _Failed(msgspec.Struct, tag=True):
+    error: str
+
+
+_encoder = msgspec.msgpack.Encoder()
+_to_child = msgspec.msgpack.Decoder(_Add | _Prime | _LiveFrom | _Close)
+_to_parent = msgspec.msgpack.Decoder(_Ready | _Primed | _Failed | ClosePart | CloseRows)
+
+
+class ProcessAnalysis:
+    """The parent's side: the interface of ``analysis_output.LocalAnalysis``, served by a child
+    process. Used from one thread (the actor's)."""
+
+    def __init__(self, spec: ProcessSpec, reply_timeout: float = 30.0, start_timeout: float = 60.0) -> None:
+        self._spec = spec
+        self._reply_timeout = reply_timeout
+        self._start_timeout = start_timeout
+        self._symbols: dict[str, None] = dict.fromkeys(spec.symbols)
+        self._process: Any = None
+        self._conn: Connection | None = None
+        self.broken: list[tuple[str, str, str]] = []
+        self.definitions = 0
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return tuple(self._symbols)
+
+    def __contains__(self, symbol: object) -> bool:
+        return symbol in self._symbols
+
+    def start(self) -> None:
+        """Start the process and wait until its analysis is built (``start_timeout``)."""
+        if self._process is not None:
+            return
+        # A fresh interpreter (``python -m`` this module), not multiprocessing: forking a process
+        # that runs threads is unsafe, and spawn re-imports the parent's __main__ (the service's,
+        # the benchmark's, pytest's). The pipe is a socket pair; the spec is its first message.
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_IMPORT_ROOT, env.get("PYTHONPATH", "")) if p)
+        try:
+            process = subprocess.Popen([sys.executable, "-m", __name__, str(theirs.fileno())],
+                                       pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL)
+        finally:
+            theirs.close()  # only the child holds its end: when we go, it reads EOF
+        self._process, self._conn = process, Connection(ours.detach())
+        self._conn.send_bytes(pickle.dumps(self._spec, protocol=pickle.HIGHEST_PROTOCOL))
+        ready = self._receive(self._start_timeout)
+        if not isinstance(ready, _Ready):
+            raise AnalysisProcessError(f"analysis process answered {type(ready).__name__} instead of ready")
+        self.broken, self.definitions = [tuple(b) for b in ready.broken], ready.definitions
+
+    def add(self, symbol: str) -> None:
+        self._send(_Add(symbol))
+        self._symbols[symbol] = None
+
+    def prime(self, symbol: str, bars: Sequence[Bar]) -> list[tuple[str, ComponentError]]:
+        self._send(_Prime(symbol, list(bars)))
+        reply = self._receive(self._reply_timeout)
+        if not isinstance(reply, _Primed):
+            raise AnalysisProcessError(f"analysis process answered {type(reply).__name__} to a prime")
+        return [tuple(e) for e in reply.errors]
+
+    def live_from(self, t: float) -> None:
+        self._send(_LiveFrom(t))
+
+    def close(self, bars: Sequence[Bar], closed_at: float) -> Iterator[ClosePart | CloseRows]:
+        """The close's parts as the process sends them, then its rows. Iterate to the end."""
+        self._send(_Close(list(bars), closed_at))
+        while True:
+            item = self._receive(self._reply_timeout)
+            if isinstance(item, ClosePart):
+                yield item
+            elif isinstance(item, CloseRows):
+                yield item
+                return
+            else:
+                raise AnalysisProcessError(f"analysis process answered {type(item).__name__} to a close")
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """End the process: close the pipe (it exits on EOF), then terminate, then kill. Idempotent."""
+        process, conn = self._process, self._conn
+        if conn is not None:
+            conn.close()
+            self._conn = None
+        if process is None:
+            return
+        for end in (None, process.terminate, process.kill):
+            if end is not None:
+                end()
+            try:
+                process.wait(timeout)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _send(self, message: msgspec.Struct) -> None:
+        if self._process is None:
+            self.start()
+        if self._conn is None:
+            raise AnalysisProcessError("analysis process was stopped")
+        try:
+            self._conn.send_bytes(_encoder.encode(message))
+        except OSError as exc:
+            raise AnalysisProcessError(f"analysis process is gone ({self._exit()}): {exc!r}") from exc
+
+    def _receive(self, timeout: float) -> Any:
+        conn = self._conn
+        if conn is None:
+            raise AnalysisProcessError("analysis process was stopped")
+        try:
+            if not conn.poll(timeout):
+                raise AnalysisProcessError(f"analysis process did not answer within {timeout:g}s")
+            reply = _to_parent.decode(conn.recv_bytes())
+        except (EOFError, OSError) as exc:
+            raise AnalysisProcessError(f"analysis process is gone ({self._exit()})") from exc
+        if isinstance(reply, _Failed):
+            raise AnalysisProcessError(f"analysis process failed: {reply.error}")
+        return reply
+
+    def _exit(self) -> str:
+        process = self._process
+        if process is None:
+            return "never started"
+        try:
+            process.wait(0.5)
+        except subprocess.TimeoutExpired:
+            pass
+        return f"pid {process.pid}, exit code {process.returncode}"
+
+
+def _serve(conn: Connection, spec: ProcessSpec) -> None:
+    """The child: build the analysis, then answer the parent's messages until its end closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is the service's to handle
+
+    def send(message: msgspec.Struct) -> None:
+        conn.send_bytes(_encoder.encode(message))
+
+    try:
+        analysis = CloseAnalysis(spec.definitions, spec.symbols, sessions=spec.sessions,
+                                 max_failures=spec.max_failures, analyse_partial_bars=spec.analyse_partial_bars)
+        send(_Ready(analysis.broken, analysis.definitions))
+        while True:
+            try:
+                message = _to_child.decode(conn.recv_bytes())
+            except (EOFError, OSError):
+                return  # the parent closed its end or is gone: nothing more to do
+            if isinstance(message, _Close):
+                for item in close_parts(analysis, message.bars, message.closed_at, spec.clock, spec.output):
+                    send(item)
+            elif isinstance(message, _Prime):
+                send(_Primed(analysis.prime(message.symbol, message.bars)))
+            elif isinstance(message, _Add):
+                analysis.add(message.symbol)
+            else:
+                analysis.live_from(message.t)
+    except Exception:
+        try:
+            send(_Failed(traceback.format_exc(limit=8).strip().splitlines()[-1]))
+        except OSError:
+            pass
+
+
+def main(argv: Sequence[str]) -> None:
+    """The child's entry: ``python -m tickstock.actors.analysis_process FD`` (``start`` runs it)."""
+    conn = Connection(int(argv[0]))
+    try:
+        spec = pickle.loads(conn.recv_bytes())
+    except (EOFError, OSError):
+        return
+    _serve(conn, spec)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

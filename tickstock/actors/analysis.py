@@ -4,20 +4,24 @@ Started only when the session has TA-Lib definitions and ``analysis.batch_talib`
 (``plan.batched_definitions``); the symbol actors keep the hand-written components. The ingress
 tells it one ``BarsClosed`` per close, with every 1-minute bar of that close (a quarantined
 symbol's excepted), before it tells the symbol actors their own: the analysis itself is pure
-(``tickstock.analysis.close_analysis.CloseAnalysis``); this actor keeps it, primes it, and routes
-its results.
+(``tickstock.analysis.close_analysis.CloseAnalysis``); this actor owns where it runs, primes it,
+and routes its results.
 
 Guarantees:
 
 - Every result of a close becomes one event. A close's events go out one timeframe at a time,
-  1min first: each timeframe's in one ``Publish`` and (the same events) one ``PersistEvents``,
-  told as soon as that timeframe is analysed and before the next one is
-  (``CloseAnalysis.close_in_parts``). So at the top of an hour the 1-minute events do not wait for
-  the 5/15/60-minute analysis, and Redis's round trips overlap it. The rows are derived by
-  persistence, with the same deterministic ``row_id`` as a symbol actor's, so a result is stored
-  at most once. The events are those a symbol actor would publish for the same results
-  (``symbol.pattern_event``, ``indicator_event``), each stamped when its timeframe was analysed;
-  TA-Lib definitions raise no alerts.
+  1min first: each timeframe's in one ``PublishEncoded``, told as soon as that timeframe is
+  analysed and before the next one is (``CloseAnalysis.close_in_parts``); then the rows of all of
+  them in one ``PersistResults``. So at the top of an hour the 1-minute events do not wait for the
+  5/15/60-minute analysis, and Redis's round trips overlap it. The entries are, byte for byte, what
+  the publisher would send for the events a symbol actor builds for the same results
+  (``analysis_output.close_parts``), each timeframe's stamped when it was analysed; the rows are
+  those persistence would derive from them, with the same deterministic ``row_id``, so a result is
+  stored at most once. TA-Lib definitions raise no alerts.
+- Where the analysis runs is ``analysis``: ``ProcessAnalysis`` (``analysis.process: true``, a
+  process of its own, started in ``open`` and stopped in ``on_stop`` / ``on_failure``: a new
+  incarnation has a new process) or ``LocalAnalysis`` (this actor's thread). A dead or silent
+  process is this actor's death (``AnalysisProcessError``), also while priming.
 - A failing definition costs only that symbol's result on that bar, logged with the symbol, the
   definition, the timeframe and the bar; after ``max_component_failures`` in a row it is disabled
   for that symbol (said in the same line).

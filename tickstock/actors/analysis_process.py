@@ -8,7 +8,8 @@ other core: it receives a close's bars and sends back each timeframe's events al
 Redis (``analysis_output.ClosePart``), then the close's rows (``CloseRows``), which the
 ``CloseAnalysisActor`` hands to the publisher and persistence unchanged.
 
-Guarantees (tests/integration/test_analysis_process.py proves each):
+Guarantees (tests/integration/process/test_analysis_process.py proves each; tests/e2e/
+test_analysis_process.py as an operator sees it):
 
 - **Same output** as ``LocalAnalysis`` for the same definitions, priming and bars: the process runs
   the same ``close_parts`` over the same ``CloseAnalysis``; only the clock that stamps events is the
@@ -21,11 +22,14 @@ Guarantees (tests/integration/test_analysis_process.py proves each):
 - **No orphan**: the process ends when ``stop`` is called, and on its own when the caller's end of
   the pipe closes (the service's process ended, however it ended); it ignores SIGINT, so a Ctrl-C
   reaches the service, which stops it in order.
+- **No collection during a close**: the child's garbage collector runs after each close, once
+  its parts and rows are sent, and freezes the survivors; never automatically.
 - ``start`` is explicit (the actor's ``open``); a call before it starts the process first.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import signal
@@ -237,9 +241,13 @@ class ProcessAnalysis:
         return f"pid {process.pid}, exit code {process.returncode}"
 
 
-def _serve(conn: Connection, spec: ProcessSpec) -> None:
-    """The child: build the analysis, then answer the parent's messages until its end closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is the service's to handle
+def _serve(conn: Connection, spec: ProcessSpec, collector: Any = gc) -> None:
+    """The child: build the analysis, then answer the parent's messages until its end closes.
+    ``collector``: the ``gc`` module (tests pass a recorder)."""
+    # The collector never runs during a close (tickstock/heap.py says why: a full collection of
+    # this heap, 500 symbols' TA-Lib states, takes ~75 ms). It runs after each close instead, once
+    # its parts and rows are sent, and freezes what survived: the next one walks one close's objects.
+    collector.disable()
 
     def send(message: msgspec.Struct) -> None:
         conn.send_bytes(_encoder.encode(message))
@@ -256,21 +264,25 @@ def _serve(conn: Connection, spec: ProcessSpec) -> None:
             if isinstance(message, _Close):
                 for item in close_parts(analysis, message.bars, message.closed_at, spec.clock, spec.output):
                     send(item)
+                collector.collect()
+                collector.freeze()
             elif isinstance(message, _Prime):
                 send(_Primed(analysis.prime(message.symbol, message.bars)))
             elif isinstance(message, _Add):
                 analysis.add(message.symbol)
             else:
                 analysis.live_from(message.t)
-    except Exception:
+    except Exception as exc:
+        where = traceback.extract_tb(exc.__traceback__)[-1]
         try:
-            send(_Failed(traceback.format_exc(limit=8).strip().splitlines()[-1]))
+            send(_Failed(f"{type(exc).__name__}: {exc} (in {where.name}, {where.filename}:{where.lineno})"))
         except OSError:
-            pass
+            pass  # the parent is gone too
 
 
 def main(argv: Sequence[str]) -> None:
     """The child's entry: ``python -m tickstock.actors.analysis_process FD`` (``start`` runs it)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is the service's to handle
     conn = Connection(int(argv[0]))
     try:
         spec = pickle.loads(conn.recv_bytes())

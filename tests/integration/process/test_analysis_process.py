@@ -133,32 +133,67 @@ def test_it_gives_what_the_analysis_in_this_process_gives_for_the_same_priming_a
     assert list(process.close(bars, NOW)) == list(here.close(bars, NOW))
 
 
+class Pipe:
+    """The child's end of the pipe, on this thread: serves ``messages``, then EOF; records what is
+    sent (by type) into ``log``."""
+
+    def __init__(self, messages: list[bytes], log: list[str]) -> None:
+        self.messages, self.log = messages, log
+
+    def recv_bytes(self) -> bytes:
+        if not self.messages:
+            raise EOFError
+        return self.messages.pop(0)
+
+    def send_bytes(self, data: bytes) -> None:
+        from tickstock.actors import analysis_process as module
+
+        self.log.append(type(module._to_parent.decode(data)).__name__)
+
+
+class Collector:
+    """The ``gc`` module as the child uses it, recorded into ``log``."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def disable(self) -> None:
+        self.log.append("gc.disable")
+
+    def collect(self) -> int:
+        self.log.append("gc.collect")
+        return 0
+
+    def freeze(self) -> None:
+        self.log.append("gc.freeze")
+
+
+def closes(minutes: range) -> list[bytes]:
+    from tickstock.actors import analysis_process as module
+
+    return [module._encoder.encode(module._Close([bar(s, m) for s in SYMBOLS], T0 + 60 * m + 62)) for m in minutes]
+
+
 def test_the_child_sends_each_timeframe_before_it_analyses_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
     """``_serve`` on this thread, its pipe a recording fake: the 1-minute part is sent before the
     5-minute batch is stepped."""
-    from tickstock.actors import analysis_process as module
-
     log: list[str] = []
-
-    class Pipe:
-        def __init__(self, messages: list[bytes]) -> None:
-            self.messages = messages
-
-        def recv_bytes(self) -> bytes:
-            if not self.messages:
-                raise EOFError
-            return self.messages.pop(0)
-
-        def send_bytes(self, data: bytes) -> None:
-            log.append(type(module._to_parent.decode(data)).__name__)
-
     step = TalibBatch.step
     monkeypatch.setattr(TalibBatch, "step", lambda self, bars: log.append(f"step {bars[0].start}") or step(self, bars))
-    closes = [module._encoder.encode(module._Close([bar(s, m) for s in SYMBOLS], T0 + 60 * m + 62)) for m in range(5)]
-    _serve(Pipe(closes), spec(definitions=by_timeframe((definition("EMA", {"timeperiod": 3}, ("1min", "5min")),))))
+    _serve(Pipe(closes(range(5)), log), spec(definitions=by_timeframe((definition("EMA", {"timeperiod": 3}, ("1min", "5min")),))),
+           Collector([]))
     assert log[:1] == ["_Ready"]
     # minute 4 closes the first 5-minute bar (it started at T0)
     assert log[-5:] == [f"step {T0 + 240}", "ClosePart", f"step {T0}", "ClosePart", "CloseRows"]
+
+
+def test_the_child_s_collector_runs_only_between_closes_after_each_is_sent() -> None:
+    log: list[str] = []
+    _serve(Pipe(closes(range(3)), log), spec(), Collector(log))
+    assert log[0] == "gc.disable"  # before anything is built: priming and closes never trigger one
+    after_ready = log[log.index("_Ready") + 1:]
+    one_close = ["ClosePart", "CloseRows", "gc.collect", "gc.freeze"]
+    assert after_ready == one_close * 3
 
 
 def test_an_exception_in_the_child_is_raised_here_naming_it_and_the_child_ends(process) -> None:
@@ -254,3 +289,13 @@ def test_the_actor_over_a_process_publishes_stores_dies_with_it_and_stops_it() -
     pid = second.pid
     ref.stop(timeout=10)
     assert exited(pid)
+
+
+def test_a_call_before_start_starts_the_process() -> None:
+    analysis = ProcessAnalysis(spec())
+    try:
+        assert analysis.pid is None
+        assert analysis.prime("AAA", [bar("AAA", m) for m in range(-5, 0)]) == []
+        assert analysis.pid is not None and analysis.definitions == 10
+    finally:
+        analysis.stop()

@@ -13,6 +13,7 @@ from loguru import logger
 
 from tickstock.actors.analysis import AnalysisStats, CloseAnalysisActor
 from tickstock.actors.analysis_output import LocalAnalysis, OutputSettings
+from tickstock.actors.analysis_process import AnalysisProcessError
 from tickstock.actors.publisher import encode_for_redis
 from tickstock.actors.symbol import SymbolActor
 from tickstock.analysis import AnalysisPipeline, Definition, create
@@ -292,3 +293,36 @@ def test_an_empty_close_sends_nothing() -> None:
     a.on_receive(Open(1))
     a.on_receive(BarsClosed((), T0))
     assert publisher.messages == [] and persistence.messages == []
+
+
+class GoneAnalysis(LocalAnalysis):
+    """A LocalAnalysis whose process "died": priming raises, and stop is recorded."""
+
+    def __init__(self) -> None:
+        super().__init__(CloseAnalysis({"1min": [EMA]}, SYMBOLS), OUTPUT, FakeClock(T0))
+        self.stops = 0
+
+    def prime(self, symbol, bars):
+        raise AnalysisProcessError("analysis process is gone (pid 1, exit code -9)")
+
+    def stop(self) -> None:
+        self.stops += 1
+
+
+def test_a_dead_analysis_process_while_priming_is_the_actor_s_death_not_a_warning() -> None:
+    loader = Loader({s: history(s, range(-20, 0)) for s in SYMBOLS})
+    a = CloseAnalysisActor(None, SID, GoneAnalysis(), Recorder(), Recorder(), load_history=loader, prime_on_open=True)
+    with pytest.raises(AnalysisProcessError, match="exit code -9"):
+        a.on_receive(Open(2))
+
+
+def test_the_analysis_is_stopped_when_the_actor_stops_or_dies() -> None:
+    analysis = GoneAnalysis()
+    a = CloseAnalysisActor(None, SID, analysis, Recorder(), Recorder())
+    a.on_stop()
+    assert analysis.stops == 1
+    try:
+        raise AnalysisProcessError("gone")
+    except AnalysisProcessError as exc:
+        a.on_failure(type(exc), exc, exc.__traceback__)
+    assert analysis.stops == 2

@@ -97,3 +97,16 @@ def test_a_bar_of_another_year_gets_that_years_sessions():
     assert table.extensions == 1 and table.source_error is None
     lo, hi = table.covers[-1]
     assert lo <= replayed < hi
+
+
+def test_the_table_pickles_with_its_source_for_the_analysis_process():
+    """The analysis process gets a copy of the session's table: it pickles (no lock, no closure),
+    and the copy still extends itself from the calendar for a bar of another year."""
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(session_table(NOW)))
+    assert copy.windows == session_table(NOW).windows
+    replayed = dt.datetime(2023, 7, 3, 12, 45, tzinfo=NY).timestamp()
+    start, end = copy.hour(int(replayed) - int(replayed) % 60)
+    assert dt.datetime.fromtimestamp(end, NY).time() == dt.time(13, 0) and copy.extensions == 1
+    assert copy.source_error is None

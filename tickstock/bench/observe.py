@@ -137,8 +137,8 @@ class EventRecorder:
 @dataclass
 class Sample:
     t: float
-    cpu: float          # cumulative user + sys seconds of the service process
-    rss: int            # bytes
+    cpu: float          # cumulative user + sys seconds of the service's processes (with its analysis process)
+    rss: int            # bytes, the service's processes together
     omem: int | None    # output buffer of the service's tick subscription, bytes (None: not found)
     tot_mem: int | None
     sub_id: int | None  # Redis client id of that subscription (a change: it reconnected)
@@ -149,7 +149,8 @@ def _redis_client_fields(line_fields: dict) -> tuple[int, int, int]:
 
 
 class Sampler:
-    """Samples the service process and its subscription every ``interval`` seconds."""
+    """Samples the service's processes (the service and its children: the analysis process) and
+    its subscription every ``interval`` seconds."""
 
     def __init__(self, pid: int, redis_url: str, interval: float = 1.0) -> None:
         self.process = psutil.Process(pid)
@@ -164,10 +165,19 @@ class Sampler:
     def sample_now(self) -> Sample | None:
         try:
             times = self.process.cpu_times()
+            cpu = times.user + times.system + times.children_user + times.children_system  # + children ended
             rss = self.process.memory_info().rss
             local = {f"{c.laddr.ip}:{c.laddr.port}" for c in self.process.net_connections(kind="tcp") if c.raddr}
+            children = self.process.children(recursive=True)
         except psutil.Error:
             return None
+        for child in children:  # the analysis process: its CPU and memory are the service's too
+            try:
+                child_times = child.cpu_times()
+                cpu += child_times.user + child_times.system
+                rss += child.memory_info().rss
+            except psutil.Error:
+                continue
         omem = tot = sub_id = None
         try:
             for client in self.client.client_list():
@@ -176,7 +186,7 @@ class Sampler:
                     break
         except redis.RedisError:
             self.errors += 1
-        sample = Sample(time.time(), times.user + times.system, rss, omem, tot, sub_id)
+        sample = Sample(time.time(), cpu, rss, omem, tot, sub_id)
         self.samples.append(sample)
         return sample
 

@@ -227,13 +227,13 @@ def rows(result: dict) -> list[Row]:
     per_tick = cpu / achieved * 1e6 if cpu is not None and achieved else None
     receiver = ceiling.get("receiver_cpu_share")
     receiver_per_tick = receiver / ceil_rate * 1e6 if receiver and ceil_rate else None
-    out.append(Row("service CPU, user+sys / wall, while fed",
+    out.append(Row("service CPU (with its analysis process), user+sys / wall, while fed",
                    f"{pct(cpu)} of a core" + (f", {per_tick:.1f} us/tick" if per_tick is not None else ""),
                    f"receiver alone {receiver_per_tick:.1f} us/tick" if receiver_per_tick and beside else "",
                    ratio(per_tick, receiver_per_tick) if beside else ""))
     rss = svc.get("rss") or {}
     out.append(Row("service RSS, max / at the end", f"{mb(rss.get('max'))} / {mb(rss.get('end'))}",
-                   target="<= 600 MB" if scenario == "scale" else ""))
+                   target=("<= 600 MB; " if scenario == "scale" else "") + "with its analysis process"))
     if scenario == "day" and rss.get("first_period") is not None:
         growth = rss["end"] / rss["first_period"] - 1 if rss.get("end") else None
         unit = "event min" if svc.get("day") else "min"

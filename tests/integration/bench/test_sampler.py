@@ -1,0 +1,46 @@
+"""The benchmark's Sampler counts the service's processes together: a child's memory and CPU (the
+analysis process) are the service's too."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import psutil
+import pytest
+
+from tickstock.bench.observe import Sampler
+
+pytestmark = pytest.mark.timeout(60)
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def test_a_child_s_rss_and_cpu_are_counted_with_its_parent_s() -> None:
+    # the parent idles; its child holds 200 MB and burns ~1 s of CPU, then says so
+    parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c",
+            "import time\\nx = bytearray(200_000_000)\\nx[::4096] = b'1' * len(x[::4096])\\n"
+            "end = time.process_time() + 1.0\\nwhile time.process_time() < end: pass\\n"
+            "print('ready', flush=True)\\ntime.sleep(60)"], stdout=subprocess.PIPE, text=True)
+        print(child.stdout.readline().strip(), flush=True)
+        time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout.readline().strip() == "ready"
+        sampler = Sampler(parent.pid, REDIS_URL, interval=3600)
+        try:
+            sample = sampler.sample_now()
+        finally:
+            sampler.close()
+        assert sample is not None
+        assert sample.rss >= 200_000_000  # the parent alone is ~10 MB
+        assert sample.cpu >= 0.9
+    finally:
+        for child in psutil.Process(parent.pid).children(recursive=True):
+            child.kill()
+        parent.kill()
+        parent.wait(10)

@@ -15,6 +15,7 @@ import redis
 
 from tests.e2e.harness import REDIS_URL, Service, Watcher, e2e_config, write_config
 from tests.e2e.test_timeframes import OPEN, SYMBOLS, execute, generate_day
+from tests.pids import gone
 from tickstock.messages.ticks import encode_tick
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
@@ -40,19 +41,6 @@ def analysis_processes(service_pid: int) -> list[int]:
     return sorted(set(found))
 
 
-def gone(pid: int, within: float = 15.0) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    return True
-        except FileNotFoundError:
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def wait(predicate, timeout: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout
     while not predicate() and time.monotonic() < deadline:
@@ -67,7 +55,8 @@ def ema_bars(watcher: Watcher) -> set[str]:
 
 @pytest.fixture
 def service_with_talib(tmp_path, database):
-    execute(database, "UPDATE indicator_definitions SET enabled = true, period = 4, parameters = '{}' WHERE name = 'EMA'")
+    execute(database, "UPDATE indicator_definitions SET enabled = true, period = 4, parameters = '{}' "
+                      "WHERE name = 'EMA'")
     _, cfg = e2e_config(tmp_path, database, **{"session.clock": "event"})
     cfg["universes"] = {"test:e2e": list(SYMBOLS)}
     config = write_config(tmp_path / "service", cfg)

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from tests.pids import gone
+from tests.unit.analysis.test_close_analysis import by_timeframe
 from tickstock.actors.analysis import CloseAnalysisActor
 from tickstock.actors.analysis_output import ClosePart, CloseRows, LocalAnalysis, OutputSettings
 from tickstock.actors.analysis_process import AnalysisProcessError, ProcessAnalysis, ProcessSpec, _serve
@@ -55,14 +57,6 @@ DEFINITIONS = (
 )
 
 
-def by_timeframe(definitions=DEFINITIONS) -> dict[str, list[Definition]]:
-    out: dict[str, list[Definition]] = {}
-    for d in definitions:
-        for tf in d.timeframes:
-            out.setdefault(tf, []).append(d)
-    return out
-
-
 def bar(symbol: str, minute: int) -> Bar:
     k = SYMBOLS.index(symbol) if symbol in SYMBOLS else 5
     close = 100.0 + k * 7 + ((minute * (3 + k)) % 11) * 0.37
@@ -71,12 +65,12 @@ def bar(symbol: str, minute: int) -> Bar:
 
 
 def spec(**changes: Any) -> ProcessSpec:
-    return ProcessSpec(**{"definitions": by_timeframe(), "symbols": SYMBOLS, "output": OUTPUT,
+    return ProcessSpec(**{"definitions": by_timeframe(DEFINITIONS), "symbols": SYMBOLS, "output": OUTPUT,
                           "sessions": SESSIONS, "clock": CLOCK, **changes})
 
 
 def local() -> LocalAnalysis:
-    return LocalAnalysis(CloseAnalysis(by_timeframe(), SYMBOLS, sessions=SESSIONS), OUTPUT, CLOCK)
+    return LocalAnalysis(CloseAnalysis(by_timeframe(DEFINITIONS), SYMBOLS, sessions=SESSIONS), OUTPUT, CLOCK)
 
 
 @pytest.fixture
@@ -85,20 +79,6 @@ def process():
     analysis.start()
     yield analysis
     analysis.stop()
-
-
-def exited(pid: int, within: float = 10.0) -> bool:
-    """Whether ``pid`` is gone (or a zombie) within ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    return True
-        except FileNotFoundError:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_it_gives_what_the_analysis_in_this_process_gives_for_the_same_priming_and_bars(process) -> None:
@@ -180,8 +160,8 @@ def test_the_child_sends_each_timeframe_before_it_analyses_the_next(monkeypatch:
     log: list[str] = []
     step = TalibBatch.step
     monkeypatch.setattr(TalibBatch, "step", lambda self, bars: log.append(f"step {bars[0].start}") or step(self, bars))
-    _serve(Pipe(closes(range(5)), log), spec(definitions=by_timeframe((definition("EMA", {"timeperiod": 3}, ("1min", "5min")),))),
-           Collector([]))
+    ema = definition("EMA", {"timeperiod": 3}, ("1min", "5min"))
+    _serve(Pipe(closes(range(5)), log), spec(definitions=by_timeframe((ema,))), Collector([]))
     assert log[:1] == ["_Ready"]
     # minute 4 closes the first 5-minute bar (it started at T0)
     assert log[-5:] == [f"step {T0 + 240}", "ClosePart", f"step {T0}", "ClosePart", "CloseRows"]
@@ -230,7 +210,7 @@ def test_stop_ends_the_child_and_is_idempotent(process) -> None:
     pid = process.pid
     process.stop()
     process.stop()
-    assert process._process.returncode == 0 and exited(pid)
+    assert process._process.returncode == 0 and gone(pid)
     with pytest.raises(AnalysisProcessError, match="stopped"):
         process.live_from(T0)
 
@@ -248,10 +228,10 @@ def test_the_child_ends_on_its_own_when_the_service_s_process_is_killed(tmp_path
     """)], stdout=subprocess.PIPE, text=True)
     try:
         child = int(parent.stdout.readline())
-        assert not exited(child, within=0.2)
+        assert not gone(child, within=0.2)
         parent.kill()
         parent.wait(10)
-        assert exited(child)
+        assert gone(child)
     finally:
         parent.kill()
         parent.wait(10)
@@ -288,7 +268,7 @@ def test_the_actor_over_a_process_publishes_stores_dies_with_it_and_stops_it() -
     ref.ask(Open(2), timeout=30)
     pid = second.pid
     ref.stop(timeout=10)
-    assert exited(pid)
+    assert gone(pid)
 
 
 def test_a_call_before_start_starts_the_process() -> None:

@@ -53,11 +53,11 @@ def ema_bars(watcher: Watcher) -> set[str]:
             if e["calculation"]["indicator"] == "EMA" and e["calculation"]["timeframe"] == "1min"}
 
 
-@pytest.fixture
-def service_with_talib(tmp_path, database):
+@pytest.fixture(params=[True], ids=["process"])
+def service_with_talib(request, tmp_path, database):
     execute(database, "UPDATE indicator_definitions SET enabled = true, period = 4, parameters = '{}' "
                       "WHERE name = 'EMA'")
-    _, cfg = e2e_config(tmp_path, database, **{"session.clock": "event"})
+    _, cfg = e2e_config(tmp_path, database, **{"session.clock": "event", "analysis.process": request.param})
     cfg["universes"] = {"test:e2e": list(SYMBOLS)}
     config = write_config(tmp_path / "service", cfg)
     watcher = Watcher(cfg["channels"])
@@ -112,3 +112,14 @@ def test_the_analysis_process_ends_when_the_service_is_killed(service_with_talib
     [child] = analysis_processes(service.proc.pid)
     service.kill()
     assert gone(child)
+
+
+@pytest.mark.parametrize("service_with_talib", [False], ids=["thread"], indirect=True)
+def test_with_analysis_process_false_it_runs_on_a_thread_of_the_service(service_with_talib) -> None:
+    service, watcher, client, cfg = service_with_talib
+    assert analysis_processes(service.proc.pid) == []
+    publish(client, cfg, [t for t in generate_day(5) if t[3] < OPEN + 12 * 60])
+    assert wait(lambda: len(ema_bars(watcher)) >= 5), service.log()[-3000:]
+    assert analysis_processes(service.proc.pid) == []
+    assert "once per close, in process" not in service.log()
+    assert service.terminate(30) == 0

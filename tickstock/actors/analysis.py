@@ -68,6 +68,7 @@ class Analysis(Protocol):
     broken: list[tuple[str, str, str]]
     definitions: int
     symbols: tuple[str, ...]
+    pid: int | None  # the process it runs in, if not this one
 
     def __contains__(self, symbol: object) -> bool: ...
     def start(self) -> None: ...
@@ -125,7 +126,7 @@ class CloseAnalysisActor(SupervisedActor):
         if self._prime_on_open:
             self._prime_from_store(self.analysis.symbols)
         self.analysis.live_from(self._clock())
-        pid = getattr(self.analysis, "pid", None)
+        pid = self.analysis.pid
         self.log.info("analysing {} TA-Lib (definition, timeframe) pairs for {} symbols once per close{}",
                       self.analysis.definitions, len(self.analysis.symbols),
                       "" if pid is None else f", in process {pid}")

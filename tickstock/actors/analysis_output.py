@@ -102,6 +102,8 @@ class LocalAnalysis:
         self._settings = settings
         self._clock = clock
 
+    pid = None  # no process of its own: the caller's
+
     def start(self) -> None:
         """Nothing to start: it runs on the caller's thread."""
 

@@ -44,3 +44,47 @@ def test_a_child_s_rss_and_cpu_are_counted_with_its_parent_s() -> None:
             child.kill()
         parent.kill()
         parent.wait(10)
+
+
+def test_the_subscription_is_found_with_its_addresses_listed_once_and_again_after_a_reconnect(monkeypatch) -> None:
+    # Listing a process's TCP addresses walks all its descriptors: once, and again only when the
+    # subscription is not among the addresses known (here: it reconnected).
+    listed = []
+    original = psutil.Process.net_connections
+
+    def counting(self, kind="inet"):
+        listed.append(kind)
+        return original(self, kind)
+
+    monkeypatch.setattr(psutil.Process, "net_connections", counting)
+    subscriber = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, redis
+        for _ in range(2):
+            client = redis.Redis.from_url({REDIS_URL!r})
+            pubsub = client.pubsub()
+            pubsub.subscribe("tickstock:test:sampler")
+            pubsub.get_message(timeout=5)
+            print("subscribed", flush=True)
+            sys.stdin.readline()
+            pubsub.close()
+            client.close()
+    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert subscriber.stdout.readline().strip() == "subscribed"
+    sampler = Sampler(subscriber.pid, REDIS_URL, interval=3600)  # samples once at once, on its thread
+    try:
+        deadline = time.monotonic() + 10
+        while not sampler.samples and time.monotonic() < deadline:
+            time.sleep(0.01)
+        first = [*sampler.samples, *(sampler.sample_now() for _ in range(3))]
+        assert all(s is not None and s.omem is not None and s.sub_id == first[0].sub_id for s in first)
+        assert len(listed) == 1
+        subscriber.stdin.write("\n")
+        subscriber.stdin.flush()
+        assert subscriber.stdout.readline().strip() == "subscribed"
+        again = sampler.sample_now()
+        assert again is not None and again.omem is not None and again.sub_id != first[0].sub_id
+        assert len(listed) == 2
+    finally:
+        sampler.close()
+        subscriber.kill()
+        subscriber.wait(10)

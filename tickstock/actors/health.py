@@ -9,7 +9,8 @@ the figures of its last report. A transition into critical raises a critical ale
 critical raises an ``info`` one. A tick subscription lost and re-established since the last
 published report is named in it (a slow reader dropped by Redis: critical for that report, so the
 critical alert is raised even when the feed is back at once). Each report is also a
-``streaming_health_metrics`` row.
+``streaming_health_metrics`` row. Its ``resources`` are the service's processes together: its own
+and those under it (the close analysis's), ``ServiceResources``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,39 @@ from tickstock.messages.records import HealthRecord
 
 _MAX_LISTED_STALE = 50
 _SHARED = ("ingress", "persistence", "publisher")
+
+
+class ServiceResources:
+    """The CPU and memory of the service: its own process and every process under it (the close
+    analysis's), which are the service's too. ``cpu_percent`` is over the time since the previous
+    ``measure`` (psutil's ``cpu_percent(None)``; a process new since then counts from the next)."""
+
+    def __init__(self, process: psutil.Process | None = None) -> None:
+        self._root = process if process is not None else psutil.Process()
+        self._root.cpu_percent(None)
+        self._children: dict[int, psutil.Process] = {}
+
+    def measure(self) -> tuple[float, float]:
+        """(cpu_percent, memory_mb) of the process tree now."""
+        cpu = self._root.cpu_percent(None)
+        rss = self._root.memory_info().rss
+        try:
+            children = self._root.children(recursive=True)
+        except psutil.Error:
+            children = []
+        known: dict[int, psutil.Process] = {}
+        for child in children:
+            seen = self._children.get(child.pid)
+            process = seen if seen is not None and seen == child else child  # == : same pid and start
+            try:
+                share = process.cpu_percent(None)
+                rss += process.memory_info().rss
+            except psutil.Error:
+                continue  # ended in between
+            cpu += share if process is seen else 0.0  # a first reading is no rate yet
+            known[child.pid] = process
+        self._children = known
+        return cpu, rss / 2**20
 
 
 class HealthMonitor:
@@ -54,8 +88,7 @@ class HealthMonitor:
         self.stale_after = {"persistence": max(self._stale_default, settings.database.statement_timeout_seconds
                                                + 2 * settings.session.report_interval_seconds)}
         self.feed_connected = False
-        self._process = psutil.Process()
-        self._process.cpu_percent(None)
+        self._resources = ServiceResources()
 
     def check(self, session: Any, now: float, force: bool) -> HealthReport | None:
         """Measure; publish if ``force`` or the status changed. Returns the report if published."""
@@ -113,11 +146,12 @@ class HealthMonitor:
         status, issues = evaluate(inputs, h)
         patterns, indicators = session.totals()
         changed = status != self.status
+        cpu_percent, memory_mb = self._resources.measure()
         report = HealthReport(
             session_id=session.plan.session_id, status=status, active_symbols=active, ticks_per_second=tps,
             patterns_detected=patterns, indicators_calculated=indicators,
             bars_per_minute=bars_per_minute, processing_lag_ms=lag_ms,
-            cpu_percent=self._process.cpu_percent(None), memory_mb=self._process.memory_info().rss / 2**20,
+            cpu_percent=cpu_percent, memory_mb=memory_mb,
             stale_symbols=tuple(stale[:_MAX_LISTED_STALE]), stale_count=len(stale),
             redis="connected" if inputs.feed_connected and inputs.publisher_connected else "disconnected",
             database="connected" if inputs.db_connected else "disconnected",

@@ -66,6 +66,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "EveningStar, ShootingStar, Harami, ThreeAdvancingWhiteSoldiers, EMA, MACD, BBANDS, ATR) on "
                         "every timeframe (1/5/15/60min), in the run's own database and in the inline floor "
                         "(issue 10 item 4)")
+    p.add_argument("--analysis-processes", type=int, default=None, metavar="N",
+                   help="the service's analysis.processes (1-4; default: config.yaml's): the close analysis "
+                        "split by timeframe over N processes")
     p.add_argument("--keep-dir", help="keep the config and the service's log in this directory")
     p.add_argument("--json", help="write every figure to this file")
     p.add_argument("--plot", help="write a PNG: latency distribution and throughput over time")
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                          floor_shards=args.floor_shards,
                          floor=args.floor, ceiling_seconds=args.ceiling_seconds, ceiling=args.ceiling,
                          keep_dir=args.keep_dir, rate_of_ceiling=args.rate_of_ceiling, date=args.date,
-                         speed=args.speed, extended=args.extended)
+                         speed=args.speed, extended=args.extended, analysis_processes=args.analysis_processes)
     except ValueError as exc:
         print(f"tickstock.bench: {exc}", file=sys.stderr)
         return 2

@@ -128,11 +128,12 @@ def base_config(path: Path = DEFAULT_CONFIG_PATH) -> dict:
 
 
 def bench_config(base: dict, *, prefix: str, dsn: str, redis_url: str, symbols: Sequence[str], spill_dir: str,
-                 http_port: int, universe_key: str = UNIVERSE_KEY, clock: str | None = None) -> dict:
+                 http_port: int, universe_key: str = UNIVERSE_KEY, clock: str | None = None,
+                 analysis_processes: int | None = None) -> dict:
     """``base`` (config.yaml's settings) made into a benchmark's: every channel and key prefixed,
     its own database, write-ahead log and HTTP port, a universe of ``symbols``, sessions only on
-    request, and ``session.clock`` if given (``event``: bars close by the ticks' own time, the
-    ``day`` replay). Everything else (grace, batch sizes, intervals) stays as in production.
+    request, ``session.clock`` if given (``event``: bars close by the ticks' own time, the
+    ``day`` replay) and ``analysis.processes`` if given. Everything else (grace, batch sizes, intervals) stays as in production.
     Validated by the service's own schema (ConfigError if not valid)."""
     cfg = copy.deepcopy(base)
     cfg["channels"] = {k: prefix + v for k, v in cfg["channels"].items()}
@@ -143,6 +144,8 @@ def bench_config(base: dict, *, prefix: str, dsn: str, redis_url: str, symbols: 
     cfg["session"].update(universe=universe_key, universe_source="yaml", auto_start=False)
     if clock is not None:
         cfg["session"]["clock"] = clock
+    if analysis_processes is not None:
+        cfg["analysis"]["processes"] = analysis_processes
     cfg["persistence"]["spill_dir"] = spill_dir
     cfg["http"].update(enabled=True, host="127.0.0.1", port=http_port, admin_token="")
     validate(copy.deepcopy(cfg))
@@ -273,9 +276,10 @@ class Sandbox:
     """Everything one run needs, torn down on exit: a temp dir, a database, a config file."""
 
     def __init__(self, symbols: Sequence[str], redis_url: str = REDIS_URL, admin_dsn: str = ADMIN_DSN,
-                 keep_dir: str | None = None, clock: str | None = None) -> None:
+                 keep_dir: str | None = None, clock: str | None = None, analysis_processes: int | None = None) -> None:
         self.symbols = list(symbols)
         self.clock = clock
+        self.analysis_processes = analysis_processes
         self.redis_url = redis_url
         self.admin_dsn = admin_dsn
         self.keep_dir = keep_dir
@@ -301,7 +305,7 @@ class Sandbox:
         self.http_port = free_port()
         self.cfg = bench_config(base_config(), prefix=self.prefix, dsn=self.dsn, redis_url=self.redis_url,
                                 symbols=self.symbols, spill_dir=str(self.dir / "spill"), http_port=self.http_port,
-                                clock=self.clock)
+                                clock=self.clock, analysis_processes=self.analysis_processes)
         self.config_path = self.dir / "config.yaml"
         self.config_path.write_text(yaml.safe_dump(self.cfg, sort_keys=False))
         return self

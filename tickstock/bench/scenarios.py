@@ -98,6 +98,7 @@ class Plan:
     speed: float | None = None       # day: event seconds per wall second
     day_open: float | None = None    # day: its open, epoch seconds (from the calendar)
     extended: bool = False           # ten TA-Lib functions on every timeframe beside the baseline
+    analysis_processes: int | None = None  # analysis.processes for the service (None: config.yaml's)
 
 
 def make_plan(scenario: str, symbols: int | None = None, rate: float | None = None, minutes: int | None = None,
@@ -258,8 +259,14 @@ def run(plan: Plan, log=print) -> dict:
     if plan.scenario == "day":
         result["notes"].append(day_note(plan))
     clock = "event" if plan.scenario == "day" else None
-    with Sandbox(symbols, plan.redis_url, keep_dir=plan.keep_dir, clock=clock) as sb:
+    with Sandbox(symbols, plan.redis_url, keep_dir=plan.keep_dir, clock=clock,
+                 analysis_processes=plan.analysis_processes) as sb:
         settings = validate(sb.cfg)
+        if settings.analysis.process:
+            result["notes"].append(
+                f"the service's close analysis: analysis.processes {settings.analysis.processes}"
+                f" ({'--analysis-processes' if plan.analysis_processes is not None else 'config.yaml'}), its"
+                " timeframes split over that many processes at most (AnalysisSpec.split)")
         definitions = None
         if plan.extended:  # written before the floor, so the floor runs what the service will load
             sb.migrate()

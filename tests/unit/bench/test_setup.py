@@ -46,6 +46,15 @@ def test_the_day_replay_s_service_closes_bars_by_event_time():
         config(clock="sundial")
 
 
+def test_the_analysis_processes_are_the_run_s_choice_or_config_yaml_s():
+    assert validate(config(analysis_processes=1)).analysis.processes == 1
+    assert validate(config()).analysis.processes == validate(base_config()).analysis.processes
+    with pytest.raises(ConfigError, match="analysis.processes"):
+        config(analysis_processes=5)
+    assert make_plan("latency", analysis_processes=3).analysis_processes == 3
+    assert make_plan("latency").analysis_processes is None
+
+
 def test_a_bad_config_is_refused_by_the_service_s_schema():
     with pytest.raises(ConfigError):
         config(http_port=0)

@@ -5,6 +5,7 @@ the session with the TA-Lib values still published; gone when the service stops,
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import signal
@@ -48,16 +49,17 @@ def wait(predicate, timeout: float = 60.0) -> bool:
     return predicate()
 
 
-def ema_bars(watcher: Watcher) -> set[str]:
+def ema_bars(watcher: Watcher, timeframe: str = "1min") -> set[str]:
     return {e["calculation"]["metadata"]["bar_timestamp"] for e in watcher.on("indicators")
-            if e["calculation"]["indicator"] == "EMA" and e["calculation"]["timeframe"] == "1min"}
+            if e["calculation"]["indicator"] == "EMA" and e["calculation"]["timeframe"] == timeframe}
 
 
-@pytest.fixture(params=[True], ids=["process"])
-def service_with_talib(request, tmp_path, database):
-    execute(database, "UPDATE indicator_definitions SET enabled = true, period = 4, parameters = '{}' "
-                      "WHERE name = 'EMA'")
-    _, cfg = e2e_config(tmp_path, database, **{"session.clock": "event", "analysis.process": request.param})
+@contextlib.contextmanager
+def running(tmp_path, database, timeframes: str = "{intraday}", **settings):
+    """The service over SYMBOLS in event time with EMA (period 4) on ``timeframes``."""
+    execute(database, "UPDATE indicator_definitions SET enabled = true, period = 4, parameters = '{}', "
+                      f"applicable_timeframes = '{timeframes}' WHERE name = 'EMA'")
+    _, cfg = e2e_config(tmp_path, database, **{"session.clock": "event", **settings})
     cfg["universes"] = {"test:e2e": list(SYMBOLS)}
     config = write_config(tmp_path / "service", cfg)
     watcher = Watcher(cfg["channels"])
@@ -71,6 +73,12 @@ def service_with_talib(request, tmp_path, database):
             service.kill()
         watcher.close()
         client.close()
+
+
+@pytest.fixture(params=[True], ids=["process"])
+def service_with_talib(request, tmp_path, database):
+    with running(tmp_path, database, **{"analysis.process": request.param}) as started:
+        yield started
 
 
 def publish(client: redis.Redis, cfg: dict, ticks) -> None:
@@ -123,3 +131,29 @@ def test_with_analysis_process_false_it_runs_on_a_thread_of_the_service(service_
     assert analysis_processes(service.proc.pid) == []
     assert "once per close, in process" not in service.log()
     assert service.terminate(30) == 0
+
+
+def test_split_over_two_processes_a_killed_one_restarts_both_and_every_timeframe_goes_on(tmp_path, database) -> None:
+    with running(tmp_path, database, "{intraday,5min}", **{"analysis.processes": 2}) as (service, watcher, client, cfg):
+        first = analysis_processes(service.proc.pid)
+        assert len(first) == 2, service.log()[-3000:]
+        assert f"in processes {first[0]}, {first[1]}" in service.log() or \
+            f"in processes {first[1]}, {first[0]}" in service.log()
+        ticks = [t for t in generate_day(5) if t[3] < OPEN + 40 * 60]
+        publish(client, cfg, [t for t in ticks if t[3] < OPEN + 20 * 60])
+        assert wait(lambda: len(ema_bars(watcher)) >= 10 and len(ema_bars(watcher, "5min")) >= 1), \
+            service.log()[-3000:]
+
+        os.kill(first[1], signal.SIGKILL)
+        assert gone(first[1])
+        # Between closes nothing asks the processes: the next close finds the dead one.
+        publish(client, cfg, [t for t in ticks if t[3] >= OPEN + 20 * 60])
+        assert wait(lambda: "restarted analysis (incarnation 2)" in service.log()), service.log()[-3000:]
+        assert wait(lambda: len(analysis_processes(service.proc.pid)) == 2)
+        second = analysis_processes(service.proc.pid)
+        assert not set(second) & set(first) and all(gone(pid) for pid in first)  # both replaced
+        late = f"{time.strftime('%Y-%m-%dT%H:%M', time.gmtime(OPEN + 30 * 60))}:00.000Z"
+        assert wait(lambda: late in ema_bars(watcher) and late in ema_bars(watcher, "5min")), \
+            (sorted(ema_bars(watcher))[-3:], sorted(ema_bars(watcher, "5min"))[-3:])
+        assert service.terminate(30) == 0
+        assert all(gone(pid) for pid in second)

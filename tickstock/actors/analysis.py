@@ -9,10 +9,11 @@ and routes its results.
 
 Guarantees:
 
-- Every result of a close becomes one event. A close's events go out one timeframe at a time,
-  1min first: each timeframe's in one ``PublishEncoded``, told as soon as that timeframe is
-  analysed and before the next one is (``CloseAnalysis.close_in_parts``); then the rows of all of
-  them in one ``PersistResults``. So at the top of an hour the 1-minute events do not wait for the
+- Every result of a close becomes one event. A close's events go out one timeframe at a time:
+  each timeframe's in one ``PublishEncoded``, told as soon as that timeframe is analysed
+  (``CloseAnalysis.close_in_parts``: 1min first where one analysis runs them all; with several
+  processes, ``ProcessGroup``, in the order they finish); then the rows of all of them in one
+  ``PersistResults``. So at the top of an hour the 1-minute events do not wait for the
   5/15/60-minute analysis, and Redis's round trips overlap it. The entries are, byte for byte, what
   the publisher would send for the events a symbol actor builds for the same results
   (``analysis_output.close_parts``), each timeframe's stamped when it was analysed; the rows are
@@ -62,13 +63,14 @@ HistoryLoader = Callable[..., Iterable[tuple[str, Sequence[Bar]]]]
 
 
 class Analysis(Protocol):
-    """Where the close analysis runs: ``analysis_output.LocalAnalysis`` (this thread) or
-    ``analysis_process.ProcessAnalysis`` (a process of its own)."""
+    """Where the close analysis runs: ``analysis_output.LocalAnalysis`` (this thread),
+    ``analysis_process.ProcessAnalysis`` (a process of its own) or ``ProcessGroup`` (several, the
+    timeframes shared between them)."""
 
     broken: list[tuple[str, str, str]]
     definitions: int
     symbols: tuple[str, ...]
-    pid: int | None  # the process it runs in, if not this one
+    pids: tuple[int, ...]  # the processes it runs in, if not this one
 
     def __contains__(self, symbol: object) -> bool: ...
     def start(self) -> None: ...
@@ -126,10 +128,11 @@ class CloseAnalysisActor(SupervisedActor):
         if self._prime_on_open:
             self._prime_from_store(self.analysis.symbols)
         self.analysis.live_from(self._clock())
-        pid = self.analysis.pid
+        pids = self.analysis.pids
+        where = "" if not pids else f", in process {pids[0]}" if len(pids) == 1 else \
+            f", in processes {', '.join(map(str, pids))}"
         self.log.info("analysing {} TA-Lib (definition, timeframe) pairs for {} symbols once per close{}",
-                      self.analysis.definitions, len(self.analysis.symbols),
-                      "" if pid is None else f", in process {pid}")
+                      self.analysis.definitions, len(self.analysis.symbols), where)
 
     def on_stop(self) -> None:
         self.analysis.stop()
@@ -160,7 +163,7 @@ class CloseAnalysisActor(SupervisedActor):
             self._prime_from_store(analysis.symbols, before=first)
         elif new:
             self._prime_from_store(new, before=first)
-        for item in analysis.close(bars, message.closed_at):  # one timeframe at a time, 1min first
+        for item in analysis.close(bars, message.closed_at):  # one timeframe at a time, as each is ready
             if type(item) is CloseRows:  # the last: every row of the close (all stored: no alerts here)
                 if item.patterns or item.indicators:
                     self.persistence.tell(PersistResults(tuple(item.patterns), tuple(item.indicators)))

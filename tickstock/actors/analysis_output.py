@@ -14,12 +14,16 @@ Guarantees (tests/unit/actors/test_analysis_output.py):
   the events a symbol actor builds for the same results (``encode_for_redis`` of
   ``close_events``); the rows are ``event_records`` of those events (same ``row_id``\\ s).
 - Each part's events are stamped ``now()`` read when that part was analysed.
+- ``AnalysisSpec.build`` is the one place a session's ``CloseAnalysis`` is constructed: on the
+  actor's thread (``LocalAnalysis``) and in the analysis process alike.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Mapping, Sequence
 
 import msgspec
 
@@ -27,13 +31,15 @@ from tickstock.actors.publisher import encode_for_redis
 from tickstock.actors.symbol import indicator_event, pattern_event
 from tickstock.analysis.base import PatternResult
 from tickstock.analysis.close_analysis import CloseAnalysis, CloseOutput
+from tickstock.analysis.definitions import Definition
 from tickstock.analysis.pipeline import ComponentError
+from tickstock.bars.timeframes import TIMEFRAMES, SessionTable
 from tickstock.config import ChannelSettings
 from tickstock.messages.bars import Bar
 from tickstock.messages.events import PatternDetected
 from tickstock.messages.records import IndicatorRecord, PatternRecord, event_records
 
-__all__ = ["ClosePart", "CloseRows", "LocalAnalysis", "OutputSettings", "close_events", "close_parts"]
+__all__ = ["AnalysisSpec", "ClosePart", "CloseRows", "LocalAnalysis", "OutputSettings", "close_events", "close_parts"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,38 @@ class OutputSettings:
     high_confidence: float
     pattern_ttl: float
     indicator_ttl: float
+
+
+@dataclass(frozen=True)
+class AnalysisSpec:
+    """A session's close analysis, as data: what it is built from and how its output is made.
+    Picklable (the analysis process receives it as its first message)."""
+
+    definitions: Mapping[str, Sequence[Definition]]  # timeframe -> the TA-Lib definitions run on it
+    symbols: tuple[str, ...]
+    output: OutputSettings
+    sessions: SessionTable | None = None
+    max_failures: int = 3
+    analyse_partial_bars: bool = False
+    clock: Callable[[], float] = field(default=time.time)  # stamps the events (module-level: picklable)
+
+    def build(self) -> CloseAnalysis:
+        return CloseAnalysis(self.definitions, self.symbols, sessions=self.sessions,
+                             max_failures=self.max_failures, analyse_partial_bars=self.analyse_partial_bars)
+
+    def split(self, n: int) -> list[AnalysisSpec]:
+        """This analysis as at most ``n`` specs, each the same but for its share of the timeframes
+        that have definitions: the k-th of them (in ``TIMEFRAMES`` order, 1min first) goes to spec
+        ``k mod n``. With two: 1min and 15min in one, 5min and 60min in the other, so a 5-minute
+        close's two parts, and the :30 close's four, are shared evenly. Fewer specs when fewer
+        timeframes have definitions; never an empty one (one spec when there is nothing at all)."""
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        present = [tf for tf in (*TIMEFRAMES, *self.definitions) if self.definitions.get(tf)]
+        present = list(dict.fromkeys(present))
+        groups = [present[k::n] for k in range(min(n, len(present)))] or [[]]
+        return [dataclasses.replace(self, definitions={tf: self.definitions[tf] for tf in group})
+                for group in groups]
 
 
 class ClosePart(msgspec.Struct, frozen=True, tag=True):
@@ -97,12 +135,12 @@ class LocalAnalysis:
     """A session's ``CloseAnalysis`` on the calling thread (``analysis.process: false``), with the
     interface of ``ProcessAnalysis``."""
 
-    def __init__(self, analysis: CloseAnalysis, settings: OutputSettings, clock: Callable[[], float]) -> None:
-        self._analysis = analysis
-        self._settings = settings
-        self._clock = clock
+    def __init__(self, spec: AnalysisSpec) -> None:
+        self._analysis = spec.build()
+        self._settings = spec.output
+        self._clock = spec.clock
 
-    pid = None  # no process of its own: the caller's
+    pids: tuple[int, ...] = ()  # no process of its own: the caller's
 
     def start(self) -> None:
         """Nothing to start: it runs on the caller's thread."""

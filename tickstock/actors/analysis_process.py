@@ -1,4 +1,5 @@
-"""ProcessAnalysis: a session's ``CloseAnalysis`` in a process of its own (``analysis.process: true``).
+"""ProcessAnalysis: a session's ``CloseAnalysis`` in a process of its own (``analysis.process: true``);
+ProcessGroup: in several, the timeframes shared between them (``analysis.processes``).
 
 Why: at the top of an hour the TA-Lib close analysis of 500 symbols over four timeframes is ~50 ms
 of Python, plus ~35 ms encoding its ~5,000 events and deriving their rows; on one interpreter that
@@ -12,8 +13,8 @@ Guarantees (tests/integration/process/test_analysis_process.py proves each; test
 test_analysis_process.py as an operator sees it):
 
 - **Same output** as ``LocalAnalysis`` for the same definitions, priming and bars: the process runs
-  the same ``close_parts`` over the same ``CloseAnalysis``; only the clock that stamps events is the
-  process's own (``ProcessSpec.clock``, the wall clock by default).
+  the same ``close_parts`` over the ``CloseAnalysis`` the same ``AnalysisSpec`` builds; only the clock
+  that stamps events is the process's own (``AnalysisSpec.clock``, the wall clock by default).
 - **Parts stream**: each ``ClosePart`` is sent as soon as that timeframe is analysed, so the caller
   publishes the 1-minute events while the process computes the higher timeframes.
 - **Failure is loud**: an exception in the process, its death (even ``kill -9``) or no reply within
@@ -36,22 +37,17 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import traceback
-from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from multiprocessing.connection import Connection, wait
+from typing import Any, Iterator, Sequence
 
 import msgspec
 
-from tickstock.actors.analysis_output import ClosePart, CloseRows, OutputSettings, close_parts
-from tickstock.analysis.close_analysis import CloseAnalysis
-from tickstock.analysis.definitions import Definition
+from tickstock.actors.analysis_output import AnalysisSpec, ClosePart, CloseRows, close_parts
 from tickstock.analysis.pipeline import ComponentError
-from tickstock.bars.timeframes import SessionTable
 from tickstock.messages.bars import Bar
 
-__all__ = ["AnalysisProcessError", "ProcessAnalysis", "ProcessSpec"]
+__all__ = ["AnalysisProcessError", "ProcessAnalysis", "ProcessGroup"]
 
 # The directory tickstock is imported from, first on the child's path: the child imports the same code.
 _IMPORT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -59,19 +55,6 @@ _IMPORT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(_
 
 class AnalysisProcessError(RuntimeError):
     """The analysis process failed, died or did not answer."""
-
-
-@dataclass(frozen=True)
-class ProcessSpec:
-    """Everything the process builds its ``CloseAnalysis`` from (pickled once, at its start)."""
-
-    definitions: Mapping[str, Sequence[Definition]]
-    symbols: tuple[str, ...]
-    output: OutputSettings
-    sessions: SessionTable | None = None
-    max_failures: int = 3
-    analyse_partial_bars: bool = False
-    clock: Callable[[], float] = field(default=time.time)  # stamps the events (module-level: picklable)
 
 
 # --- the protocol: one msgpack message per send_bytes ----------------------------------------------
@@ -117,7 +100,7 @@ class ProcessAnalysis:
     """The parent's side: the interface of ``analysis_output.LocalAnalysis``, served by a child
     process. Used from one thread (the actor's)."""
 
-    def __init__(self, spec: ProcessSpec, reply_timeout: float = 30.0, start_timeout: float = 60.0) -> None:
+    def __init__(self, spec: AnalysisSpec, reply_timeout: float = 30.0, start_timeout: float = 60.0) -> None:
         self._spec = spec
         self._reply_timeout = reply_timeout
         self._start_timeout = start_timeout
@@ -132,6 +115,10 @@ class ProcessAnalysis:
         return None if self._process is None else self._process.pid
 
     @property
+    def pids(self) -> tuple[int, ...]:
+        return () if self._process is None else (self._process.pid,)
+
+    @property
     def symbols(self) -> tuple[str, ...]:
         return tuple(self._symbols)
 
@@ -140,8 +127,12 @@ class ProcessAnalysis:
 
     def start(self) -> None:
         """Start the process and wait until its analysis is built (``start_timeout``)."""
-        if self._process is not None:
-            return
+        if self._process is None:
+            self._spawn()
+            self._await_ready()
+
+    def _spawn(self) -> None:
+        """Start the process and send it the spec; ``_await_ready`` waits for it to be built."""
         # A fresh interpreter (``python -m`` this module), not multiprocessing: forking a process
         # that runs threads is unsafe, and spawn re-imports the parent's __main__ (the service's,
         # the benchmark's, pytest's). The pipe is a socket pair; the spec is its first message.
@@ -151,10 +142,15 @@ class ProcessAnalysis:
         try:
             process = subprocess.Popen([sys.executable, "-m", __name__, str(theirs.fileno())],
                                        pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            ours.close()
+            raise AnalysisProcessError(f"cannot start the analysis process: {exc}") from exc
         finally:
             theirs.close()  # only the child holds its end: when we go, it reads EOF
         self._process, self._conn = process, Connection(ours.detach())
         self._conn.send_bytes(pickle.dumps(self._spec, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def _await_ready(self) -> None:
         ready = self._receive(self._start_timeout)
         if not isinstance(ready, _Ready):
             raise AnalysisProcessError(f"analysis process answered {type(ready).__name__} instead of ready")
@@ -166,6 +162,9 @@ class ProcessAnalysis:
 
     def prime(self, symbol: str, bars: Sequence[Bar]) -> list[tuple[str, ComponentError]]:
         self._send(_Prime(symbol, list(bars)))
+        return self._primed()
+
+    def _primed(self) -> list[tuple[str, ComponentError]]:
         reply = self._receive(self._reply_timeout)
         if not isinstance(reply, _Primed):
             raise AnalysisProcessError(f"analysis process answered {type(reply).__name__} to a prime")
@@ -178,14 +177,16 @@ class ProcessAnalysis:
         """The close's parts as the process sends them, then its rows. Iterate to the end."""
         self._send(_Close(list(bars), closed_at))
         while True:
-            item = self._receive(self._reply_timeout)
-            if isinstance(item, ClosePart):
-                yield item
-            elif isinstance(item, CloseRows):
-                yield item
+            item = self._close_item()
+            yield item
+            if type(item) is CloseRows:
                 return
-            else:
-                raise AnalysisProcessError(f"analysis process answered {type(item).__name__} to a close")
+
+    def _close_item(self) -> ClosePart | CloseRows:
+        item = self._receive(self._reply_timeout)
+        if not isinstance(item, (ClosePart, CloseRows)):
+            raise AnalysisProcessError(f"analysis process answered {type(item).__name__} to a close")
+        return item
 
     def stop(self, timeout: float = 2.0) -> None:
         """End the process: close the pipe (it exits on EOF), then terminate, then kill. Idempotent."""
@@ -241,7 +242,106 @@ class ProcessAnalysis:
         return f"pid {process.pid}, exit code {process.returncode}"
 
 
-def _serve(conn: Connection, spec: ProcessSpec, collector: Any = gc) -> None:
+class ProcessGroup:
+    """One analysis in several processes, each running its share of the timeframes
+    (``AnalysisSpec.split``), with the interface of ``ProcessAnalysis``. Why: on one process a
+    close's timeframes are analysed one after the other, so a 5-minute value waited for the whole
+    1-minute part; split, the parts of one close are analysed side by side on the machine's cores.
+
+    Guarantees (tests/integration/process/test_analysis_process.py):
+
+    - **The same output** as one process over the whole spec, but for the order of the parts: each
+      ``ClosePart`` is handed out as soon as any process sends it (a process's own parts keep their
+      order), then one ``CloseRows`` with every process's rows.
+    - Every call reaches every process (a symbol added, primed, the live start); requests go out
+      to all before any answer is awaited, so the processes start, prime and analyse side by side.
+    - **Failure is loud**, as for one process: any process failing, dying or not answering within
+      ``reply_timeout`` raises ``AnalysisProcessError``; ``stop`` ends them all.
+    """
+
+    def __init__(self, specs: Sequence[AnalysisSpec], reply_timeout: float = 30.0, start_timeout: float = 60.0) -> None:
+        if not specs:
+            raise ValueError("a process group needs at least one spec")
+        self._members = [ProcessAnalysis(spec, reply_timeout, start_timeout) for spec in specs]
+        self._reply_timeout = reply_timeout
+        self._started = False
+
+    @property
+    def pids(self) -> tuple[int, ...]:
+        return tuple(pid for m in self._members for pid in m.pids)
+
+    @property
+    def broken(self) -> list[tuple[str, str, str]]:
+        return [b for m in self._members for b in m.broken]
+
+    @property
+    def definitions(self) -> int:
+        return sum(m.definitions for m in self._members)
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return self._members[0].symbols
+
+    def __contains__(self, symbol: object) -> bool:
+        return symbol in self._members[0]
+
+    def start(self) -> None:
+        """Start every process, then wait until each has built its analysis."""
+        if self._started:
+            return
+        self._started = True
+        for m in self._members:
+            m._spawn()
+        for m in self._members:
+            m._await_ready()
+
+    def add(self, symbol: str) -> None:
+        self.start()
+        for m in self._members:
+            m.add(symbol)
+
+    def prime(self, symbol: str, bars: Sequence[Bar]) -> list[tuple[str, ComponentError]]:
+        self.start()
+        message = _Prime(symbol, list(bars))
+        for m in self._members:
+            m._send(message)
+        return [e for m in self._members for e in m._primed()]
+
+    def live_from(self, t: float) -> None:
+        self.start()
+        for m in self._members:
+            m.live_from(t)
+
+    def close(self, bars: Sequence[Bar], closed_at: float) -> Iterator[ClosePart | CloseRows]:
+        """Every process's parts as they arrive, then one ``CloseRows`` of all. Iterate to the end."""
+        self.start()
+        message = _Close(list(bars), closed_at)
+        for m in self._members:
+            m._send(message)
+        waiting = {m._conn: m for m in self._members}
+        patterns: list = []
+        indicators: list = []
+        while waiting:
+            ready = wait(list(waiting), self._reply_timeout)
+            if not ready:
+                raise AnalysisProcessError(f"analysis process did not answer within {self._reply_timeout:g}s")
+            for conn in ready:
+                item = waiting[conn]._close_item()  # ready: answers at once (or raises if it died)
+                if type(item) is CloseRows:
+                    patterns += item.patterns
+                    indicators += item.indicators
+                    del waiting[conn]
+                else:
+                    yield item
+        yield CloseRows(patterns, indicators)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """End every process (``ProcessAnalysis.stop``). Idempotent."""
+        for m in self._members:
+            m.stop(timeout)
+
+
+def _serve(conn: Connection, spec: AnalysisSpec, collector: Any = gc) -> None:
     """The child: build the analysis, then answer the parent's messages until its end closes.
     ``collector``: the ``gc`` module (tests pass a recorder)."""
     # The collector never runs during a close (tickstock/heap.py says why: a full collection of
@@ -253,8 +353,7 @@ def _serve(conn: Connection, spec: ProcessSpec, collector: Any = gc) -> None:
         conn.send_bytes(_encoder.encode(message))
 
     try:
-        analysis = CloseAnalysis(spec.definitions, spec.symbols, sessions=spec.sessions,
-                                 max_failures=spec.max_failures, analyse_partial_bars=spec.analyse_partial_bars)
+        analysis = spec.build()
         send(_Ready(analysis.broken, analysis.definitions))
         while True:
             try:

@@ -8,7 +8,7 @@ The tree (each supervisor owns the lifecycle of the actors under it)::
         ├── PublisherActor        shared child
         ├── PersistenceActor      shared child
         ├── CloseAnalysisActor    shared child, only with batched TA-Lib definitions (plan.py);
-        │   └── (analysis process)    an OS process it owns (analysis.process): its death is the actor's
+        │   └── (analysis processes)  OS processes it owns (analysis.process, .processes): any one's death is the actor's
         ├── SymbolActor x N       one per symbol
         └── TickIngressActor      shared child
 
@@ -29,8 +29,8 @@ Written down like an Erlang/OTP supervisor specification:
     symbol       -> a new symbol actor, primed again from ``ohlcv_1min`` when it opens.
     persistence  -> a new writer; it replays the write-ahead log, so nothing buffered is lost.
     publisher    -> a new Redis client; the session keeps the dead incarnation's totals.
-    analysis     -> a new CloseAnalysisActor (and a new analysis process: the old one is stopped
-                    when its actor dies), every symbol primed again from ``ohlcv_1min`` in one
+    analysis     -> a new CloseAnalysisActor (and new analysis processes: the old ones, the
+                    survivors too, are stopped when its actor dies), every symbol primed again from ``ohlcv_1min`` in one
                     query when it opens. The close in flight when it died is not analysed; its
                     bars are stored and prime the new one.
 - A failure while the session is starting is never restarted: start-up is all or nothing.

@@ -7,15 +7,14 @@ factory of mocks (see ``session.ChildFactory``).
 from __future__ import annotations
 
 import threading
-import time
 import weakref
 from typing import Any, Iterator, Sequence
 
 import pykka
 
 from tickstock.actors.analysis import CloseAnalysisActor
-from tickstock.actors.analysis_output import LocalAnalysis, OutputSettings
-from tickstock.actors.analysis_process import ProcessAnalysis, ProcessSpec
+from tickstock.actors.analysis_output import AnalysisSpec, LocalAnalysis, OutputSettings
+from tickstock.actors.analysis_process import ProcessAnalysis, ProcessGroup
 from tickstock.actors.dispatch import Dispatcher
 from tickstock.actors.handle import ChildHandle
 from tickstock.actors.ingress import TickIngressActor
@@ -25,7 +24,6 @@ from tickstock.actors.plan import SessionPlan, batched_definitions, symbol_pipel
 from tickstock.actors.symbol import SymbolActor
 from tickstock.adapters.postgres import PostgresStore
 from tickstock.adapters.redis import RedisPublisher, RedisTickFeed
-from tickstock.analysis.close_analysis import CloseAnalysis
 from tickstock.bars.aggregator import MinuteBarAggregator
 from tickstock.clock import EventTime
 from tickstock.config import Settings
@@ -128,15 +126,14 @@ class ProductionFactory:
         s = self.settings
         output = OutputSettings(plan.session_id, s.channels, a.high_confidence, a.pattern_ttl_seconds,
                                 a.indicator_ttl_seconds)
-        analysis: ProcessAnalysis | LocalAnalysis
-        if a.process:
-            analysis = ProcessAnalysis(ProcessSpec(
-                batched_definitions(plan), tuple(plan.symbols), output, plan.sessions,
-                a.max_component_failures, a.analyse_partial_bars))
+        spec = AnalysisSpec(batched_definitions(plan), tuple(plan.symbols), output, plan.sessions,
+                            a.max_component_failures, a.analyse_partial_bars)
+        analysis: LocalAnalysis | ProcessAnalysis | ProcessGroup
+        if not a.process:
+            analysis = LocalAnalysis(spec)
         else:
-            analysis = LocalAnalysis(CloseAnalysis(
-                batched_definitions(plan), plan.symbols, sessions=plan.sessions, max_failures=a.max_component_failures,
-                analyse_partial_bars=a.analyse_partial_bars), output, time.time)
+            specs = spec.split(a.processes)
+            analysis = ProcessAnalysis(specs[0]) if len(specs) == 1 else ProcessGroup(specs)
         return CloseAnalysisActor.start(
             supervisor, plan.session_id, analysis, publisher, persistence,
             load_history=lambda symbols, before=None: self.load_history(symbols, a.prime_bars, before)

@@ -14,7 +14,8 @@ Guarantees (tests/unit/analysis/test_close_analysis.py proves each):
   builds them), with the pipelines' rules per symbol (``TalibBatch``: gating, thresholds, stale
   bars, isolation after ``max_failures``).
 - **Partial bars** (``Bar.partial``) of any timeframe are not analysed unless
-  ``analyse_partial_bars``; each is counted in ``partial_skipped``. The stretch between a symbol's
+  ``analyse_partial_bars``; each of a timeframe this analysis runs is counted in ``partial_skipped``
+  (so analyses that share a session's timeframes count each skipped bar once between them). The stretch between a symbol's
   history and ``live_from`` (or its first live bar, if earlier) was not seen: a higher bar
   overlapping it is partial, as in the symbol actor.
 - **In parts** (``close_in_parts``): one output per timeframe analysed at a close, 1min first,
@@ -113,11 +114,6 @@ class CloseAnalysis:
     def __contains__(self, symbol: object) -> bool:
         return symbol in self._resamplers
 
-    def disabled(self) -> list[tuple[str, str, str]]:
-        """``(timeframe, definition, symbol)`` for every definition disabled for a symbol."""
-        return [(tf, batch.name, symbol) for tf, batches in self._batches.items() for batch in batches
-                for symbol in batch.disabled()]
-
     def add(self, symbol: str) -> None:
         """Start ``symbol`` from scratch (fresh state in every definition and timeframe)."""
         for batches in self._batches.values():
@@ -187,13 +183,15 @@ class CloseAnalysis:
         """(partial bars skipped, the bars to analyse per timeframe) of one close's 1-minute bars."""
         skipped = 0
         analyse_partial = self._analyse_partial_bars
+        counts_base = BASE_TIMEFRAME in self._batches  # a partial 1-minute bar is skipped only where analysed
         base: list[Bar] = []
         higher: dict[str, list[Bar]] = {tf: [] for tf in self._higher}
         resamplers = self._resamplers
         for bar in bars:
             resampler = resamplers[bar.symbol]
             if bar.partial and not analyse_partial:
-                skipped += 1
+                if counts_base:
+                    skipped += 1
             else:
                 base.append(bar)
             if resampler is None:

@@ -84,10 +84,6 @@ class TalibBatch:
     def symbols(self) -> tuple[str, ...]:
         return tuple(self._states)
 
-    def disabled(self) -> tuple[str, ...]:
-        """The symbols this definition is disabled for."""
-        return tuple(symbol for symbol, state in self._states.items() if state.disabled)
-
     def add(self, symbol: str) -> None:
         """Start ``symbol`` with a fresh component (a new symbol, or a restart from scratch)."""
         component = self.definition.create()

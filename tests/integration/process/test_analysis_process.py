@@ -17,15 +17,15 @@ import textwrap
 import time
 from typing import Any
 
+import msgspec
 import pytest
 
 from tests.pids import gone
 from tests.unit.analysis.test_close_analysis import by_timeframe
 from tickstock.actors.analysis import CloseAnalysisActor
-from tickstock.actors.analysis_output import ClosePart, CloseRows, LocalAnalysis, OutputSettings
-from tickstock.actors.analysis_process import AnalysisProcessError, ProcessAnalysis, ProcessSpec, _serve
+from tickstock.actors.analysis_output import AnalysisSpec, ClosePart, CloseRows, LocalAnalysis, OutputSettings
+from tickstock.actors.analysis_process import AnalysisProcessError, ProcessAnalysis, ProcessGroup, _serve
 from tickstock.analysis import Definition, create
-from tickstock.analysis.close_analysis import CloseAnalysis
 from tickstock.analysis.talib_batch import TalibBatch
 from tickstock.bars.timeframes import SessionTable
 from tickstock.config import ChannelSettings
@@ -64,13 +64,13 @@ def bar(symbol: str, minute: int) -> Bar:
     return Bar(symbol, T0 + 60 * minute, o, max(o, close) + 0.8, min(o, close) - 0.7, close, 100 + minute, 3, SID)
 
 
-def spec(**changes: Any) -> ProcessSpec:
-    return ProcessSpec(**{"definitions": by_timeframe(DEFINITIONS), "symbols": SYMBOLS, "output": OUTPUT,
+def spec(**changes: Any) -> AnalysisSpec:
+    return AnalysisSpec(**{"definitions": by_timeframe(DEFINITIONS), "symbols": SYMBOLS, "output": OUTPUT,
                           "sessions": SESSIONS, "clock": CLOCK, **changes})
 
 
 def local() -> LocalAnalysis:
-    return LocalAnalysis(CloseAnalysis(by_timeframe(DEFINITIONS), SYMBOLS, sessions=SESSIONS), OUTPUT, CLOCK)
+    return LocalAnalysis(spec())
 
 
 @pytest.fixture
@@ -215,6 +215,18 @@ def test_stop_ends_the_child_and_is_idempotent(process) -> None:
         process.live_from(T0)
 
 
+def test_a_process_that_cannot_be_started_is_raised_here_and_leaves_no_socket_open(monkeypatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    before = len(os.listdir("/proc/self/fd"))
+    analysis = ProcessAnalysis(spec())
+    with pytest.raises(AnalysisProcessError, match="cannot start the analysis process: .*Too many open files"):
+        analysis.start()
+    assert len(os.listdir("/proc/self/fd")) == before and analysis.pid is None
+
+
 def test_the_child_ends_on_its_own_when_the_service_s_process_is_killed(tmp_path) -> None:
     parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
@@ -279,3 +291,93 @@ def test_a_call_before_start_starts_the_process() -> None:
         assert analysis.pid is not None and analysis.definitions == 10
     finally:
         analysis.stop()
+
+
+# -- several processes, the timeframes shared (ProcessGroup) -------------------------------------------
+
+
+def substance(items: list) -> tuple[list[bytes], list, int]:
+    """A close's parts with events or errors, in a canonical order; its rows by id; the partial bars
+    it skipped (one analysis counts them all in its first part, a group in each process's first)."""
+    parts = sorted(msgspec.msgpack.encode(msgspec.structs.replace(p, partial_skipped=0)) for p in items[:-1]
+                   if p.entries or p.errors)
+    rows = items[-1]
+    return parts, sorted([*rows.patterns, *rows.indicators], key=lambda r: r.row_id), \
+        sum(p.partial_skipped for p in items[:-1])
+
+
+@pytest.fixture
+def group():
+    analysis = ProcessGroup(spec().split(2), reply_timeout=20)
+    analysis.start()
+    yield analysis
+    analysis.stop()
+
+
+def test_the_spec_splits_by_timeframe_one_and_fifteen_minutes_with_five_and_sixty() -> None:
+    whole = spec()
+    assert [sorted(s.definitions) for s in whole.split(2)] == [["15min", "1min"], ["5min", "60min"]]
+    assert [list(s.definitions) for s in whole.split(4)] == [["1min"], ["5min"], ["15min"], ["60min"]]
+    assert [list(s.definitions) for s in whole.split(1)] == [["1min", "5min", "15min", "60min"]]
+    assert [list(s.definitions) for s in spec(definitions={"1min": DEFINITIONS[:1]}).split(2)] == [["1min"]]
+    assert [s.definitions for s in spec(definitions={}).split(3)] == [{}]
+    assert all((s.symbols, s.output, s.sessions, s.clock) == (SYMBOLS, OUTPUT, SESSIONS, CLOCK) for s in whole.split(4))
+    with pytest.raises(ValueError):
+        whole.split(0)
+
+
+def test_a_group_gives_what_one_analysis_gives_but_for_the_order_of_its_parts(group) -> None:
+    here = local()
+    assert len(set(group.pids)) == 2 and all(not gone(pid, within=0) for pid in group.pids)
+    assert (group.broken, group.definitions) == (here.broken, here.definitions) == ([], 10)
+    for symbol in SYMBOLS[:2]:
+        history = [bar(symbol, m) for m in range(-60, 0)]
+        assert group.prime(symbol, history) == here.prime(symbol, history)
+    group.live_from(T0)
+    here.live_from(T0)
+    skipped = 0
+    for minute in range(125):
+        symbols = SYMBOLS if minute % 13 else SYMBOLS[:2]
+        bars = [bar(s, minute) for s in symbols]
+        if minute == 3:  # partial bars: each counted once, by the process that runs 1min
+            bars = [msgspec.structs.replace(b, partial=True) for b in bars]
+        got, want = list(group.close(bars, T0 + 60 * minute + 62)), list(here.close(bars, T0 + 60 * minute + 62))
+        assert substance(got) == substance(want), minute
+        assert [type(i) for i in got].count(CloseRows) == 1 and isinstance(got[-1], CloseRows)
+        skipped += substance(got)[2]
+    assert skipped >= 4 * len(SYMBOLS)  # minute 3's bars and the 5/15/60-minute bars they were in
+    group.add("NEW")
+    here.add("NEW")
+    assert "NEW" in group and group.symbols == here.symbols
+    history = [bar("NEW", m) for m in range(60, 125)]
+    assert group.prime("NEW", history) == here.prime("NEW", history)
+    bars = [bar(s, 125) for s in (*SYMBOLS, "NEW")]
+    assert substance(list(group.close(bars, NOW))) == substance(list(here.close(bars, NOW)))
+
+
+def test_a_group_hands_out_a_part_as_soon_as_any_process_has_it(group) -> None:
+    for symbol in SYMBOLS:
+        assert group.prime(symbol, [bar(symbol, m) for m in range(-60, 0)]) == []
+    group.live_from(T0)
+    one_minute = group.pids[0]  # runs 1min and 15min; the other 5min and 60min
+    os.kill(one_minute, signal.SIGSTOP)
+    try:
+        items = group.close([bar(s, 4) for s in SYMBOLS], T0 + 4 * 60 + 62)  # closes a 5-minute bar
+        first = next(items)
+        assert {json.loads(payload)["calculation"]["timeframe"] for _, payload in first.entries
+                if b'"calculation"' in payload} == {"5min"}
+    finally:
+        os.kill(one_minute, signal.SIGCONT)
+    rest = list(items)
+    assert isinstance(rest[-1], CloseRows) and {r.timeframe for r in rest[-1].indicators} == {"1min", "5min"}
+
+
+def test_a_dead_member_fails_the_group_loudly_and_stop_ends_every_process(group) -> None:
+    pids = group.pids
+    os.kill(pids[1], signal.SIGKILL)
+    assert gone(pids[1])
+    with pytest.raises(AnalysisProcessError, match="exit code -9"):
+        list(group.close([bar(s, 0) for s in SYMBOLS], T0 + 62))
+    group.stop()
+    group.stop()
+    assert all(gone(pid) for pid in pids)

@@ -3,12 +3,14 @@ derives), one per timeframe as each is analysed, then the close's rows; and Loca
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
+import msgspec
 import pytest
 
 from tickstock.actors.analysis_output import (
-    ClosePart, CloseRows, LocalAnalysis, OutputSettings, close_events, close_parts,
+    AnalysisSpec, ClosePart, CloseRows, LocalAnalysis, OutputSettings, close_events, close_parts,
 )
 from tickstock.actors.publisher import encode_for_redis
 from tickstock.analysis import Definition, create
@@ -105,13 +107,23 @@ def test_an_empty_close_is_one_empty_part_and_no_rows() -> None:
     assert items == [ClosePart([], [], 0, [], 0), CloseRows([], [])]
 
 
+def test_the_spec_builds_the_analysis_it_describes() -> None:
+    spec = AnalysisSpec({"1min": [EMA, DOJI], "5min": [EMA]}, SYMBOLS, OUTPUT, max_failures=2,
+                        analyse_partial_bars=True)
+    built = spec.build()
+    assert (built.symbols, built.definitions, built.broken) == (SYMBOLS, 3, [])
+    assert {b.max_failures for batches in built._batches.values() for b in batches} == {2}
+    partial = msgspec.structs.replace(bar("AAA", 0), partial=True)
+    assert built.on_close([partial]).partial_skipped == 0  # analyse_partial_bars reached it
+    assert dataclasses.replace(spec, analyse_partial_bars=False).build().on_close([partial]).partial_skipped == 1
+
+
 def test_local_analysis_is_the_analysis_on_this_thread() -> None:
-    a = analysis()
-    local = LocalAnalysis(a, OUTPUT, Ticking())
+    local = LocalAnalysis(AnalysisSpec({"1min": [EMA, DOJI], "5min": [EMA]}, SYMBOLS, OUTPUT, clock=Ticking()))
     local.start()
     assert (local.broken, local.definitions, local.symbols) == ([], 3, SYMBOLS)
     local.add("NEW")
-    assert "NEW" in local and "NEW" in a
+    assert "NEW" in local and local.symbols == (*SYMBOLS, "NEW")
     assert local.prime("NEW", [bar("NEW", m) for m in range(-5, 0)]) == []
     local.live_from(T0)
     items = list(local.close([bar(s, 0) for s in (*SYMBOLS, "NEW")], T0 + 62))

@@ -12,12 +12,11 @@ import pytest
 from loguru import logger
 
 from tickstock.actors.analysis import AnalysisStats, CloseAnalysisActor
-from tickstock.actors.analysis_output import LocalAnalysis, OutputSettings
+from tickstock.actors.analysis_output import AnalysisSpec, LocalAnalysis, OutputSettings
 from tickstock.actors.analysis_process import AnalysisProcessError
 from tickstock.actors.publisher import encode_for_redis
 from tickstock.actors.symbol import SymbolActor
 from tickstock.analysis import AnalysisPipeline, Definition, create
-from tickstock.analysis.close_analysis import CloseAnalysis
 from tickstock.analysis.talib_batch import TalibBatch
 from tickstock.messages.bars import Bar
 from tickstock.config import ChannelSettings
@@ -80,7 +79,7 @@ def actor(loader: Loader | None = None, definitions=(EMA, DOJI), symbols=SYMBOLS
             by_tf.setdefault(tf, []).append(d)
     publisher, persistence = Recorder("publisher"), Recorder("persistence")
     clock = kwargs.pop("clock", FakeClock(T0 + 3600))
-    a = CloseAnalysisActor(None, SID, LocalAnalysis(CloseAnalysis(by_tf, symbols), OUTPUT, clock), publisher,
+    a = CloseAnalysisActor(None, SID, LocalAnalysis(AnalysisSpec(by_tf, tuple(symbols), OUTPUT, clock=clock)), publisher,
                            persistence, load_history=loader, clock=clock, on_detection=on_detection, **kwargs)
     return a, publisher, persistence
 
@@ -299,7 +298,7 @@ class GoneAnalysis(LocalAnalysis):
     """A LocalAnalysis whose process "died": priming raises, and stop is recorded."""
 
     def __init__(self) -> None:
-        super().__init__(CloseAnalysis({"1min": [EMA]}, SYMBOLS), OUTPUT, FakeClock(T0))
+        super().__init__(AnalysisSpec({"1min": [EMA]}, tuple(SYMBOLS), OUTPUT, clock=FakeClock(T0)))
         self.stops = 0
 
     def prime(self, symbol, bars):

@@ -458,6 +458,7 @@ RANGES: dict[str, tuple[list, list]] = {
     "analysis.indicator_ttl_seconds": ([0, -1, WEEK + 1], [1, WEEK]),
     "analysis.pattern_ttl_seconds": ([0, -1, WEEK + 1], [1, WEEK]),
     "analysis.max_component_failures": ([0, -1, 1001], [1, 1000]),
+    "analysis.processes": ([0, -1, 5], [1, 4]),
     "persistence.batch_size": ([0, 100_001], [1, 100_000]),
     "persistence.flush_interval_seconds": ([0, 61], [0.01, 60]),
     "persistence.retry_interval_seconds": ([0, -2, 3601], [0.1, 3600]),

@@ -146,9 +146,12 @@ def test_split_over_two_processes_a_killed_one_restarts_both_and_every_timeframe
 
         os.kill(first[1], signal.SIGKILL)
         assert gone(first[1])
-        # Between closes nothing asks the processes: the next close finds the dead one.
-        publish(client, cfg, [t for t in ticks if t[3] >= OPEN + 20 * 60])
+        # Between closes nothing asks the processes: the next close finds the dead one (that close
+        # is not analysed, nor one that comes while the analysis restarts: so one minute first).
+        publish(client, cfg, [t for t in ticks if OPEN + 20 * 60 <= t[3] < OPEN + 21 * 60])
         assert wait(lambda: "restarted analysis (incarnation 2)" in service.log()), service.log()[-3000:]
+        assert wait(lambda: "analysing 2 TA-Lib" in service.log().split("restarted analysis (incarnation 2)")[-1])
+        publish(client, cfg, [t for t in ticks if t[3] >= OPEN + 21 * 60])
         assert wait(lambda: len(analysis_processes(service.proc.pid)) == 2)
         second = analysis_processes(service.proc.pid)
         assert not set(second) & set(first) and all(gone(pid) for pid in first)  # both replaced

@@ -146,8 +146,9 @@ class AnalysisSettings(Section):
     # ...in a process of their own (analysis_process.py): the other core, not the service's GIL.
     process: bool = True
     # ...split over this many processes by timeframe (1min and 15min in one, 5min and 60min in the
-    # other with 2), so a close's timeframes are analysed side by side (AnalysisSpec.split)
-    processes: integer(1, 4) = 2
+    # other with 2), so a close's timeframes are analysed side by side (AnalysisSpec.split). 1 on
+    # two cores: there a second process took CPU from the 1-minute values (README, stop 24)
+    processes: integer(1, 4) = 1
     # Used when the database cannot be read at start: same shape as the definition rows.
     fallback_definitions: FallbackDefinitions = msgspec.field(default_factory=dict)
 

@@ -381,3 +381,19 @@ def test_a_dead_member_fails_the_group_loudly_and_stop_ends_every_process(group)
     group.stop()
     group.stop()
     assert all(gone(pid) for pid in pids)
+
+
+def test_a_member_that_stops_answering_fails_the_group_after_the_others_parts() -> None:
+    group = ProcessGroup(spec().split(2), reply_timeout=0.5)
+    group.start()
+    pids = group.pids
+    stuck = pids[1]  # 5min and 60min
+    try:
+        os.kill(stuck, signal.SIGSTOP)
+        items = group.close([bar(s, 0) for s in SYMBOLS], T0 + 62)
+        assert isinstance(next(items), ClosePart)  # the 1-minute part, from the other
+        with pytest.raises(AnalysisProcessError, match="did not answer within 0.5s"):
+            list(items)
+    finally:
+        group.stop()
+    assert all(gone(pid) for pid in pids)

@@ -330,12 +330,28 @@ def feed_boundary(symbols: int, now: float) -> int:
     return math.ceil((now + lead) / 60) * 60
 
 
-def _planned_end(plan: Plan, go_at: float) -> tuple[float | None, float | None]:
-    """(until epoch, seconds) for the generator: ``plan.minutes`` whole minutes after the one in
-    which it starts (which is partial), or ``plan.seconds``."""
+def _planned_end(plan: Plan, go_at: float, boundary: float | None = None) -> tuple[float | None, float | None]:
+    """(until epoch, seconds) for the generator: ``plan.minutes`` whole minutes, or ``plan.seconds``.
+
+    The whole minutes start at ``boundary`` when the feed starts on one (--align, --extended), else
+    at the first minute beginning at least half a second after ``go_at`` (the minute the feed starts
+    in is partial and not measured). The run measures exactly the minutes in [until - 60 *
+    minutes, until): see ``whole_minutes``."""
     if plan.minutes is None:
         return None, plan.seconds
-    return math.ceil((go_at + 0.5) / 60) * 60 + 60 * plan.minutes, None
+    first = boundary if boundary is not None else math.ceil((go_at + 0.5) / 60) * 60
+    return first + 60 * plan.minutes, None
+
+
+def whole_minutes(plan: Plan, until: float | None, started_at: float, ended_at: float) -> range:
+    """The starts of the minutes the feed covered whole, which the run measures: with ``--minutes``
+    the planned ones (``_planned_end``) that the feed covered, to a second; with ``--seconds`` every
+    minute between the first and the last batch, to a second."""
+    first = math.ceil((started_at - 1) / 60) * 60
+    end = math.floor((ended_at + 1) / 60) * 60  # the last whole minute ends here
+    if until is not None and plan.minutes is not None:
+        first, end = max(first, int(until) - 60 * plan.minutes), min(end, int(until))
+    return range(int(first), int(end), 60)
 
 
 def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
@@ -408,7 +424,7 @@ def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
                 log(f"waiting {boundary - time.time():.0f}s for the minute to begin")
                 while time.time() < boundary:  # sleep may wake a hair early on the wall clock
                     time.sleep(min(0.5, boundary - time.time()) + 0.0005)
-            spec.until = _planned_end(plan, time.time())[0]
+            spec.until = _planned_end(plan, time.time(), boundary if plan.align or plan.extended else None)[0]
             if plan.align and spec.seconds is not None:
                 # A hard stop at the minute's end too: a generator a few ms late must not start a minute.
                 generator.go(boundary + spec.seconds)
@@ -421,7 +437,7 @@ def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
                 log(f"feeding {plan.rate:,.0f} ticks/s for {spec.seconds:g}s")
                 planned_end = generator.go_at + spec.seconds
             if plan.rate * 60 >= len(symbols):  # every symbol has a bar every minute: watch the database
-                for minute in range(math.ceil((generator.go_at - 1) / 60) * 60, int(planned_end // 60) * 60, 60):
+                for minute in whole_minutes(plan, spec.until, generator.go_at, planned_end):
                     poller.expect(minute)
         sent = generator.wait(planned_end - time.time() + 120)
         log(f"sent {sent.sent:,} ticks at {sent.rate:,.0f}/s; waiting for the last minute to close")
@@ -493,8 +509,7 @@ def run_service(plan: Plan, sb: Sandbox, result: dict, log=print) -> dict:
         last_minute = [e for e in events if int(e.bar_start) == minutes[-1]]
     else:
         # Only minutes fed from start to end count (not a partial first or last minute).
-        full = {m for m in event_latencies(events, grace)["events_per_minute"]
-                if m >= sent.started_at - 1 and m + 60 <= sent.ended_at + 1}
+        full = set(whole_minutes(plan, spec.until, sent.started_at, sent.ended_at))
     measured = [e for e in events if int(e.bar_start) in full]
     lat = event_latencies(measured, grace, wall_of)
     last = lat["last_per_minute"]

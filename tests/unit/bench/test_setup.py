@@ -4,7 +4,7 @@ import pytest
 
 from tickstock.bench.pacing import Burst
 from tickstock.bench.sandbox import UNIVERSE_KEY, base_config, bench_config, new_prefix
-from tickstock.bench.scenarios import _planned_end, make_plan
+from tickstock.bench.scenarios import _planned_end, make_plan, whole_minutes
 from tickstock.bench.universe import bench_symbols, history
 from tickstock.config import ConfigError, validate
 
@@ -145,6 +145,36 @@ def test_whole_minutes_end_on_a_minute_boundary_after_the_partial_first():
     until, seconds = _planned_end(plan, 1_728_300_010.0)   # 10 s into a minute
     assert seconds is None and until == 1_728_300_000 - 1_728_300_000 % 60 + 60 * 3
     assert _planned_end(make_plan("throughput", seconds=30), 5.0) == (None, 30)
+
+
+M = 1_728_300_000 - 1_728_300_000 % 60  # a minute's start
+
+
+@pytest.mark.parametrize("into", [0.0, 0.3, 0.9, 10.0, 59.4, 59.9])
+def test_minutes_n_measures_n_minutes_wherever_in_a_minute_the_feed_starts(into):
+    """--minutes 1 measures one minute, also when the feed starts within a second of a minute's start
+    (that minute counted as whole as well, two were measured: the smoke test's failure in CI)."""
+    plan = make_plan("latency", minutes=1)
+    go_at = M + into
+    until, _ = _planned_end(plan, go_at)
+    started, ended = go_at + 0.05, until - 0.002  # the first and the last batch
+    got = whole_minutes(plan, until, started, ended)
+    assert len(got) == 1 and got[0] >= started - 1 and got[-1] + 60 <= ended + 1
+
+
+def test_a_feed_aligned_on_a_boundary_measures_its_minutes_from_it():
+    plan = make_plan("latency", minutes=3, extended=True)
+    until, _ = _planned_end(plan, M + 0.0005, boundary=M)
+    assert until == M + 180
+    assert list(whole_minutes(plan, until, M + 0.01, until - 0.01)) == [M, M + 60, M + 120]
+
+
+def test_only_minutes_the_feed_covered_are_measured():
+    plan = make_plan("latency", minutes=3)
+    until, _ = _planned_end(plan, M + 10)
+    # The generator stalled and started 5 s into the first planned minute: that one is partial.
+    assert list(whole_minutes(plan, until, M + 65, until)) == [M + 120, M + 180]
+    assert list(whole_minutes(make_plan("throughput", seconds=130), None, M + 10, M + 140)) == [M + 60]
 
 
 def test_floor_shards_are_parsed_and_need_the_floor():

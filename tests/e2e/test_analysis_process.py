@@ -1,6 +1,8 @@
 """End-to-end: the close analysis in its own process (``analysis.process: true``, the default), seen
 from outside as an operator sees it: a child process of the service; killed with -9, restarted by
-the session with the TA-Lib values still published; gone when the service stops, however it stops.
+the session with every TA-Lib value still published once (found between closes by the actor's
+timer; killed in a burst of closes, the close it died in analysed again); gone when the service
+stops, however it stops.
 """
 
 from __future__ import annotations
@@ -49,9 +51,28 @@ def wait(predicate, timeout: float = 60.0) -> bool:
     return predicate()
 
 
+def ema_values(watcher: Watcher, timeframe: str = "1min") -> list[str]:
+    """The bar of every EMA value published on ``timeframe``, in the order received (per symbol)."""
+    return [e["calculation"]["metadata"]["bar_timestamp"] for e in watcher.on("indicators")
+            if e["calculation"]["indicator"] == "EMA" and e["calculation"]["timeframe"] == timeframe]
+
+
 def ema_bars(watcher: Watcher, timeframe: str = "1min") -> set[str]:
-    return {e["calculation"]["metadata"]["bar_timestamp"] for e in watcher.on("indicators")
-            if e["calculation"]["indicator"] == "EMA" and e["calculation"]["timeframe"] == timeframe}
+    return set(ema_values(watcher, timeframe))
+
+
+def minute_iso(t: float) -> str:
+    return f"{time.strftime('%Y-%m-%dT%H:%M', time.gmtime(t))}:00.000Z"
+
+
+def assert_every_bar_once(watcher: Watcher, first: float, last: float, step: int = 60, timeframe: str = "1min") -> None:
+    """Every bar from ``first`` to ``last`` has exactly one EMA value per symbol: none lost to a
+    restart, none published twice by a redo."""
+    values = ema_values(watcher, timeframe)
+    expected = [minute_iso(t) for t in range(int(first), int(last) + 1, step)]
+    missing = [m for m in expected if values.count(m) < len(SYMBOLS)]
+    twice = sorted({m for m in values if values.count(m) > len(SYMBOLS)})
+    assert not missing and not twice, (timeframe, missing, twice)
 
 
 @contextlib.contextmanager
@@ -96,19 +117,26 @@ def test_a_killed_analysis_process_is_restarted_and_the_values_go_on_and_a_stop_
     publish(client, cfg, [t for t in ticks if t[3] < OPEN + 20 * 60])
     assert wait(lambda: len(ema_bars(watcher)) >= 10), service.log()[-3000:]
 
+    # Between closes: the actor's timer finds the death, and the analysis is restarted (and primed)
+    # before anything else arrives.
     os.kill(child, signal.SIGKILL)
     assert gone(child)
-    assert wait(lambda: "restarted analysis (incarnation 2)" in service.log()), service.log()[-3000:]
+    assert wait(lambda: "restarted analysis (incarnation 2)" in service.log(), timeout=15), service.log()[-3000:]
     assert wait(lambda: len(analysis_processes(service.proc.pid)) == 1)
     [second] = analysis_processes(service.proc.pid)
     assert second != child
 
+    # In a burst of closes: killed while they are analysed (in a close, or between two with more
+    # queued), the close it died in is analysed again and the queued ones are analysed, not primed.
     publish(client, cfg, [t for t in ticks if t[3] >= OPEN + 20 * 60])
-    late = f"{time.strftime('%Y-%m-%dT%H:%M', time.gmtime(OPEN + 30 * 60))}:00.000Z"
-    assert wait(lambda: late in ema_bars(watcher)), sorted(ema_bars(watcher))[-5:]
+    assert wait(lambda: minute_iso(OPEN + 21 * 60) in ema_bars(watcher)), sorted(ema_bars(watcher))[-5:]
+    os.kill(second, signal.SIGKILL)
+    assert wait(lambda: "restarted analysis (incarnation 3)" in service.log(), timeout=15), service.log()[-3000:]
+    assert wait(lambda: minute_iso(OPEN + 38 * 60) in ema_bars(watcher)), sorted(ema_bars(watcher))[-5:]
+    assert_every_bar_once(watcher, OPEN + 3 * 60, OPEN + 38 * 60)  # EMA(4): from the fourth bar
 
     assert service.terminate(30) == 0
-    assert gone(second)
+    assert all(gone(pid) for pid in analysis_processes(service.proc.pid) + [second])
     log = service.log()
     assert "analysis process is gone" in log and "exit code -9" in log
     [stopped] = watcher.on("session_stopped")
@@ -146,17 +174,16 @@ def test_split_over_two_processes_a_killed_one_restarts_both_and_every_timeframe
 
         os.kill(first[1], signal.SIGKILL)
         assert gone(first[1])
-        # Between closes nothing asks the processes: the next close finds the dead one (that close
-        # is not analysed, nor one that comes while the analysis restarts: so one minute first).
-        publish(client, cfg, [t for t in ticks if OPEN + 20 * 60 <= t[3] < OPEN + 21 * 60])
-        assert wait(lambda: "restarted analysis (incarnation 2)" in service.log()), service.log()[-3000:]
-        assert wait(lambda: "analysing 2 TA-Lib" in service.log().split("restarted analysis (incarnation 2)")[-1])
-        publish(client, cfg, [t for t in ticks if t[3] >= OPEN + 21 * 60])
+        # Found between closes by the actor's timer: both processes replaced before the next close.
+        assert wait(lambda: "restarted analysis (incarnation 2)" in service.log(), timeout=15), service.log()[-3000:]
         assert wait(lambda: len(analysis_processes(service.proc.pid)) == 2)
         second = analysis_processes(service.proc.pid)
         assert not set(second) & set(first) and all(gone(pid) for pid in first)  # both replaced
-        late = f"{time.strftime('%Y-%m-%dT%H:%M', time.gmtime(OPEN + 30 * 60))}:00.000Z"
-        assert wait(lambda: late in ema_bars(watcher) and late in ema_bars(watcher, "5min")), \
+        publish(client, cfg, [t for t in ticks if t[3] >= OPEN + 20 * 60])
+        late = minute_iso(OPEN + 38 * 60)
+        assert wait(lambda: late in ema_bars(watcher) and minute_iso(OPEN + 30 * 60) in ema_bars(watcher, "5min")), \
             (sorted(ema_bars(watcher))[-3:], sorted(ema_bars(watcher, "5min"))[-3:])
+        assert_every_bar_once(watcher, OPEN + 3 * 60, OPEN + 38 * 60)
+        assert_every_bar_once(watcher, OPEN + 15 * 60, OPEN + 30 * 60, step=300, timeframe="5min")
         assert service.terminate(30) == 0
         assert all(gone(pid) for pid in second)

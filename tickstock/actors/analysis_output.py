@@ -93,6 +93,7 @@ class ClosePart(msgspec.Struct, frozen=True, tag=True):
     indicators: int                           # indicator values among the entries' events
     errors: list[tuple[str, ComponentError]]  # (timeframe, failure)
     partial_skipped: int
+    timeframe: str = ""                       # the timeframe analysed ("": nothing was)
 
 
 class CloseRows(msgspec.Struct, frozen=True, tag=True):
@@ -123,7 +124,7 @@ def close_parts(analysis: CloseAnalysis, bars: Sequence[Bar], closed_at: float, 
         events = close_events(part, settings.session_id, now(), closed_at)
         patterns = [e.pattern for e in events if type(e) is PatternDetected]
         yield ClosePart(encode_for_redis(events, settings.channels, settings.high_confidence), patterns,
-                        len(events) - len(patterns), part.errors, part.partial_skipped)
+                        len(events) - len(patterns), part.errors, part.partial_skipped, part.timeframe)
         events_of_close += events
     # Rows after every part went out: they are for the database, which is not waiting.
     records = event_records(events_of_close, settings.pattern_ttl, settings.indicator_ttl)
@@ -171,6 +172,9 @@ class LocalAnalysis:
 
     def close(self, bars: Sequence[Bar], closed_at: float) -> Iterator[ClosePart | CloseRows]:
         return close_parts(self._analysis, bars, closed_at, self._clock, self._settings)
+
+    def check(self) -> None:
+        """Nothing can have died: it runs on the caller's thread."""
 
     def stop(self) -> None:
         """Nothing to stop: it runs on the caller's thread."""

@@ -19,7 +19,8 @@ test_analysis_process.py as an operator sees it):
   publishes the 1-minute events while the process computes the higher timeframes.
 - **Failure is loud**: an exception in the process, its death (even ``kill -9``) or no reply within
   ``reply_timeout`` raises ``AnalysisProcessError`` in the caller, naming the cause; the caller (the
-  actor) dies and is restarted by its supervisor, with a new process.
+  actor) dies and is restarted by its supervisor, with a new process. Between closes ``check``
+  raises it once the process has ended (the actor calls it on its timer).
 - **No orphan**: the process ends when ``stop`` is called, and on its own when the caller's end of
   the pipe closes (the service's process ended, however it ended); it ignores SIGINT, so a Ctrl-C
   reaches the service, which stops it in order.
@@ -188,6 +189,13 @@ class ProcessAnalysis:
             raise AnalysisProcessError(f"analysis process answered {type(item).__name__} to a close")
         return item
 
+    def check(self) -> None:
+        """Raise ``AnalysisProcessError`` if the process has ended (between closes nothing else
+        would notice: the caller checks on its timer)."""
+        process = self._process
+        if process is not None and process.poll() is not None:
+            raise AnalysisProcessError(f"analysis process is gone (pid {process.pid}, exit code {process.returncode})")
+
     def stop(self, timeout: float = 2.0) -> None:
         """End the process: close the pipe (it exits on EOF), then terminate, then kill. Idempotent."""
         process, conn = self._process, self._conn
@@ -256,7 +264,8 @@ class ProcessGroup:
     - Every call reaches every process (a symbol added, primed, the live start); requests go out
       to all before any answer is awaited, so the processes start, prime and analyse side by side.
     - **Failure is loud**, as for one process: any process failing, dying or not answering within
-      ``reply_timeout`` raises ``AnalysisProcessError``; ``stop`` ends them all.
+      ``reply_timeout`` raises ``AnalysisProcessError`` (``check``: any that has ended); ``stop``
+      ends them all.
     """
 
     def __init__(self, specs: Sequence[AnalysisSpec], reply_timeout: float = 30.0, start_timeout: float = 60.0) -> None:
@@ -334,6 +343,11 @@ class ProcessGroup:
                 else:
                     yield item
         yield CloseRows(patterns, indicators)
+
+    def check(self) -> None:
+        """Raise ``AnalysisProcessError`` if any process has ended (``ProcessAnalysis.check``)."""
+        for m in self._members:
+            m.check()
 
     def stop(self, timeout: float = 2.0) -> None:
         """End every process (``ProcessAnalysis.stop``). Idempotent."""

@@ -120,7 +120,13 @@ class HealthMonitor:
     def check(self, session: Any, now: float, force: bool) -> HealthReport | None:
         """Measure; publish if ``force`` or the status changed. Returns the report if published."""
         reports = {name: session.latest(name) for name in _SHARED}
-        silent = {name: now - (r.at if r is not None else session.started_at) for name, r in reports.items()}
+        reporting = dict(reports)
+        if session.runs_analysis():  # the close analysis reports on its timer too (stuck in a close: silent)
+            reporting["analysis"] = session.latest("analysis")
+        # A child's silence counts from its last report, else from its (re)start.
+        started = session.restarted_at
+        silent = {name: now - (r.at if r is not None else started.get(name, session.started_at))
+                  for name, r in reporting.items()}
         silent = {name: age for name, age in silent.items() if age > self.stale_after.get(name, self._stale_default)}
         ingress_report = reports["ingress"]
         ingress = ingress_report.stats if ingress_report else None

@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 import pykka
 from loguru import logger
 
+from tickstock.actors.analysis import AnalysisHandover
 from tickstock.actors.handle import ChildHandle
 from tickstock.actors.outbox import Outbox
 from tickstock.actors.plan import SessionPlan, UniverseError, batched_definitions
@@ -84,9 +85,11 @@ class ChildFactory(Protocol):
     def publisher(self, supervisor: pykka.ActorRef, plan: SessionPlan) -> pykka.ActorRef: ...
     def persistence(self, supervisor: pykka.ActorRef, plan: SessionPlan) -> pykka.ActorRef: ...
     def analysis(self, supervisor: pykka.ActorRef, plan: SessionPlan, publisher: ChildHandle,
-                 persistence: ChildHandle, restart: bool) -> pykka.ActorRef:
+                 persistence: ChildHandle, restart: bool,
+                 handover: AnalysisHandover | None = None) -> pykka.ActorRef:
         """The CloseAnalysisActor (only for a plan with ``batched_definitions``). ``restart``: it
-        primes itself when it opens; otherwise the session tells it each symbol's history."""
+        primes itself when it opens (from where ``handover``, its predecessor's, says it reached);
+        otherwise the session tells it each symbol's history."""
         ...
     def symbol(self, supervisor: pykka.ActorRef, plan: SessionPlan, symbol: str, history: Sequence[Bar] | None,
                publisher: ChildHandle, persistence: ChildHandle) -> pykka.ActorRef: ...
@@ -154,6 +157,8 @@ class SessionActor(pykka.ThreadingActor):
         self.outcome: SessionOutcome | None = None
         self.incarnations: dict[str, int] = {}
         self.reports: dict[str, ChildReport] = {}
+        self.restarted_at: dict[str, float] = {}  # child -> when it was last restarted (its reports start then)
+        self._analysis_handover: AnalysisHandover | None = None  # the dead analysis's, for its successor
         self.opened: set[str] = set()
         self._totals_base = [0, 0]  # patterns, indicators of publisher incarnations that died
         self._ticker: Ticker | None = None
@@ -274,9 +279,9 @@ class SessionActor(pykka.ThreadingActor):
         publisher, persistence = self._outbox_pair()
         return self.factory.symbol(self.actor_ref, self.plan, symbol, history, publisher, persistence)
 
-    def _new_analysis(self, restart: bool) -> pykka.ActorRef:
+    def _new_analysis(self, restart: bool, handover: AnalysisHandover | None = None) -> pykka.ActorRef:
         publisher, persistence = self._outbox_pair()
-        return self.factory.analysis(self.actor_ref, self.plan, publisher, persistence, restart)
+        return self.factory.analysis(self.actor_ref, self.plan, publisher, persistence, restart, handover)
 
     def _new_ingress(self) -> pykka.ActorRef:
         # Its closed bars reach persistence through the outbox too: at a close they would otherwise be
@@ -335,6 +340,10 @@ class SessionActor(pykka.ThreadingActor):
                 "symbols_max": max((h.mailbox_depth() for h in self.symbols.values()), default=0),
             },
         }
+
+    def runs_analysis(self) -> bool:
+        """Whether this session has a close analysis child (batched TA-Lib definitions)."""
+        return self._batched
 
     def latest(self, child: str) -> ChildReport | None:
         """The latest report of the child's current incarnation, if any."""
@@ -395,6 +404,9 @@ class SessionActor(pykka.ThreadingActor):
         self.incarnations[message.child] += 1  # this incarnation is finished whatever follows
         if message.child == "publisher":
             self._keep_totals(message.final_stats)
+        elif message.child == "analysis":
+            handover = message.final_stats
+            self._analysis_handover = handover if isinstance(handover, AnalysisHandover) else None
         decision = self.policy.on_failure(message.child, self.state, self.clock())
         self.log.error("child {} failed ({}): {}", message.child, message.error, decision.reason)
         if decision.action is Action.RESTART:
@@ -428,7 +440,7 @@ class SessionActor(pykka.ThreadingActor):
             elif kind == "ingress":
                 ref = self._new_ingress()
             elif kind == "analysis":
-                ref = self._new_analysis(restart=True)
+                ref = self._new_analysis(restart=True, handover=self._analysis_handover)
             elif kind == "publisher":
                 ref = self.factory.publisher(self.actor_ref, self.plan)
             else:
@@ -438,7 +450,12 @@ class SessionActor(pykka.ThreadingActor):
             self.actor_ref.tell(ChildFailed(child, f"restart failed: {exc!r}", self.incarnations[child]))
             return
         ref.tell(Open(self.incarnations[child]))
+        if kind == "analysis":
+            handover, self._analysis_handover = self._analysis_handover, None
+            for message in (handover.resend if handover is not None else ()):
+                ref.tell(message)  # the close its process died in, the closes its mailbox held: before the rest
         handle.replace(ref)
+        self.restarted_at[child] = self.clock()
         self.log.warning("restarted {} (incarnation {})", child, self.incarnations[child])
 
     def _handle(self, child: str) -> ChildHandle:

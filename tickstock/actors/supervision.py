@@ -30,9 +30,13 @@ Written down like an Erlang/OTP supervisor specification:
     persistence  -> a new writer; it replays the write-ahead log, so nothing buffered is lost.
     publisher    -> a new Redis client; the session keeps the dead incarnation's totals.
     analysis     -> a new CloseAnalysisActor (and new analysis processes: the old ones, the
-                    survivors too, are stopped when its actor dies), every symbol primed again from ``ohlcv_1min`` in one
-                    query when it opens. The close in flight when it died is not analysed; its
-                    bars are stored and prime the new one.
+                    survivors too, are stopped when its actor dies), every symbol primed again in
+                    one query of ``ohlcv_1min`` when it opens, up to where the dead one's analysis
+                    reached (its handover, with the bars of its last closes), so the closes queued
+                    meanwhile are analysed. The close an analysis PROCESS died in is analysed again,
+                    once, before them (its events not yet published go out); a close the actor
+                    itself failed in is not (it would fail again). A process that ends between
+                    closes is found by the actor's timer within a second.
 - A failure while the session is starting is never restarted: start-up is all or nothing.
 - Start order: publisher, persistence, analysis, symbols, ingress (each is up before anything that
   sends to it). Stop order is the reverse, with the session's announcement placed between them;

@@ -12,7 +12,7 @@ from typing import Any, Iterator, Sequence
 
 import pykka
 
-from tickstock.actors.analysis import CloseAnalysisActor
+from tickstock.actors.analysis import AnalysisHandover, CloseAnalysisActor
 from tickstock.actors.analysis_output import AnalysisSpec, LocalAnalysis, OutputSettings
 from tickstock.actors.analysis_process import ProcessAnalysis, ProcessGroup
 from tickstock.actors.dispatch import Dispatcher
@@ -118,9 +118,11 @@ class ProductionFactory:
         )
 
     def analysis(self, supervisor: pykka.ActorRef, plan: SessionPlan, publisher: ChildHandle,
-                 persistence: ChildHandle, restart: bool) -> pykka.ActorRef:
+                 persistence: ChildHandle, restart: bool,
+                 handover: AnalysisHandover | None = None) -> pykka.ActorRef:
         """The session's ``CloseAnalysisActor`` over ``plan``'s batched definitions. At the start
-        (``restart`` false, wall clock) the session primes it; a restart primes itself on open."""
+        (``restart`` false, wall clock) the session primes it; a restart primes itself on open,
+        from where its predecessor's ``handover`` says it reached."""
         a = self.settings.analysis
         event_time = self.settings.session.clock == "event"
         s = self.settings
@@ -139,7 +141,8 @@ class ProductionFactory:
             load_history=lambda symbols, before=None: self.load_history(symbols, a.prime_bars, before)
             if a.prime_bars else iter(()),
             prime_on_open=restart and not event_time, prime_at_first_bar=event_time,
-            on_detection=self._hook("record_detection"),
+            on_detection=self._hook("record_detection"), handover=handover,
+            report_interval=s.session.report_interval_seconds,
         )
 
     def ingress(self, supervisor: pykka.ActorRef, plan: SessionPlan, routes: dict[str, ChildHandle],

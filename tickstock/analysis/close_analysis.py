@@ -66,11 +66,14 @@ def split_talib(definitions: DefinitionSet, batch: bool = True) -> tuple[dict[st
 @dataclass(slots=True)
 class CloseOutput:
     """What one close produced: ``(timeframe, results)`` per definition that kept any, failures
-    per symbol as ``(timeframe, error)``, and the partial bars not analysed."""
+    per symbol as ``(timeframe, error)``, and the partial bars not analysed. ``timeframe``: the one
+    timeframe a part of ``close_in_parts`` is of ("" for a whole close, or a part with nothing
+    analysed)."""
 
     results: list[tuple[str, list[Result]]] = field(default_factory=list)
     errors: list[tuple[str, ComponentError]] = field(default_factory=list)
     partial_skipped: int = 0
+    timeframe: str = ""
 
 
 class CloseAnalysis:
@@ -167,7 +170,7 @@ class CloseAnalysis:
             tf_bars = per_timeframe.get(tf)
             if not tf_bars:
                 continue
-            part = CloseOutput(partial_skipped=skipped if parts == 0 else 0)
+            part = CloseOutput(partial_skipped=skipped if parts == 0 else 0, timeframe=tf)
             for batch in batches:
                 step = batch.step(tf_bars)
                 if step.results:

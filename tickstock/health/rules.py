@@ -17,8 +17,9 @@ warning (degraded, still producing):
     database answers but the rows wait), within its bound, or the backlog exceeds ``backlog_warning``;
   - a table is isolated by a non-transient database error (permission, missing column);
   - the persistence write-ahead log cannot be written (results are then in memory only);
-  - a shared child (ingress, persistence, publisher) has not reported for a while (a stuck
-    database call, say): said with how long, and critical past ``persistence_failing_critical_seconds``;
+  - a shared child (ingress, persistence, publisher, and the close analysis where one runs) has not
+    reported for a while (a stuck database call, an analysis stuck in a close, say): said with how
+    long, and critical past ``persistence_failing_critical_seconds``;
   - a symbol is quarantined (it crashed past its restart budget; its bars are still stored);
   - an actor was restarted within the last ``restart_warning_seconds``.
 healthy otherwise. ``issues`` says each reason in words, most severe first.

@@ -186,6 +186,16 @@ class BarsClosed:
 
 
 @dataclass(frozen=True, slots=True)
+class RedoClose:
+    """CloseAnalysisActor (a restarted incarnation): the close its predecessor's analysis process
+    died in, to analyse again. The events of the timeframes in ``published`` already went out and
+    are not published again; the close's rows, which had not been told, are all stored."""
+
+    close: BarsClosed
+    published: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class PrimeSymbol:
     """CloseAnalysisActor: ``symbol``'s recent bars, oldest first, to prime with (session start)."""
 

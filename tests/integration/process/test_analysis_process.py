@@ -365,7 +365,7 @@ def test_a_group_hands_out_a_part_as_soon_as_any_process_has_it(group) -> None:
         items = group.close([bar(s, 4) for s in SYMBOLS], T0 + 4 * 60 + 62)  # closes a 5-minute bar
         first = next(items)
         assert {json.loads(payload)["calculation"]["timeframe"] for _, payload in first.entries
-                if b'"calculation"' in payload} == {"5min"}
+                if b'"calculation"' in payload} == {"5min"} == {first.timeframe}  # named across the pipe
     finally:
         os.kill(one_minute, signal.SIGCONT)
     rest = list(items)
@@ -374,8 +374,11 @@ def test_a_group_hands_out_a_part_as_soon_as_any_process_has_it(group) -> None:
 
 def test_a_dead_member_fails_the_group_loudly_and_stop_ends_every_process(group) -> None:
     pids = group.pids
+    group.check()  # all alive: nothing raised
     os.kill(pids[1], signal.SIGKILL)
     assert gone(pids[1])
+    with pytest.raises(AnalysisProcessError, match=f"pid {pids[1]}, exit code -9"):
+        group.check()  # between closes, without asking it anything
     with pytest.raises(AnalysisProcessError, match="exit code -9"):
         list(group.close([bar(s, 0) for s in SYMBOLS], T0 + 62))
     group.stop()

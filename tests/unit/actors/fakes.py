@@ -450,9 +450,9 @@ class FakeChildFactory:
                                       publisher=publisher, persistence=persistence, supervisor=supervisor))
         return self._spawn(f"symbol:{symbol}", supervisor=supervisor)
 
-    def analysis(self, supervisor, plan, publisher, persistence, restart):
+    def analysis(self, supervisor, plan, publisher, persistence, restart, handover=None):
         self.analysis_calls.append(dict(publisher=publisher, persistence=persistence, restart=restart,
-                                        supervisor=supervisor))
+                                        supervisor=supervisor, handover=handover))
         return self._spawn("analysis", supervisor=supervisor)
 
     def ingress(self, supervisor, plan, routes, persistence, aggregator, analysis=None):

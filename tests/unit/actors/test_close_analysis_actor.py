@@ -21,7 +21,8 @@ from tickstock.analysis.talib_batch import TalibBatch
 from tickstock.messages.bars import Bar
 from tickstock.config import ChannelSettings
 from tickstock.messages.commands import (
-    BarClosed, BarsClosed, GetStats, Open, PersistResults, PrimeSymbol, Publish, PublishEncoded,
+    BarClosed, BarsClosed, ChildFailed, ChildReport, GetStats, Open, PersistResults, PrimeSymbol, Publish,
+    PublishEncoded, RedoClose, TimerTick,
 )
 from tickstock.messages.records import event_records
 
@@ -325,3 +326,164 @@ def test_the_analysis_is_stopped_when_the_actor_stops_or_dies() -> None:
     except AnalysisProcessError as exc:
         a.on_failure(type(exc), exc, exc.__traceback__)
     assert analysis.stops == 2
+
+
+# -- a restart: the handover, the redo, the timer ---------------------------------------------------
+
+class DiesInClose(LocalAnalysis):
+    """A ``LocalAnalysis`` whose process "dies" in the close of ``minute``: after handing out
+    ``parts`` of its parts (and never its rows), ``error`` is raised."""
+
+    def __init__(self, minute: int | None, parts: int = 1, error: Exception | None = None) -> None:
+        by_tf = {"1min": [EMA], "5min": [EMA]}
+        super().__init__(AnalysisSpec(by_tf, SYMBOLS, OUTPUT, clock=FakeClock(T0 + 3600)))
+        self.minute, self.parts = minute, parts
+        self.error = error or AnalysisProcessError("analysis process is gone (pid 7, exit code -9)")
+        self.ended = False
+
+    def close(self, bars, closed_at):
+        items = super().close(bars, closed_at)
+        if self.minute is None or bars[0].start != T0 + 60 * self.minute:
+            return items
+        return self._dying(items)
+
+    def _dying(self, items):
+        for i, item in enumerate(items):
+            if i == self.parts:
+                raise self.error
+            yield item
+
+    def check(self) -> None:
+        if self.ended:
+            raise AnalysisProcessError("analysis process is gone (pid 7, exit code -9)")
+
+
+def analysis_actor(analysis: LocalAnalysis, **kwargs: Any) -> tuple[CloseAnalysisActor, Recorder, Recorder]:
+    publisher, persistence = Recorder("publisher"), Recorder("persistence")
+    a = CloseAnalysisActor(None, SID, analysis, publisher, persistence, clock=FakeClock(T0 + 3600), **kwargs)
+    a.on_receive(Open(1))
+    return a, publisher, persistence
+
+
+def closed(minute: int) -> BarsClosed:
+    return BarsClosed(tuple(bar(s, minute) for s in SYMBOLS), T0 + 60 * minute + 62)
+
+
+def die(a: CloseAnalysisActor, message: Any) -> Any:
+    """Tell ``message``; the actor fails in it as pykka would run it: ``on_failure``, then its final stats."""
+    with pytest.raises(Exception) as failed:
+        a.on_receive(message)
+    a.on_failure(failed.type, failed.value, failed.tb)
+    return a.final_stats()
+
+
+def uninterrupted(minutes: range, since: int) -> tuple[list[Sent], list[PersistResults]]:
+    """What one analysis, never interrupted, publishes and stores at the closes from ``since`` on."""
+    a, publisher, persistence = analysis_actor(DiesInClose(None))
+    for m in minutes:
+        if m == since:
+            told, stored = len(publisher.messages), len(persistence.messages)
+        a.on_receive(closed(m))
+    return ([e for p in publisher.messages[told:] for e in sent(p)],
+            persistence.of_type(PersistResults)[stored:])
+
+
+def test_a_successor_primes_from_where_its_predecessor_reached_and_gives_what_an_uninterrupted_one_gives() -> None:
+    expected, _ = uninterrupted(range(25), since=12)
+    a, _, _ = analysis_actor(DiesInClose(None))
+    for m in range(12):
+        a.on_receive(closed(m))
+    handover = a.final_stats()
+    assert handover.analysed_through == T0 + 60 * 12 and handover.redo is None
+    assert [b.start for b in handover.recent_bars] == [T0 + 60 * m for m in range(7, 12) for _ in SYMBOLS]
+    # The store: minutes 10 and 11 not written yet; 12-14 already written (their closes queued meanwhile).
+    loader = Loader({s: history(s, [*range(10), *range(12, 15)]) for s in SYMBOLS})
+    b, publisher_b, _ = analysis_actor(DiesInClose(None), load_history=loader, prime_on_open=True, handover=handover)
+    assert loader.calls == [(SYMBOLS, T0 + 60 * 12)]  # one query, nothing from where the predecessor stopped
+    for m in range(12, 25):
+        b.on_receive(closed(m))
+    assert comparable(events(publisher_b)) == comparable(expected)
+    assert any(e.timeframe == "5min" for e in events(publisher_b))  # the 5-minute bars across the restart too
+
+
+def test_the_close_a_process_died_in_is_analysed_again_by_the_successor_publishing_only_what_had_not_gone_out() -> None:
+    expected, stored = uninterrupted(range(21), since=19)
+    a, publisher_a, persistence_a = analysis_actor(DiesInClose(minute=19, parts=1))  # 19: a 5-minute bar closes
+    for m in range(19):
+        a.on_receive(closed(m))
+    a.actor_ref.tell(closed(20))  # already in its mailbox when it dies
+    rows_told = len(persistence_a.messages)
+    handover = die(a, closed(19))
+    assert handover.redo == RedoClose(closed(19), ("1min",)) and handover.analysed_through == T0 + 60 * 19
+    assert handover.queued == (closed(20),) and handover.resend == (handover.redo, closed(20))
+    assert len(persistence_a.messages) == rows_told  # the dying close's rows were never told
+
+    b, publisher_b, persistence_b = analysis_actor(DiesInClose(None), load_history=Loader(
+        {s: history(s, range(19)) for s in SYMBOLS}), prime_on_open=True, handover=handover)
+    b.on_receive(handover.redo)
+    sent_b = events(publisher_b)
+    assert {e.timeframe for e in sent_b} == {"5min"}  # the 1-minute events went out before the death
+    dying = sent(publisher_a.messages[-1])  # its 1-minute part, told before the death
+    assert {e.timeframe for e in dying} == {"1min"}
+    b.on_receive(closed(20))
+    assert comparable(dying + events(publisher_b)) == comparable(expected)  # the closes' events, each once
+    assert persistence_b.of_type(PersistResults) == stored  # all their rows
+    assert b.closes == 2
+
+
+def test_a_redo_that_fails_again_is_given_up_and_said_in_the_log() -> None:
+    a, _, _ = analysis_actor(DiesInClose(minute=3, parts=0))
+    for m in range(3):
+        a.on_receive(closed(m))
+    handover = die(a, closed(3))
+    assert handover.redo == RedoClose(closed(3), ())
+    b, publisher_b, _ = analysis_actor(DiesInClose(minute=3, parts=0), handover=handover)
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(m.record["message"]), level="ERROR")
+    try:
+        again = die(b, handover.redo)
+    finally:
+        logger.remove(sink)
+    assert again.redo is None and again.analysed_through == T0 + 60 * 3
+    assert any("is not analysed: it failed again when analysed again" in line for line in lines), lines
+    assert publisher_b.of_type(PublishEncoded) == []
+
+
+def test_a_failure_that_is_not_the_process_s_hands_over_no_redo() -> None:
+    """A close the actor itself fails in (a bug, an injected fault) would fail again: it is not redone."""
+    a, _, _ = analysis_actor(DiesInClose(minute=2, parts=1, error=RuntimeError("a bug")))
+    for m in range(2):
+        a.on_receive(closed(m))
+    assert die(a, closed(2)).redo is None
+
+
+def test_on_its_timer_it_reports_its_figures_and_a_process_that_ended_between_closes_is_its_death() -> None:
+    supervisor = Recorder("supervisor")
+    analysis = DiesInClose(None)
+    a = CloseAnalysisActor(supervisor, SID, analysis, Recorder(), Recorder(), clock=FakeClock(T0 + 3600))
+    a.on_receive(Open(1))
+    a.on_receive(closed(0))
+    a.on_receive(TimerTick(T0 + 3601))
+    reports = [m for m in supervisor.messages if isinstance(m, ChildReport)]
+    assert [r.stats.closes for r in reports] == [0, 1] and reports[-1].child == "analysis"  # at open, on the tick
+    analysis.ended = True
+    handover = die(a, TimerTick(T0 + 3602))
+    assert handover.redo is None and handover.analysed_through == T0 + 60
+    assert "exit code -9" in supervisor.of_type(ChildFailed)[-1].error
+    a.on_stop()
+
+
+def test_a_successor_that_dies_opening_hands_on_what_it_was_handed() -> None:
+    a, _, _ = analysis_actor(DiesInClose(minute=4, parts=0))
+    for m in range(4):
+        a.on_receive(closed(m))
+    handover = die(a, closed(4))
+    loader = Loader({s: history(s, range(4)) for s in SYMBOLS})
+    b = CloseAnalysisActor(None, SID, GoneAnalysis(), Recorder(), Recorder(), load_history=loader, handover=handover)
+    for message in handover.resend:  # told by the session right after Open
+        b.actor_ref.tell(message)
+    b.actor_ref.tell(closed(5))
+    again = die(b, Open(2))  # its process dies while it primes
+    assert again.analysed_through == handover.analysed_through == T0 + 60 * 4
+    assert again.recent_bars == handover.recent_bars
+    assert again.redo is None and again.resend == (handover.redo, closed(5))  # nothing lost, in order

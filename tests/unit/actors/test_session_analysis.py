@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import pytest
 
+from tickstock.actors.analysis import AnalysisHandover
 from tickstock.actors.plan import batched_definitions, symbol_pipelines
 from tickstock.actors.session import SessionActor, SessionPlan
 from tickstock.analysis import select_definitions
 from tickstock.messages.bars import Bar
-from tickstock.messages.commands import ChildFailed, Drain, GetStats, Open, PrimeSymbol, StopSession
+from tickstock.messages.commands import (
+    BarsClosed, ChildFailed, Drain, GetStats, Open, PrimeSymbol, RedoClose, StopSession,
+)
 from tickstock.messages.events import CriticalAlert
 
 from .fakes import FakeChildFactory, first_index, wait_until
@@ -101,6 +104,24 @@ def test_a_failed_close_analysis_is_restarted_alone_and_primes_itself():
     assert [c["restart"] for c in factory.analysis_calls] == [False, True]
     assert factory.received["analysis"][1][0] == Open(2)
     assert all(factory.count(f"symbol:{s}") == 1 for s in SYMBOLS) and factory.count("ingress") == 1
+    assert ended.outcomes == []
+
+
+def test_a_dead_analysis_s_handover_reaches_its_successor_and_its_redo_is_told_right_after_open():
+    factory = FakeChildFactory()
+    ref, ended = running(factory)
+    close = [BarsClosed((Bar("AAPL", T0 + 60 * m, 10.0, 11.0, 9.0, 10.5, 100),), T0 + 60 * m + 62) for m in range(3)]
+    redo = RedoClose(close[0], ("1min",))
+    handover = AnalysisHandover(T0, (), redo, (close[1], close[2]))
+    ref.tell(ChildFailed("analysis", "AnalysisProcessError: gone", 1, handover))
+    assert wait_until(lambda: len(factory.received.get("analysis", [])) == 2
+                      and len(factory.received["analysis"][1]) >= 4)
+    assert factory.analysis_calls[1]["handover"] is handover and factory.analysis_calls[1]["restart"] is True
+    assert factory.received["analysis"][1][:4] == [Open(2), redo, close[1], close[2]]  # in order, first
+    # a later restart without a handover (the actor could not give one) gets none, and no redo again
+    ref.tell(ChildFailed("analysis", "RuntimeError: x", 2))
+    assert wait_until(lambda: len(factory.received["analysis"]) == 3 and factory.received["analysis"][2])
+    assert factory.analysis_calls[2]["handover"] is None and redo not in factory.received["analysis"][2]
     assert ended.outcomes == []
 
 

@@ -199,6 +199,7 @@ def test_a_close_in_parts_is_the_close_one_timeframe_at_a_time_each_handed_out_b
         # each timeframe's definitions ran after the previous part was handed out, before its own
         tfs = [next(iter(t)) for _, t in parts if t]
         assert tfs == sorted(tfs, key=TIMEFRAMES.index)
+        assert [p.timeframe for p, t in parts if t] == tfs  # each part names its timeframe
         expected = [entry for tf in tfs for entry in ["step"] * per_tf[tf] + [f"part {tf}"]]
         assert [e for e in trace if e != "part "] == expected
         assert [r for p, _ in parts for r in p.results] == [r for r in want.results]
@@ -217,7 +218,7 @@ def test_a_close_with_nothing_to_analyse_is_one_empty_part_carrying_its_partial_
     analysis = CloseAnalysis({"1min": [ema], "5min": [ema]}, SYMBOLS)
     minute = [replace(bars[s][1], partial=True) for s in SYMBOLS]  # no 5-minute bar closes here
     parts = list(analysis.close_in_parts(minute))
-    assert [(p.results, p.errors, p.partial_skipped) for p in parts] == [([], [], len(SYMBOLS))]
+    assert [(p.results, p.errors, p.partial_skipped, p.timeframe) for p in parts] == [([], [], len(SYMBOLS), "")]
 
 
 def test_a_partial_bar_is_counted_only_by_the_analysis_that_runs_its_timeframe() -> None:

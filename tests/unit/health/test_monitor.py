@@ -82,6 +82,11 @@ class FakeSession:
         self.status_calls = 0
         self.now = T0
         self.quarantined: list[str] = []
+        self.analysis: FakeHandle | None = None  # a session with batched TA-Lib definitions has one
+        self.restarted_at: dict[str, float] = {}
+
+    def runs_analysis(self) -> bool:
+        return self.analysis is not None
 
     def latest(self, name: str) -> ChildReport | None:
         return getattr(self, name).report(name, self.now)
@@ -355,6 +360,31 @@ def test_persistence_not_reporting_is_said_with_its_true_age_then_critical(sessi
     session.persistence.error = None
     flowing(session, T0 + 132, folded=31)
     assert check(monitor, session, T0 + 132, force=False).status == "healthy"
+
+
+def test_a_close_analysis_stuck_in_a_close_is_named_and_one_that_reports_is_not(session: FakeSession) -> None:
+    monitor = make_monitor()
+    session.analysis = FakeHandle(SimpleNamespace(closes=3))
+    flowing(session, T0 + 10, folded=10)
+    assert check(monitor, session, T0 + 10, force=True).status == "healthy"  # it reports on its timer
+    session.analysis.error = pykka.Timeout("stuck in a close")  # its last report ages from T0 + 10
+    flowing(session, T0 + 16, folded=12)
+    report = check(monitor, session, T0 + 16, force=True)
+    assert report.status == "warning" and report.issues == ("analysis not reporting for 6s",)
+    session.analysis = None  # a session without batched definitions has no analysis to hear from
+    flowing(session, T0 + 17, folded=13)
+    assert check(monitor, session, T0 + 17, force=True).status == "healthy"
+
+
+def test_a_restarted_child_is_silent_from_its_restart_not_from_the_session_s_start(session: FakeSession) -> None:
+    monitor = make_monitor()
+    session.analysis = FakeHandle(SimpleNamespace(closes=0))
+    session.analysis.error = pykka.Timeout("priming")  # no report yet from the new incarnation
+    session.restarted_at["analysis"] = T0 + 3598
+    flowing(session, T0 + 3600, folded=10)
+    assert check(monitor, session, T0 + 3600, force=True).status == "healthy"  # 2 s since its restart
+    flowing(session, T0 + 3606, folded=12)
+    assert "analysis not reporting for 8s" in check(monitor, session, T0 + 3606, force=True).issues
 
 
 def test_a_stale_report_keeps_its_true_failure_duration_and_backlog(session: FakeSession) -> None:

@@ -43,7 +43,7 @@ from pathlib import Path
 import yaml
 
 from tickstock.adapters.embedded.plan import endpoint
-from tickstock.adapters.embedded.process import answers, spawn
+from tickstock.adapters.embedded.process import answers, spawn, tied_to_this_process
 from tickstock.config import ConfigError, Settings, load_settings, validate
 from tickstock.demo import plan
 from tickstock.demo.plan import Commands, DemoOptions
@@ -203,8 +203,10 @@ class Demo:
 
     def watch(self, until: float) -> None:
         rows = plan.monitor_rows(shutil.get_terminal_size((120, 50)).lines)
-        # The monitor keeps this terminal (and this process group: Ctrl-C reaches it and us).
-        self.monitor = subprocess.Popen(self.commands.monitor(rows), env=self.env)
+        # The monitor keeps this terminal (and this process group: Ctrl-C reaches it and us). Tied
+        # to us like the others: if the demo is killed, its SIGINT is the one a Ctrl-C would send.
+        self.monitor = subprocess.Popen(self.commands.monitor(rows), env=self.env,
+                                        preexec_fn=tied_to_this_process(signal.SIGINT))
         children: dict[str, Callable[[], subprocess.Popen | None]] = {
             "service": lambda: self.service, "simulator": lambda: self.simulator, "monitor": lambda: self.monitor}
         while not self.stop.event.wait(min(0.5, max(0.0, until - time.time()))):

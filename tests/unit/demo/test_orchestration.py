@@ -164,21 +164,25 @@ def test_the_settings_file_is_private_and_valid(tmp_path) -> None:
     assert settings.channels.ticks == "demo:tickstock:market:ticks" and "secret" not in path.read_text()
 
 
-def test_the_service_gets_sigterm_when_the_demo_is_killed_9(tmp_path) -> None:
-    """The children it spawns are tied to it (parent-death signal): kill -9 leaves none running."""
+def test_the_service_and_the_monitor_are_signalled_when_the_demo_is_killed_9(tmp_path) -> None:
+    """The children it starts are tied to it (parent-death signal): kill -9 leaves none running. The
+    monitor (in the demo's own process group, on its terminal) gets the SIGINT a Ctrl-C would send:
+    untied, it was left running, orphaned, after a killed demo."""
     script = f'''
-import os, signal, sys, time
+import os, signal, sys, threading, time
 sys.path.insert(0, {str(Path(__file__).resolve().parents[3])!r})
 from pathlib import Path
 from tests.unit.demo.test_orchestration import _demo
 demo = _demo(Path({str(tmp_path)!r}), probe=("print", '{{"online": true, "session": {{"session_id": "s", "symbol_count": 8, "universe": "demo"}}}}'))
 demo.start_service()
-time.sleep(0.5)
+threading.Thread(target=demo.watch, args=(time.time() + 60,), daemon=True).start()
+time.sleep(1.0)
 os.kill(os.getpid(), signal.SIGKILL)
 '''
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert done.returncode == -9, done.stderr
+    with open(tmp_path / "stderr", "w") as err:  # a file: a child left running would hold a pipe open
+        done = subprocess.run([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=err, timeout=60)
+    assert done.returncode == -9, (tmp_path / "stderr").read_text()
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and "service SIGTERM" not in _events(tmp_path):
+    while time.monotonic() < deadline and not {"service SIGTERM", "monitor SIGINT"} <= set(_events(tmp_path)):
         time.sleep(0.1)
-    assert "service SIGTERM" in _events(tmp_path)
+    assert {"service SIGTERM", "monitor SIGINT"} <= set(_events(tmp_path)), _events(tmp_path)

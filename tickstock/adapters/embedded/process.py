@@ -21,6 +21,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Callable
 
 import psutil
 
@@ -41,21 +42,28 @@ def answers(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
+def tied_to_this_process(die_signal: int = signal.SIGTERM) -> Callable[[], None]:
+    """A ``preexec_fn`` for ``subprocess.Popen``: the child receives ``die_signal`` when the
+    calling thread's process ends, however it ends (the kernel's parent-death signal)."""
+    parent = os.getpid()
+
+    def tie_to_parent() -> None:  # runs in the child, after a user switch (which would clear it)
+        _libc.prctl(_PR_SET_PDEATHSIG, int(die_signal), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the prctl: nobody would signal us
+            os._exit(1)
+
+    return tie_to_parent
+
+
 def spawn(argv: list[str], log: Path, *, detach: bool, die_signal: int = signal.SIGTERM,
           user: str | None = None, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start ``argv`` in a session of its own, stdout and stderr appended to ``log``. ``detach``:
     it outlives this process; otherwise it receives ``die_signal`` when this process ends.
     ``user``: run as that system user (PostgreSQL refuses to run as root)."""
-    parent = os.getpid()
-
-    def tie_to_parent() -> None:  # runs in the child, after the user switch (which would clear it)
-        _libc.prctl(_PR_SET_PDEATHSIG, int(die_signal), 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before the prctl: nobody would signal us
-            os._exit(1)
-
     with open(log, "ab") as out:
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True, preexec_fn=None if detach else tie_to_parent,
+                                start_new_session=True,
+                                preexec_fn=None if detach else tied_to_this_process(die_signal),
                                 user=user, env=env, close_fds=True)
 
 

@@ -30,7 +30,9 @@ from tickstock.analysis.talib_batch import TalibBatch
 from tickstock.bars.timeframes import SessionTable
 from tickstock.config import ChannelSettings
 from tickstock.messages.bars import Bar
-from tickstock.messages.commands import BarsClosed, ChildFailed, Open, PersistResults, PrimeSymbol, PublishEncoded
+from tickstock.messages.commands import (
+    BarsClosed, ChildFailed, GetStats, Open, PersistResults, PrimeSymbol, PublishEncoded, RedoClose,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -281,6 +283,72 @@ def test_the_actor_over_a_process_publishes_stores_dies_with_it_and_stops_it() -
     pid = second.pid
     ref.stop(timeout=10)
     assert gone(pid)
+
+
+def test_a_process_killed_in_a_close_hands_that_close_and_the_queued_ones_to_a_successor_that_loses_none() -> None:
+    """pykka's real failure path, on the actor's own thread: the child is stopped (SIGSTOP) while a
+    close waits for it and another close queues behind; killed -9, the actor dies, and its
+    ``ChildFailed`` carries the close it died in (nothing of it published) and the queued one.
+    A successor over a new process, primed from a store that holds the bars before them, analyses
+    both: every event of the two closes, as an analysis never interrupted sends them."""
+    from tests.unit.actors.fakes import Recorder
+
+    history = {s: [bar(s, m) for m in range(-60, 3)] for s in SYMBOLS}
+
+    def closed(minute: int) -> BarsClosed:
+        return BarsClosed(tuple(bar(s, minute) for s in SYMBOLS), T0 + 60 * minute + 62)
+
+    supervisor, publisher, persistence = Recorder("supervisor"), Recorder("publisher"), Recorder("persistence")
+    analysis = ProcessAnalysis(spec(), reply_timeout=20)
+    ref = CloseAnalysisActor.start(supervisor, SID, analysis, publisher, persistence, clock=CLOCK,
+                                   report_interval=3600)
+    try:
+        ref.ask(Open(1), timeout=30)
+        for symbol in SYMBOLS:
+            ref.tell(PrimeSymbol(symbol, tuple(history[symbol][:60])))
+        for minute in range(3):
+            ref.ask(closed(minute), timeout=20)
+        told = len(publisher.messages)
+        os.kill(analysis.pid, signal.SIGSTOP)
+        ref.tell(closed(3))
+        ref.tell(closed(4))
+        time.sleep(0.5)  # the actor waits in close 3 for the stopped child
+        os.kill(analysis.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while not supervisor.of_type(ChildFailed) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        [failed] = supervisor.of_type(ChildFailed)
+    finally:
+        ref.stop()
+    handover = failed.final_stats
+    assert handover.redo == RedoClose(closed(3), ()) and handover.queued == (closed(4),)
+    assert handover.analysed_through == T0 + 180 and len(publisher.messages) == told
+
+    def load(symbols, before=None):
+        for s in symbols:
+            yield s, [b for b in history[s] if before is None or b.start < before]
+
+    successor_publisher = Recorder("publisher")
+    second = ProcessAnalysis(spec(), reply_timeout=20)
+    ref = CloseAnalysisActor.start(None, SID, second, successor_publisher, Recorder(), clock=CLOCK,
+                                   load_history=load, prime_on_open=True, handover=handover, report_interval=3600)
+    try:
+        ref.tell(Open(2))
+        for message in handover.resend:  # as the session tells them, right after Open
+            ref.tell(message)
+        assert ref.ask(GetStats(), timeout=30).closes == 2
+    finally:
+        ref.stop(timeout=10)
+    here = local()
+    for symbol in SYMBOLS:
+        here.prime(symbol, history[symbol][:60])
+    here.live_from(T0)
+    for minute in range(3):
+        list(here.close(list(closed(minute).bars), T0 + 60 * minute + 62))
+    want = [e for minute in (3, 4) for item in here.close(list(closed(minute).bars), T0 + 60 * minute + 62)
+            if isinstance(item, ClosePart) for e in item.entries]
+    got = [e for m in successor_publisher.of_type(PublishEncoded) for e in m.entries]
+    assert sorted(got) == sorted(want) and len(want) > 2 * len(SYMBOLS)
 
 
 def test_a_call_before_start_starts_the_process() -> None:

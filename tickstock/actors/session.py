@@ -404,9 +404,9 @@ class SessionActor(pykka.ThreadingActor):
         self.incarnations[message.child] += 1  # this incarnation is finished whatever follows
         if message.child == "publisher":
             self._keep_totals(message.final_stats)
-        elif message.child == "analysis":
-            handover = message.final_stats
-            self._analysis_handover = handover if isinstance(handover, AnalysisHandover) else None
+        elif message.child == "analysis" and isinstance(message.final_stats, AnalysisHandover):
+            # Kept until a successor is told it (one whose construction failed hands nothing on).
+            self._analysis_handover = message.final_stats
         decision = self.policy.on_failure(message.child, self.state, self.clock())
         self.log.error("child {} failed ({}): {}", message.child, message.error, decision.reason)
         if decision.action is Action.RESTART:

@@ -125,6 +125,24 @@ def test_a_dead_analysis_s_handover_reaches_its_successor_and_its_redo_is_told_r
     assert ended.outcomes == []
 
 
+def test_a_handover_waits_for_a_successor_that_could_be_built():
+    class FailsOnce(FakeChildFactory):
+        def analysis(self, supervisor, plan, publisher, persistence, restart, handover=None):
+            if restart and not getattr(self, "failed_once", False):
+                self.failed_once = True
+                raise RuntimeError("cannot start the analysis process")
+            return super().analysis(supervisor, plan, publisher, persistence, restart, handover)
+
+    factory = FailsOnce()
+    ref, _ = running(factory)
+    handover = AnalysisHandover(T0, (), None, (BarsClosed((), T0 + 62),))
+    ref.tell(ChildFailed("analysis", "AnalysisProcessError: gone", 1, handover))
+    assert wait_until(lambda: len(factory.analysis_calls) == 2 and len(factory.received["analysis"]) == 2
+                      and len(factory.received["analysis"][1]) >= 2)
+    assert factory.analysis_calls[1]["handover"] is handover  # after the failed build's ChildFailed
+    assert factory.received["analysis"][1][:2] == [Open(4), BarsClosed((), T0 + 62)]  # 3 was never built
+
+
 def test_a_close_analysis_found_dead_is_restarted_once():
     factory = FakeChildFactory()
     ref, _ = running(factory, timer_interval=0.02)

@@ -192,9 +192,8 @@ class ProcessAnalysis:
     def check(self) -> None:
         """Raise ``AnalysisProcessError`` if the process has ended (between closes nothing else
         would notice: the caller checks on its timer)."""
-        process = self._process
-        if process is not None and process.poll() is not None:
-            raise AnalysisProcessError(f"analysis process is gone (pid {process.pid}, exit code {process.returncode})")
+        if self._process is not None and self._process.poll() is not None:
+            raise AnalysisProcessError(f"analysis process is gone ({self._exit()})")
 
     def stop(self, timeout: float = 2.0) -> None:
         """End the process: close the pipe (it exits on EOF), then terminate, then kill. Idempotent."""
